@@ -1,0 +1,153 @@
+// Command-line parsing: pure (argv in, typed options or a UsageError out), driven by
+// the table of commands below, which also prints the help.
+
+export type OptType = 'string' | 'number' | 'boolean';
+
+export interface OptSpec {
+  type: OptType;
+  help: string;
+  arg?: string;
+  choices?: readonly string[];
+}
+
+export interface CommandSpec {
+  summary: string;
+  /** Positional arguments: name and whether more than one is taken. */
+  positional?: { name: string; many: boolean; help: string };
+  options: Record<string, OptSpec>;
+}
+
+export class UsageError extends Error {
+  constructor(message: string) { super(message); this.name = 'UsageError'; }
+}
+
+const net: Record<string, OptSpec> = {
+  iface: { type: 'string', arg: 'NAME|ADDRESS', help: 'network interface to use (default: the first one up that is not loopback)' },
+  group: { type: 'string', arg: 'ADDRESS', help: 'multicast group (default 239.255.77.77)' },
+  port: { type: 'number', arg: 'N', help: 'control port; the session uses this port and the next three (default 7700)' },
+  json: { type: 'boolean', help: 'one JSON object per line instead of text' },
+  verbose: { type: 'boolean', help: 'also log debug events (dropped datagrams and why)' },
+  name: { type: 'string', arg: 'TEXT', help: 'name shown to the other side (default: the host name)' },
+};
+
+const serve: Record<string, OptSpec> = {
+  'min-clients': { type: 'number', arg: 'N', help: 'start as soon as N clients have joined' },
+  wait: { type: 'number', arg: 'SECONDS', help: 'start this long after the last client joined (default 10 when no other rule is given)' },
+  protocol: { type: 'string', arg: 'MODE', choices: ['default', 'classic'], help: 'default, or classic: the MUST paper\'s MTP as written' },
+  rate: { type: 'number', arg: 'MBIT', help: 'highest sending rate in Mbit/s (default: the link speed, or 1000)' },
+  mtu: { type: 'number', arg: 'BYTES', help: 'path MTU the packets are sized for (default 1500; 9000 for jumbo frames)' },
+  ttl: { type: 'number', arg: 'N', help: 'multicast TTL (default 1: this LAN only)' },
+  'client-timeout': { type: 'number', arg: 'SECONDS', help: 'a client silent this long is counted lost (default 30)' },
+};
+
+const receive: Record<string, OptSpec> = {
+  server: { type: 'string', arg: 'ADDRESS', help: 'follow only the master at this address' },
+  yes: { type: 'boolean', help: 'do not ask before overwriting the target' },
+  'simulate-loss': { type: 'number', arg: 'PERCENT', help: 'drop this share of incoming datagrams at random (testing and demos)' },
+};
+
+export const COMMANDS: Record<string, CommandSpec> = {
+  master: {
+    summary: 'serve a disk image (raw file or block device) to every client on the network',
+    positional: { name: 'IMAGE', many: false, help: 'the image (same as --image)' },
+    options: { image: { type: 'string', arg: 'PATH', help: 'raw image file or block device to serve' }, ...serve, ...net },
+  },
+  client: {
+    summary: 'receive the image a master serves and write it to a disk or file',
+    options: { target: { type: 'string', arg: 'PATH', help: 'block device or file to write' }, ...receive, ...net },
+  },
+  'send-files': {
+    summary: 'serve files and directories (not a disk) to every receiver',
+    positional: { name: 'PATH', many: true, help: 'files and directories to send' },
+    options: { ...serve, ...net },
+  },
+  'receive-files': {
+    summary: 'receive the files a sender serves into a directory',
+    options: { dir: { type: 'string', arg: 'DIR', help: 'directory to write into (created if missing)' }, ...receive, ...net },
+  },
+  demo: {
+    summary: 'image a demo lab on this machine: one master, several clients, a generated disk',
+    options: {
+      clients: { type: 'number', arg: 'N', help: 'number of clients (default 3)' },
+      size: { type: 'number', arg: 'MIB', help: 'size of the sample disk (default 64)' },
+      loss: { type: 'number', arg: 'PERCENT', help: 'random loss at each client, repaired at the end (default 2)' },
+      protocol: serve.protocol!,
+      dir: { type: 'string', arg: 'DIR', help: 'where to put the sample disk and the clients\' disks (default: a temporary directory, removed after)' },
+      port: net.port!,
+      json: net.json!,
+    },
+  },
+  help: { summary: 'show this help, or a command\'s', positional: { name: 'COMMAND', many: false, help: 'command' }, options: {} },
+  version: { summary: 'print the version', options: {} },
+};
+
+export interface Parsed {
+  command: string;
+  positionals: string[];
+  values: Map<string, string | number | boolean>;
+}
+
+export function parse(argv: readonly string[]): Parsed {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h') return { command: 'help', positionals: [], values: new Map() };
+  if (command === '--version') return { command: 'version', positionals: [], values: new Map() };
+  const spec = COMMANDS[command];
+  if (!spec) throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  const values = new Map<string, string | number | boolean>();
+  const positionals: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--help' || a === '-h') return { command: 'help', positionals: [command], values: new Map() };
+    if (!a.startsWith('--')) { positionals.push(a); continue; }
+    const eq = a.indexOf('=');
+    const key = a.slice(2, eq < 0 ? undefined : eq);
+    const opt = spec.options[key];
+    if (!opt) throw new UsageError(`${command}: unknown option --${key}`);
+    if (opt.type === 'boolean') {
+      if (eq >= 0) throw new UsageError(`${command}: --${key} takes no value`);
+      values.set(key, true);
+      continue;
+    }
+    const raw = eq >= 0 ? a.slice(eq + 1) : rest[++i];
+    if (raw === undefined) throw new UsageError(`${command}: --${key} needs a value (${opt.arg ?? opt.type})`);
+    if (opt.type === 'number') {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${command}: --${key} wants a non-negative number, got "${raw}"`);
+      values.set(key, n);
+    } else {
+      if (opt.choices && !opt.choices.includes(raw)) throw new UsageError(`${command}: --${key} is one of ${opt.choices.join(', ')}, got "${raw}"`);
+      values.set(key, raw);
+    }
+  }
+  if (positionals.length > 0 && !spec.positional) throw new UsageError(`${command}: unexpected argument "${positionals[0]}"`);
+  if (spec.positional && !spec.positional.many && positionals.length > 1) throw new UsageError(`${command}: one ${spec.positional.name} only`);
+  return { command, positionals, values };
+}
+
+/** Typed access to parsed values. */
+export class Options {
+  private readonly p: Parsed;
+  constructor(p: Parsed) { this.p = p; }
+  get positionals(): string[] { return this.p.positionals; }
+  str(k: string): string | undefined { const v = this.p.values.get(k); return typeof v === 'string' ? v : undefined; }
+  num(k: string): number | undefined { const v = this.p.values.get(k); return typeof v === 'number' ? v : undefined; }
+  flag(k: string): boolean { return this.p.values.get(k) === true; }
+  need(k: string, what: string): string {
+    const v = this.str(k);
+    if (v === undefined) throw new UsageError(`${this.p.command}: ${what} is required (--${k})`);
+    return v;
+  }
+}
+
+export function help(command?: string): string {
+  const spec = command ? COMMANDS[command] : undefined;
+  if (!spec) {
+    const w = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+    return ['must: multicast disk imaging for labs', '', 'usage: must COMMAND [options]   (must help COMMAND for its options)', '',
+      ...Object.entries(COMMANDS).map(([c, s]) => `  ${c.padEnd(w)}  ${s.summary}`)].join('\n');
+  }
+  const pos = spec.positional ? ` ${spec.positional.name}${spec.positional.many ? '...' : ''}` : '';
+  const rows = Object.entries(spec.options).map(([k, o]) => [`--${k}${o.arg ? ` ${o.arg}` : ''}`, o.help] as const);
+  const w = Math.max(0, ...rows.map((r) => r[0].length));
+  return [`usage: must ${command} [options]${pos}`, '', spec.summary, '', ...rows.map(([a, h]) => `  ${a.padEnd(w)}  ${h}`)].join('\n');
+}

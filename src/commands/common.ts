@@ -1,0 +1,30 @@
+// What every command shares: the logger, the network options and their defaults.
+
+import { type Options, UsageError } from '../cli/args.ts';
+import { type Logger, createLogger, lineSink } from '../log/logger.ts';
+import { type Iface, resolveIface } from '../net/iface.ts';
+
+export const DEFAULT_GROUP = '239.255.77.77';
+export const DEFAULT_PORT = 7700;
+
+export function makeLogger(o: Options, tag: string): Logger {
+  return createLogger({ sink: lineSink(process.stdout), json: o.flag('json'), level: o.flag('verbose') ? 'debug' : 'info', tag });
+}
+
+export interface NetChoice { iface: Iface; group: string; port: number }
+
+export function netOptions(o: Options): NetChoice {
+  const group = o.str('group') ?? DEFAULT_GROUP;
+  const first = Number(group.split('.')[0]);
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(group) || first < 224 || first > 239) throw new UsageError(`--group ${group} is not an IPv4 multicast address (224.0.0.0 to 239.255.255.255)`);
+  const port = o.num('port') ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 1 || port > 65532) throw new UsageError(`--port ${port}: the session needs this port and the next three`);
+  return { iface: resolveIface(o.str('iface')), group, port };
+}
+
+/** Resolves on the first SIGINT/SIGTERM. */
+export function onSignal(f: (signal: string) => void): void {
+  const h = (s: string): void => { f(s); };
+  process.once('SIGINT', h);
+  process.once('SIGTERM', h);
+}

@@ -1,0 +1,57 @@
+// `must master` and `must send-files`.
+
+import { hostname } from 'node:os';
+import { type Options, UsageError } from '../cli/args.ts';
+import { FileSetSource, scanPaths } from '../disk/fileset.ts';
+import { RawSource } from '../disk/source.ts';
+import { ImageKind } from '../protocol/messages.ts';
+import { type MasterControl, runMaster } from '../net/master.ts';
+import { makeLogger, netOptions, onSignal } from './common.ts';
+
+export async function master(o: Options): Promise<number> {
+  const image = o.str('image') ?? o.positionals[0];
+  if (!image) throw new UsageError('master: the image is required (--image PATH)');
+  const source = await RawSource.open(image);
+  return serve(o, source, ImageKind.Disk, undefined, image);
+}
+
+export async function sendFiles(o: Options): Promise<number> {
+  if (o.positionals.length === 0) throw new UsageError('send-files: name at least one file or directory');
+  const files = await scanPaths(o.positionals);
+  const source = new FileSetSource(o.positionals, files);
+  if (source.size === 0) throw new UsageError('send-files: the files are all empty; nothing to send');
+  return serve(o, source, ImageKind.Files, files, o.positionals.join(' '));
+}
+
+async function serve(o: Options, source: RawSource | FileSetSource, kind: ImageKind, files: Awaited<ReturnType<typeof scanPaths>> | undefined, label: string): Promise<number> {
+  const log = makeLogger(o, 'master');
+  const n = netOptions(o);
+  const minClients = o.num('min-clients') ?? 0;
+  // Without a rule, start 10 s after the last client joined (and at once on the start key).
+  const wait = o.num('wait') ?? (minClients > 0 ? undefined : 10);
+  let control: MasterControl | undefined;
+  const interactive = process.stdin.isTTY === true;
+  onSignal((sig) => control?.abort(`${sig}`));
+  if (interactive) keys((k) => {
+    if (k === 's') control?.startNow();
+    if (k === 'q' || k === '\u0003') control?.abort('quit by the operator');
+  });
+  const result = await runMaster({
+    source, kind, files, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
+    protocol: (o.str('protocol') ?? 'default') as 'default' | 'classic', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
+    ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, log,
+    onReady: (c) => {
+      control = c;
+      if (interactive) log.info('keys', { s: 'start now', q: 'quit' });
+    },
+  });
+  if (interactive) process.stdin.setRawMode?.(false);
+  process.stdin.pause();
+  return result.ok ? 0 : 1;
+}
+
+function keys(f: (k: string) => void): void {
+  process.stdin.setRawMode?.(true);
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d: string) => f(d));
+}

@@ -1,0 +1,106 @@
+// What the master reads: a raw image file or block device, through a page cache that
+// reads ahead of the transfer so that sending never waits on the disk in the pass.
+
+import { type FileHandle, open } from 'node:fs/promises';
+import { DiskError, probe } from './device.ts';
+
+export interface ByteSource {
+  readonly size: number;
+  readonly sectorSize: number;
+  readonly label: string;
+  /** Read exactly [offset, offset+length) (short only at the end of the source). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+export class RawSource implements ByteSource {
+  readonly size: number;
+  readonly sectorSize: number;
+  readonly label: string;
+  private readonly fh: FileHandle;
+
+  private constructor(fh: FileHandle, size: number, sectorSize: number, label: string) {
+    this.fh = fh;
+    this.size = size;
+    this.sectorSize = sectorSize;
+    this.label = label;
+  }
+
+  static async open(path: string): Promise<RawSource> {
+    const info = await probe(path);
+    if (info.kind === 'missing') throw new DiskError(`image ${path} does not exist`);
+    if (info.size === 0) throw new DiskError(`image ${path} is empty`);
+    return new RawSource(await open(path, 'r'), info.size, info.sectorSize, path);
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const n = Math.max(0, Math.min(length, this.size - offset));
+    const buf = Buffer.allocUnsafe(n);
+    let done = 0;
+    while (done < n) {
+      const { bytesRead } = await this.fh.read(buf, done, n - done, offset + done);
+      if (bytesRead === 0) throw new DiskError(`${this.label}: unexpected end at byte ${offset + done} of ${this.size}`);
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  close(): Promise<void> { return this.fh.close(); }
+}
+
+/** Fixed-size pages of a source, kept in a small LRU, loaded ahead on request. */
+export class PageCache {
+  static readonly PAGE = 4 << 20;
+  private readonly pages = new Map<number, Uint8Array>();
+  private readonly loading = new Map<number, Promise<void>>();
+  private readonly src: ByteSource;
+  private readonly capacity: number;
+  failure: Error | undefined;
+
+  constructor(src: ByteSource, capacityPages = 16) {
+    this.src = src;
+    this.capacity = capacityPages;
+  }
+
+  /** The bytes if every page they touch is loaded, as one or two views (no copy). */
+  get(offset: number, length: number): Uint8Array[] | undefined {
+    const P = PageCache.PAGE;
+    const first = Math.floor(offset / P), last = Math.floor((offset + length - 1) / P);
+    const out: Uint8Array[] = [];
+    for (let p = first; p <= last; p++) {
+      const page = this.pages.get(p);
+      if (!page) return undefined;
+      // Refresh LRU position.
+      this.pages.delete(p);
+      this.pages.set(p, page);
+      const start = p === first ? offset - p * P : 0;
+      const end = p === last ? offset + length - p * P : P;
+      out.push(page.subarray(start, end));
+    }
+    return out;
+  }
+
+  /** Start loading the pages of [offset, offset+length) and `ahead` pages after; resolves when the first range is in. */
+  load(offset: number, length: number, ahead = 0): Promise<void> {
+    const P = PageCache.PAGE;
+    const first = Math.floor(offset / P), last = Math.floor((offset + length - 1) / P);
+    const waits: Promise<void>[] = [];
+    for (let p = first; p <= last + ahead && p * P < this.src.size; p++) {
+      const w = this.loadPage(p);
+      if (p <= last) waits.push(w);
+    }
+    return Promise.all(waits).then(() => undefined);
+  }
+
+  private loadPage(p: number): Promise<void> {
+    if (this.pages.has(p)) return Promise.resolve();
+    const inFlight = this.loading.get(p);
+    if (inFlight) return inFlight;
+    const w = this.src.read(p * PageCache.PAGE, PageCache.PAGE).then((b) => {
+      this.pages.set(p, b);
+      while (this.pages.size > this.capacity) this.pages.delete(this.pages.keys().next().value!);
+    }, (e: Error) => { this.failure = e; throw e; }).finally(() => this.loading.delete(p));
+    this.loading.set(p, w);
+    return w;
+  }
+}

@@ -1,0 +1,185 @@
+// The client's side of the disk: a bounded FIFO of jobs (write, verify, flush) run one
+// at a time, so a chunk is read back only after every write queued before it landed.
+// Consecutive packets are coalesced into one pwritev of up to 1 MiB. When the bytes
+// queued exceed the bound, offer() says no and the packet counts as lost (repaired
+// later): a slow disk slows this client's fill rate, never its socket.
+
+import { createHash } from 'node:crypto';
+import { type FileHandle, open } from 'node:fs/promises';
+import type { ClientStorage } from '../session/receiver.ts';
+import { DiskError, probe } from './device.ts';
+
+export interface ByteTarget {
+  readonly path: string;
+  readonly capacity: number;
+  readonly kind: 'block' | 'file';
+  writev(offset: number, buffers: Uint8Array[]): Promise<void>;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A block device or a file, written in place. */
+export class RawTarget implements ByteTarget {
+  readonly path: string;
+  readonly capacity: number;
+  readonly kind: 'block' | 'file';
+  private readonly fh: FileHandle;
+
+  private constructor(path: string, fh: FileHandle, capacity: number, kind: 'block' | 'file') {
+    this.path = path;
+    this.fh = fh;
+    this.capacity = capacity;
+    this.kind = kind;
+  }
+
+  /**
+   * A block device holds its size. A regular file that is missing or empty is created and grows
+   * to the image; a file with a size is treated like a disk of that size (a VM's raw disk).
+   */
+  static async open(path: string): Promise<RawTarget> {
+    const info = await probe(path);
+    if (info.kind === 'block') return new RawTarget(path, await open(path, 'r+'), info.size, 'block');
+    const growable = info.kind === 'missing' || info.size === 0;
+    const fh = await open(path, info.kind === 'missing' ? 'w+' : 'r+');
+    return new RawTarget(path, fh, growable ? Number.MAX_SAFE_INTEGER : info.size, 'file');
+  }
+
+  /** Size a growable file to the image (so the result has the image's length, holes included). */
+  async fit(imageSize: number): Promise<void> {
+    if (this.kind === 'file' && this.capacity === Number.MAX_SAFE_INTEGER) await this.fh.truncate(imageSize);
+  }
+
+  async writev(offset: number, buffers: Uint8Array[]): Promise<void> {
+    let pos = offset;
+    let rest = buffers;
+    while (rest.length > 0) {
+      const { bytesWritten } = await this.fh.writev(rest, pos);
+      pos += bytesWritten;
+      let skip = bytesWritten;
+      // A short write: continue after the bytes that went out.
+      while (rest.length > 0 && skip >= rest[0]!.length) { skip -= rest[0]!.length; rest = rest.slice(1); }
+      if (skip > 0) rest = [rest[0]!.subarray(skip), ...rest.slice(1)];
+      if (bytesWritten === 0 && rest.length > 0) throw new DiskError(`${this.path}: no progress writing at byte ${pos}`);
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
+      if (bytesRead === 0) throw new DiskError(`${this.path}: ends at byte ${offset + done}, expected ${offset + length}`);
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  sync(): Promise<void> { return this.fh.sync(); }
+  close(): Promise<void> { return this.fh.close(); }
+}
+
+type Job =
+  | { kind: 'write'; offset: number; buffers: Uint8Array[]; bytes: number }
+  | { kind: 'verify'; chunk: number; offset: number; length: number }
+  | { kind: 'flush' };
+
+export interface WriteQueueEvents {
+  chunkDigest(chunk: number, digest: Uint8Array): void;
+  flushed(): void;
+  flushFailed(error: Error): void;
+  writeError(offset: number, length: number, error: Error): void;
+}
+
+export class WriteQueue implements ClientStorage {
+  static readonly COALESCE = 1 << 20;
+  private readonly jobs: Job[] = [];
+  private queued = 0;
+  private running = false;
+  private readonly target: ByteTarget;
+  private readonly limit: number;
+  private readonly on: WriteQueueEvents;
+  written = 0;
+  peakQueued = 0;
+
+  constructor(target: ByteTarget, on: WriteQueueEvents, limitBytes = 64 << 20) {
+    this.target = target;
+    this.on = on;
+    this.limit = limitBytes;
+  }
+
+  get queuedBytes(): number { return this.queued; }
+
+  offer(offset: number, bytes: Uint8Array): boolean {
+    if (this.queued + bytes.length > this.limit) return false;
+    if (offset + bytes.length > this.target.capacity) return false;
+    this.queued += bytes.length;
+    this.peakQueued = Math.max(this.peakQueued, this.queued);
+    const last = this.jobs[this.jobs.length - 1];
+    if (last?.kind === 'write' && last.offset + last.bytes === offset && last.bytes + bytes.length <= WriteQueue.COALESCE) {
+      last.buffers.push(bytes);
+      last.bytes += bytes.length;
+    } else {
+      this.jobs.push({ kind: 'write', offset, buffers: [bytes], bytes: bytes.length });
+    }
+    this.kick();
+    return true;
+  }
+
+  verify(chunk: number, offset: number, length: number): void {
+    this.jobs.push({ kind: 'verify', chunk, offset, length });
+    this.kick();
+  }
+
+  flush(): void {
+    this.jobs.push({ kind: 'flush' });
+    this.kick();
+  }
+
+  /** Resolves when every job queued so far has run. */
+  async drain(): Promise<void> {
+    while (this.running || this.jobs.length > 0) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    // Let the current datagram burst finish queueing before the first job starts.
+    setImmediate(() => void this.run());
+  }
+
+  private async run(): Promise<void> {
+    for (let job = this.jobs.shift(); job; job = this.jobs.shift()) {
+      switch (job.kind) {
+        case 'write':
+          try {
+            await this.target.writev(job.offset, job.buffers);
+            this.written += job.bytes;
+          } catch (e) {
+            this.on.writeError(job.offset, job.bytes, e as Error);
+          }
+          this.queued -= job.bytes;
+          break;
+        case 'verify': {
+          let digest: Uint8Array;
+          try {
+            digest = createHash('sha256').update(await this.target.read(job.offset, job.length)).digest();
+          } catch {
+            digest = new Uint8Array(32); // unreadable: cannot match, so the chunk is fetched again
+          }
+          this.on.chunkDigest(job.chunk, digest);
+          break;
+        }
+        case 'flush':
+          try {
+            await this.target.sync();
+            this.on.flushed();
+          } catch (e) {
+            this.on.flushFailed(e as Error);
+          }
+          break;
+      }
+    }
+    this.running = false;
+  }
+}

@@ -1,0 +1,41 @@
+// must: one executable, one subcommand per job.
+
+import { Options, UsageError, help, parse } from './cli/args.ts';
+import { client, receiveFiles } from './commands/receive.ts';
+import { master, sendFiles } from './commands/serve.ts';
+import { demo } from './demo/demo.ts';
+import { DiskError } from './disk/device.ts';
+import { IfaceError } from './net/iface.ts';
+
+export const VERSION = '0.1.0';
+
+const RUN: Record<string, (o: Options) => Promise<number>> = {
+  master,
+  client,
+  'send-files': sendFiles,
+  'receive-files': receiveFiles,
+  demo,
+  help: async (o) => { console.log(help(o.positionals[0])); return 0; },
+  version: async () => { console.log(`must ${VERSION}`); return 0; },
+};
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const parsed = parse(argv);
+    return await RUN[parsed.command]!(new Options(parsed));
+  } catch (e) {
+    // Errors a person can act on are one line; anything else is a bug and keeps its stack.
+    if (e instanceof UsageError || e instanceof DiskError || e instanceof IfaceError) {
+      console.error(`must: ${e.message}`);
+      return 2;
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'EADDRINUSE' || code === 'EISDIR' || code === 'EBUSY') {
+      console.error(`must: ${(e as Error).message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

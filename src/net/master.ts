@@ -1,0 +1,182 @@
+// `must master`: hash the image into a manifest, then run the Sender machine on real
+// sockets until every client that joined is verified, failed or gone.
+
+import { randomInt } from 'node:crypto';
+import { buildManifest } from '../disk/manifest-build.ts';
+import { type ByteSource, PageCache } from '../disk/source.ts';
+import { type Logger, bytes } from '../log/logger.ts';
+import type { FileEntry } from '../protocol/manifest.ts';
+import { type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
+import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
+import { type ClientRecord, Sender } from '../session/sender.ts';
+import type { Transmit } from '../session/types.ts';
+import { type Iface, linkSpeed } from './iface.ts';
+import { Pump } from './pump.ts';
+import { closeAll, groupSocket, unicastSocket } from './udp.ts';
+
+export interface MasterOptions {
+  source: ByteSource;
+  kind: ImageKind;
+  files?: FileEntry[];
+  name: string;
+  iface: Iface;
+  group: string;
+  port: number;
+  protocol: 'default' | 'classic';
+  /** Mbit/s ceiling; undefined: the link speed, or 1000. */
+  rate: number | undefined;
+  mtu: number;
+  ttl: number;
+  minClients: number;
+  /** Seconds after the last join (undefined: not this rule). */
+  wait: number | undefined;
+  clientTimeout: number;
+  log: Logger;
+  /** Called once the master listens, with a function that starts the transfer now. */
+  onReady?: (control: MasterControl) => void;
+  /** Override tunables (tests, benchmarks). */
+  tune?: (p: TransferParams) => TransferParams;
+}
+
+export interface MasterControl {
+  sender: Sender;
+  startNow(): void;
+  drop(id: string, reason: string): void;
+  abort(reason: string): void;
+}
+
+export interface MasterResult {
+  ok: boolean;
+  clients: ClientRecord[];
+  seconds: number;
+  sender: Sender;
+}
+
+export function transferParams(o: Pick<MasterOptions, 'protocol' | 'rate' | 'mtu' | 'iface'>): TransferParams {
+  if (o.protocol === 'classic') return classicParams();
+  const mbit = o.rate ?? linkSpeed(o.iface.name) ?? 1000;
+  return defaultParams(o.mtu, mbit * MBIT);
+}
+
+export async function runMaster(o: MasterOptions): Promise<MasterResult> {
+  const log = o.log;
+  log.info('hashing', { image: o.source.label, size: o.source.size });
+  let lastReport = 0;
+  const built = await buildManifest(o.source, {
+    kind: o.kind, files: o.files,
+    onProgress: (done, total) => {
+      const t = performance.now();
+      if (t - lastReport > 2000) { lastReport = t; log.info('hashing', { percent: Math.floor((done / total) * 100) }); }
+    },
+  });
+  const base = transferParams(o);
+  const params = o.tune ? o.tune(base) : { ...base, clientTimeout: o.clientTimeout * 1000 };
+  const classic = o.protocol === 'classic';
+  const dataPort = classic ? o.port + 2 : o.port;
+  const feedbackPort = dataPort + 1;
+  const session = randomInt(1, 0xffff_ffff);
+  const sender = new Sender({
+    session, params, kind: o.kind, name: o.name, caps: 0, manifest: built.bytes, manifestDigest: built.digest,
+    imageSize: o.source.size, sectorSize: o.source.sectorSize, controlPort: o.port, dataPort, feedbackPort,
+    minClients: o.minClients, waitAfterJoin: o.wait === undefined ? undefined : o.wait * 1000, linger: 1500,
+  }, Math.random, performance.now());
+
+  const cache = new PageCache(o.source);
+  const sockOpts = { group: o.group, iface: o.iface.address, ttl: o.ttl, loop: o.iface.loopback, rcvbuf: 4 << 20, sndbuf: 4 << 20 };
+  let pump: Pump | undefined;
+  const input = (b: Uint8Array, from: { address: string; port: number }, port: number): void => pump?.input(b, from, port);
+  const tx = await unicastSocket(sockOpts, input);
+  const fb = await groupSocket(sockOpts, feedbackPort, input);
+
+  const send = (t: Transmit): boolean => {
+    if (tx.getSendQueueCount() > 256) return false;
+    let parts = t.parts;
+    if (t.image) {
+      const data = cache.get(t.image.offset, t.image.length);
+      if (!data) {
+        if (cache.failure) throw cache.failure;
+        cache.load(t.image.offset, t.image.length, 2).then(() => pump?.kick(), () => pump?.kick());
+        return false;
+      }
+      // First packet of a page: read the next pages while this one goes out.
+      if (t.image.offset % PageCache.PAGE < params.payloadSize) cache.load(t.image.offset, t.image.length, 3).catch(() => {});
+      parts = [...parts, ...data];
+    }
+    const [port, address] = t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address];
+    tx.send(parts, port, address);
+    return true;
+  };
+
+  const started = performance.now();
+  const done = new Promise<void>((resolve) => { pump = new Pump(sender, send, () => performance.now(), resolve); });
+  const describe = (c: ClientRecord): Record<string, string | number> =>
+    ({ client: c.name, id: c.id, ip: c.endpoint.address });
+  sender.events.on((e) => {
+    switch (e.type) {
+      case 'phase':
+        log.info('phase', { phase: phaseName(e.phase), segment: e.segment, epoch: e.epoch, clients: sender.activeClients.length });
+        break;
+      case 'joined': log.info(e.rejoined ? 'rejoined' : 'joined', { ...describe(e.client), capacity: e.client.capacity }); break;
+      case 'client-done':
+        if (e.client.state === 'verified') log.info('verified', { ...describe(e.client), seconds: ((e.at - e.client.joinedAt) / 1000).toFixed(1), repaired: e.client.repaired });
+        else log.warn('failed', { ...describe(e.client), reason: e.client.reason });
+        break;
+      case 'lost': log.warn('lost', { ...describe(e.client), reason: e.client.reason }); break;
+      case 'dropped': log.warn('dropped', { ...describe(e.client), reason: e.client.reason }); break;
+      case 'rejected': log.debug('rejected', { reason: e.reason, from: `${e.from.address}:${e.from.port}` }); break;
+      case 'finished': break;
+    }
+  });
+
+  log.info('serving', {
+    image: o.source.label, size: o.source.size, name: o.name, protocol: o.protocol, group: o.group, port: o.port,
+    iface: `${o.iface.name}/${o.iface.address}`, session: session.toString(16), manifest: Buffer.from(built.digest).toString('hex').slice(0, 16),
+    rate: params.rate.max > 0 ? `${Math.round(params.rate.max / MBIT)}Mbit/s` : 'stop-and-wait',
+  });
+  let lastBytes = 0, lastAt = performance.now();
+  const progress = setInterval(() => {
+    if (sender.phase === Phase.Waiting) {
+      log.info('waiting', { clients: sender.activeClients.length, need: o.minClients || undefined });
+      return;
+    }
+    const now = performance.now(), s = sender.stats;
+    const rate = ((s.bytesSent - lastBytes) / ((now - lastAt) / 1000)) / 1e6;
+    lastBytes = s.bytesSent; lastAt = now;
+    const all = [...sender.clients.values()];
+    log.info('progress', {
+      phase: phaseName(sender.phase), sent: Math.min(100, Math.floor((s.dataSent / sender.geo.packets) * 100)), rateMBps: rate.toFixed(1),
+      active: all.filter((c) => c.state === 'active').length, verified: all.filter((c) => c.state === 'verified').length,
+      repairPending: sender.repairPending, acks: s.ackDatagrams, timeouts: s.blocksTimedOut,
+    });
+  }, 2000);
+
+  let abortResolve!: () => void;
+  const aborted = new Promise<void>((r) => { abortResolve = r; });
+  o.onReady?.({
+    sender,
+    startNow: () => { sender.startNow(); pump!.kick(); },
+    drop: (id, reason) => { sender.dropClient(id, reason, performance.now()); pump!.kick(); },
+    abort: (reason) => { log.warn('aborted', { reason }); abortResolve(); },
+  });
+  pump!.kick();
+  await Promise.race([done, aborted]);
+  pump!.stop();
+  clearInterval(progress);
+  closeAll([tx, fb]);
+  await o.source.close();
+
+  const clients = [...sender.clients.values()];
+  const seconds = (performance.now() - started) / 1000;
+  for (const c of clients) {
+    log.info('summary', {
+      client: c.name, ip: c.endpoint.address, result: c.state, seconds: c.doneAt ? ((c.doneAt - c.joinedAt) / 1000).toFixed(1) : undefined,
+      repaired: c.repaired, reason: c.reason || undefined,
+    });
+  }
+  const s = sender.stats;
+  log.info('finished', {
+    ok: sender.ok, clients: clients.length, verified: clients.filter((c) => c.state === 'verified').length, seconds: seconds.toFixed(1),
+    sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
+  });
+  return { ok: sender.ok, clients, seconds, sender };
+}

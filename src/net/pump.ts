@@ -1,0 +1,81 @@
+// The thin driver between a protocol machine and the world: datagrams in, one timer,
+// datagrams out. Datagrams that arrive in one turn of the event loop are handed over
+// one by one and the machine is then run once (timers, output, next wake-up).
+
+import type { Endpoint, Transmit } from '../session/types.ts';
+
+export interface Machine {
+  onDatagram(bytes: Uint8Array, from: Endpoint, port: number, now: number): void;
+  onTimer(now: number): void;
+  poll(now: number): Transmit | undefined;
+  nextWake(now: number): number;
+  readonly finished: boolean;
+}
+
+/** Sends one datagram; returns false when it cannot now (socket queue full, image bytes not read yet). */
+export type Send = (t: Transmit) => boolean;
+
+export class Pump {
+  private readonly machine: Machine;
+  private readonly send: Send;
+  private readonly clock: () => number;
+  private pending: Transmit | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private armedAt = Infinity;
+  private scheduled = false;
+  private stopped = false;
+  private readonly onIdle: (() => void) | undefined;
+
+  constructor(machine: Machine, send: Send, clock: () => number = () => performance.now(), onIdle?: () => void) {
+    this.machine = machine;
+    this.send = send;
+    this.clock = clock;
+    this.onIdle = onIdle;
+  }
+
+  now(): number { return this.clock(); }
+
+  input(bytes: Uint8Array, from: Endpoint, port: number): void {
+    if (this.stopped) return;
+    this.machine.onDatagram(bytes, from, port, this.clock());
+    this.kick();
+  }
+
+  /** Run the machine soon (after the datagrams already waiting in this turn). */
+  kick(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => { this.scheduled = false; this.run(); });
+  }
+
+  run(): void {
+    if (this.stopped) return;
+    const now = this.clock();
+    this.machine.onTimer(now);
+    let blocked = false;
+    for (;;) {
+      const t = this.pending ?? this.machine.poll(now);
+      if (!t) break;
+      if (!this.send(t)) { this.pending = t; blocked = true; break; }
+      this.pending = undefined;
+    }
+    if (this.machine.finished && !this.pending) { this.stop(); this.onIdle?.(); return; }
+    // Blocked: try again in a millisecond (or sooner if someone kicks us).
+    const wake = blocked ? now + 1 : this.machine.nextWake(this.clock());
+    this.arm(wake);
+  }
+
+  private arm(at: number): void {
+    if (!Number.isFinite(at)) return;
+    if (this.timer && at >= this.armedAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.armedAt = at;
+    this.timer = setTimeout(() => { this.timer = undefined; this.armedAt = Infinity; this.run(); }, Math.max(0, at - this.clock()));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

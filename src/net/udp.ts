@@ -1,0 +1,52 @@
+// The sockets of a MUST node. Group sockets are bound to the group address (so they
+// hear only that group) with SO_REUSEADDR (so several clients can share a host); the
+// unicast socket is bound to the interface address on an ephemeral port and is the
+// one that sends, so multicast leaves by the chosen interface with the chosen TTL.
+
+import dgram from 'node:dgram';
+import type { Endpoint } from '../session/types.ts';
+
+export interface SocketOptions {
+  group: string;
+  iface: string;
+  ttl: number;
+  loop: boolean;
+  /** Receive buffer wanted (the kernel caps it at net.core.rmem_max). */
+  rcvbuf: number;
+  sndbuf: number;
+}
+
+export type Receive = (bytes: Uint8Array, from: Endpoint, port: number) => void;
+
+const bound = (s: dgram.Socket, port: number, address: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    s.once('error', reject);
+    s.bind({ port, address }, () => { s.off('error', reject); resolve(); });
+  });
+
+export async function groupSocket(o: SocketOptions, port: number, onMessage: Receive): Promise<dgram.Socket> {
+  const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  await bound(s, port, o.group);
+  s.addMembership(o.group, o.iface);
+  trySize(() => s.setRecvBufferSize(o.rcvbuf));
+  s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, port));
+  return s;
+}
+
+export async function unicastSocket(o: SocketOptions, onMessage: Receive): Promise<dgram.Socket> {
+  const s = dgram.createSocket({ type: 'udp4' });
+  await bound(s, 0, o.iface);
+  s.setMulticastInterface(o.iface);
+  s.setMulticastTTL(o.ttl);
+  s.setMulticastLoopback(o.loop);
+  trySize(() => s.setRecvBufferSize(o.rcvbuf));
+  trySize(() => s.setSendBufferSize(o.sndbuf));
+  s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, 0));
+  return s;
+}
+
+function trySize(f: () => void): void {
+  try { f(); } catch { /* the kernel keeps its default; rmem_max/wmem_max decide */ }
+}
+
+export const closeAll = (sockets: dgram.Socket[]): void => { for (const s of sockets) { try { s.close(); } catch { /* already closed */ } } };

@@ -1,0 +1,236 @@
+// Codec of the default wire mode (docs/PROTOCOL.md, "Default mode").
+// Pure: bytes in, message out (or a DecodeError); message in, bytes out.
+
+import { DecodeError, Reader, Writer, utf8 } from './bytes.ts';
+import {
+  type AckMsg, type AnnounceMsg, type ClientId, type DataMsg, type DoneAckMsg, type DoneMsg, type DropMsg,
+  type JoinMsg, type Message, type RepairRequestMsg, type StatusMsg, type WelcomeMsg,
+  ClientPhase, DoneResult, ImageKind, MsgType, Phase, WireMode,
+} from './messages.ts';
+
+export const MAGIC = 0x4d55; // "MU"
+export const VERSION = 1;
+export const COMMON_HEADER = 12;
+export const DIGEST_BYTES = 32;
+/** Bytes of one range in a REPAIR_REQUEST body. */
+export const RANGE_BYTES = 10;
+
+/** Fixed header length of each type (the hlen a version-1 sender writes, and the least a reader accepts). */
+export const HEADER_LENGTH: Record<MsgType, number> = {
+  [MsgType.Data]: 24,
+  [MsgType.Ack]: 28,
+  [MsgType.Announce]: 96,
+  [MsgType.Join]: 40,
+  [MsgType.Welcome]: 20,
+  [MsgType.Status]: 48,
+  [MsgType.RepairRequest]: 28,
+  [MsgType.Done]: 56,
+  [MsgType.DoneAck]: 20,
+  [MsgType.Drop]: 20,
+};
+
+/** Largest UDP payload for a path MTU (IPv4 20 + UDP 8). */
+export const udpPayloadFor = (mtu: number): number => mtu - 28;
+/** Data payload per packet that fills one datagram at this MTU. */
+export const dataPayloadFor = (mtu: number): number => udpPayloadFor(mtu) - HEADER_LENGTH[MsgType.Data];
+/** Ranges that fit in one REPAIR_REQUEST at this MTU. */
+export const rangesPerRequest = (mtu: number): number =>
+  Math.floor((udpPayloadFor(mtu) - HEADER_LENGTH[MsgType.RepairRequest]) / RANGE_BYTES);
+
+const isOneOf = (v: number, o: Record<string, number>): boolean => Object.values(o).includes(v);
+
+function header(w: Writer, type: MsgType, flags: number, session: number): Writer {
+  return w.u16(MAGIC).u8(VERSION).u8(type).u8(HEADER_LENGTH[type]).u8(flags).u16(0).u32(session);
+}
+
+export function clientIdBytes(id: ClientId): Uint8Array {
+  if (!/^[0-9a-f]{16}$/.test(id)) throw new Error(`client id must be 16 hex digits, got "${id}"`);
+  return Uint8Array.from(Buffer.from(id, 'hex'));
+}
+const readClient = (r: Reader): ClientId => Buffer.from(r.take(8, 'client id')).toString('hex');
+
+/** Header of a DATA datagram; the payload travels as a second buffer (no copy). */
+export function encodeDataHeader(session: number, flags: number, packet: number, ackedBlock: number): Uint8Array {
+  const w = new Writer(HEADER_LENGTH[MsgType.Data]);
+  return header(w, MsgType.Data, flags, session).u48(packet).u32(ackedBlock).u16(0).done();
+}
+
+export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
+  switch (m.type) {
+    case MsgType.Ack: {
+      const w = new Writer(HEADER_LENGTH[m.type]);
+      return header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u32(m.block).u16(m.received).u16(0).done();
+    }
+    case MsgType.Announce: {
+      const name = utf8(m.name, 64);
+      const w = new Writer(HEADER_LENGTH[m.type] + 1 + name.length);
+      header(w, m.type, 0, m.session)
+        .u8(m.phase).u8(m.mode).u8(m.kind).u8(0).u16(m.caps).u16(0)
+        .u64(m.imageSize).u32(m.sectorSize).u16(m.payloadSize).u16(m.blockPackets)
+        .u32(m.manifestLength).put(m.manifestDigest)
+        .u32(m.epoch).u32(m.segment).u48(m.segmentPackets).u16(0)
+        .u16(m.dataPort).u16(m.feedbackPort).u16(Math.min(m.clients, 0xffff)).u16(0);
+      return w.text(name).done();
+    }
+    case MsgType.Join: {
+      const name = utf8(m.name, 64);
+      const w = new Writer(HEADER_LENGTH[m.type] + 1 + name.length);
+      header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u16(m.caps).u16(0)
+        .u64(m.capacity).u48(m.have).u16(0);
+      return w.text(name).done();
+    }
+    case MsgType.Welcome:
+    case MsgType.DoneAck: {
+      const w = new Writer(HEADER_LENGTH[m.type]);
+      return header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).done();
+    }
+    case MsgType.Status: {
+      const w = new Writer(HEADER_LENGTH[m.type]);
+      return header(w, m.type, 0, m.session).put(clientIdBytes(m.client))
+        .u8(m.phase).u8(0).u48(m.have).u32(m.needSegment).u32(m.chunksVerified)
+        .u32(m.repaired).u32(m.rejected).u32(m.writeErrors).done();
+    }
+    case MsgType.RepairRequest: {
+      const w = new Writer(HEADER_LENGTH[m.type] + RANGE_BYTES * m.ranges.length);
+      header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u32(m.epoch).u16(m.ranges.length).u16(0);
+      for (const r of m.ranges) w.u48(r.start).u32(r.count);
+      return w.done();
+    }
+    case MsgType.Done: {
+      const reason = utf8(m.reason, 200);
+      const w = new Writer(HEADER_LENGTH[m.type] + 1 + reason.length);
+      header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u8(m.result).u8(0).u16(0).put(m.digest);
+      return w.text(reason).done();
+    }
+    case MsgType.Drop: {
+      const reason = utf8(m.reason, 200);
+      const w = new Writer(HEADER_LENGTH[m.type] + 1 + reason.length);
+      return header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).text(reason).done();
+    }
+  }
+}
+
+/** Decode one datagram. Throws DecodeError (never anything else) on bytes that are not a valid message. */
+export function decode(bytes: Uint8Array): Message {
+  const r = new Reader(bytes);
+  if (bytes.length < COMMON_HEADER) throw new DecodeError('short', `${bytes.length} bytes is less than a header`);
+  if (r.u16('magic') !== MAGIC) throw new DecodeError('magic', 'not a MUST datagram');
+  const version = r.u8('version');
+  if (version !== VERSION) throw new DecodeError('version', `version ${version}, this program speaks ${VERSION}`);
+  const type = r.u8('type');
+  if (!isOneOf(type, MsgType)) throw new DecodeError('type', `unknown type ${type}`);
+  const t = type as MsgType;
+  const hlen = r.u8('header length');
+  if (hlen < HEADER_LENGTH[t]) throw new DecodeError('length', `header length ${hlen} below ${HEADER_LENGTH[t]} for type ${t}`);
+  if (hlen > bytes.length) throw new DecodeError('short', `header length ${hlen} beyond ${bytes.length} bytes`);
+  const flags = r.u8('flags');
+  r.u16('reserved');
+  const session = r.u32('session');
+  // A later version may extend a header: fields we know sit at fixed places, the body starts at hlen.
+  const body = new Reader(bytes, hlen);
+
+  switch (t) {
+    case MsgType.Data: {
+      const packet = r.u48('packet');
+      const ackedBlock = r.u32('acked block');
+      const payload = bytes.subarray(hlen);
+      if (payload.length === 0) throw new DecodeError('length', 'data without payload');
+      return { type: t, session, flags, packet, ackedBlock, payload } satisfies DataMsg;
+    }
+    case MsgType.Ack: {
+      const client = readClient(r);
+      const block = r.u32('block');
+      const received = r.u16('received');
+      return { type: t, session, client, block, received } satisfies AckMsg;
+    }
+    case MsgType.Announce: {
+      const phase = r.u8('phase');
+      const mode = r.u8('mode');
+      const kind = r.u8('kind');
+      r.u8('reserved');
+      const caps = r.u16('caps');
+      r.u16('reserved');
+      const imageSize = r.u64('image size');
+      const sectorSize = r.u32('sector size');
+      const payloadSize = r.u16('payload size');
+      const blockPackets = r.u16('block packets');
+      const manifestLength = r.u32('manifest length');
+      const manifestDigest = Uint8Array.from(r.take(DIGEST_BYTES, 'manifest digest'));
+      const epoch = r.u32('epoch');
+      const segment = r.u32('segment');
+      const segmentPackets = r.u48('segment packets');
+      r.u16('reserved');
+      const dataPort = r.u16('data port');
+      const feedbackPort = r.u16('feedback port');
+      const clients = r.u16('clients');
+      const name = body.text('name');
+      if (!isOneOf(phase, Phase)) throw new DecodeError('field', `phase ${phase}`);
+      if (!isOneOf(mode, WireMode)) throw new DecodeError('field', `mode ${mode}`);
+      if (!isOneOf(kind, ImageKind)) throw new DecodeError('field', `kind ${kind}`);
+      if (sectorSize < 512 || sectorSize > 65536 || (sectorSize & (sectorSize - 1)) !== 0)
+        throw new DecodeError('field', `sector size ${sectorSize}`);
+      if (payloadSize < 64) throw new DecodeError('field', `payload size ${payloadSize}`);
+      if (blockPackets < 1) throw new DecodeError('field', 'block of 0 packets');
+      if (manifestLength < 1) throw new DecodeError('field', 'empty manifest');
+      if (dataPort === 0 || feedbackPort === 0) throw new DecodeError('field', 'port 0');
+      return {
+        type: t, session, phase: phase as Phase, mode: mode as WireMode, kind: kind as ImageKind, caps, imageSize,
+        sectorSize, payloadSize, blockPackets, manifestLength, manifestDigest, epoch, segment, segmentPackets,
+        dataPort, feedbackPort, clients, name,
+      } satisfies AnnounceMsg;
+    }
+    case MsgType.Join: {
+      const client = readClient(r);
+      const caps = r.u16('caps');
+      r.u16('reserved');
+      const capacity = r.u64('capacity');
+      const have = r.u48('have');
+      const name = body.text('name');
+      return { type: t, session, client, caps, capacity, have, name } satisfies JoinMsg;
+    }
+    case MsgType.Welcome:
+      return { type: t, session, client: readClient(r) } satisfies WelcomeMsg;
+    case MsgType.DoneAck:
+      return { type: t, session, client: readClient(r) } satisfies DoneAckMsg;
+    case MsgType.Status: {
+      const client = readClient(r);
+      const phase = r.u8('phase');
+      r.u8('reserved');
+      if (!isOneOf(phase, ClientPhase)) throw new DecodeError('field', `client phase ${phase}`);
+      return {
+        type: t, session, client, phase: phase as ClientPhase, have: r.u48('have'), needSegment: r.u32('need segment'),
+        chunksVerified: r.u32('chunks verified'), repaired: r.u32('repaired'), rejected: r.u32('rejected'),
+        writeErrors: r.u32('write errors'),
+      } satisfies StatusMsg;
+    }
+    case MsgType.RepairRequest: {
+      const client = readClient(r);
+      const epoch = r.u32('epoch');
+      const n = r.u16('range count');
+      if (body.remaining !== n * RANGE_BYTES)
+        throw new DecodeError('length', `${n} ranges need ${n * RANGE_BYTES} bytes, body has ${body.remaining}`);
+      const ranges = [];
+      for (let i = 0; i < n; i++) {
+        const start = body.u48('range start');
+        const count = body.u32('range count');
+        if (count === 0) throw new DecodeError('field', 'empty range');
+        ranges.push({ start, count });
+      }
+      return { type: t, session, client, epoch, ranges } satisfies RepairRequestMsg;
+    }
+    case MsgType.Done: {
+      const client = readClient(r);
+      const result = r.u8('result');
+      if (!isOneOf(result, DoneResult)) throw new DecodeError('field', `result ${result}`);
+      r.u8('reserved');
+      r.u16('reserved');
+      const digest = Uint8Array.from(r.take(DIGEST_BYTES, 'digest'));
+      const reason = body.text('reason');
+      return { type: t, session, client, result: result as DoneResult, digest, reason } satisfies DoneMsg;
+    }
+    case MsgType.Drop: {
+      const client = readClient(r);
+      return { type: t, session, client, reason: body.text('reason') } satisfies DropMsg;
+    }
+  }
+}

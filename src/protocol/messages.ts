@@ -1,0 +1,195 @@
+// The messages of MUST, independent of how they are laid out on the wire.
+// docs/PROTOCOL.md is the reference; change the two together.
+
+export const MsgType = {
+  Data: 1,
+  Ack: 2,
+  Announce: 3,
+  Join: 4,
+  Welcome: 5,
+  Status: 6,
+  RepairRequest: 7,
+  Done: 8,
+  DoneAck: 9,
+  Drop: 10,
+} as const;
+export type MsgType = (typeof MsgType)[keyof typeof MsgType];
+
+/** Data flags. */
+export const DataFlag = {
+  /** Last packet of its block: a receiver may acknowledge the block now. */
+  Last: 0x01,
+  /** A retransmission in the repair phase: never acknowledged. */
+  Repair: 0x02,
+} as const;
+
+export const Phase = {
+  Waiting: 1,
+  Transfer: 2,
+  Repair: 3,
+  Done: 4,
+} as const;
+export type Phase = (typeof Phase)[keyof typeof Phase];
+export const phaseName = (p: Phase): string =>
+  ({ 1: 'waiting', 2: 'transfer', 3: 'repair', 4: 'done' })[p];
+
+export const WireMode = { Default: 1, Classic: 2 } as const;
+export type WireMode = (typeof WireMode)[keyof typeof WireMode];
+
+/** What the session carries; a client refuses a kind it was not started for. */
+export const ImageKind = { Disk: 1, Files: 2 } as const;
+export type ImageKind = (typeof ImageKind)[keyof typeof ImageKind];
+
+/** Capability bits (ANNOUNCE and JOIN). Unknown bits are ignored by a receiver. */
+export const Cap = {
+  /** Reserved for signed manifests and authenticated control (not yet sent). */
+  Auth: 0x0001,
+  /** Reserved for compressed chunk images (not yet sent). */
+  Chunked: 0x0002,
+} as const;
+
+export const ClientPhase = {
+  Searching: 1,
+  Waiting: 2,
+  Receiving: 3,
+  Repairing: 4,
+  Verifying: 5,
+  Verified: 6,
+  Failed: 7,
+} as const;
+export type ClientPhase = (typeof ClientPhase)[keyof typeof ClientPhase];
+export const clientPhaseName = (p: ClientPhase): string =>
+  ({ 1: 'searching', 2: 'waiting', 3: 'receiving', 4: 'repairing', 5: 'verifying', 6: 'verified', 7: 'failed' })[p];
+
+export const DoneResult = { Verified: 1, Failed: 2 } as const;
+export type DoneResult = (typeof DoneResult)[keyof typeof DoneResult];
+
+/** A client is named on the wire by 8 bytes, shown as 16 hex digits. */
+export type ClientId = string;
+/** Classic MTP feedback carries no client id. */
+export const ANONYMOUS: ClientId = '';
+
+export const NO_BLOCK = 0xffff_ffff;
+
+export interface DataMsg {
+  type: typeof MsgType.Data;
+  session: number;
+  flags: number;
+  /** Packet number in the session's object (manifest first, then the image). */
+  packet: number;
+  /** Highest block the master holds an ACK for, echoed so that late ACKs are cancelled; NO_BLOCK if none. */
+  ackedBlock: number;
+  payload: Uint8Array;
+}
+
+export interface AckMsg {
+  type: typeof MsgType.Ack;
+  session: number;
+  client: ClientId;
+  block: number;
+  /** Packets of the block the acknowledging client received in the first pass. */
+  received: number;
+}
+
+export interface AnnounceMsg {
+  type: typeof MsgType.Announce;
+  session: number;
+  phase: Phase;
+  mode: WireMode;
+  kind: ImageKind;
+  caps: number;
+  imageSize: number;
+  sectorSize: number;
+  payloadSize: number;
+  blockPackets: number;
+  manifestLength: number;
+  manifestDigest: Uint8Array;
+  /** Repair epoch: a client sends at most one request burst per epoch. */
+  epoch: number;
+  /** Index of the segment now in flight (classic SN wrap-around); 0 when unsegmented. */
+  segment: number;
+  /** Packets per segment; 0 = the whole object is one segment. */
+  segmentPackets: number;
+  dataPort: number;
+  feedbackPort: number;
+  clients: number;
+  name: string;
+}
+
+export interface JoinMsg {
+  type: typeof MsgType.Join;
+  session: number;
+  client: ClientId;
+  caps: number;
+  capacity: number;
+  have: number;
+  name: string;
+}
+
+export interface WelcomeMsg {
+  type: typeof MsgType.Welcome;
+  session: number;
+  client: ClientId;
+}
+
+export interface StatusMsg {
+  type: typeof MsgType.Status;
+  session: number;
+  client: ClientId;
+  phase: ClientPhase;
+  /** Packets held (manifest and image). */
+  have: number;
+  /** Next segment (from the announced one, wrapping around) in which this client misses packets; the segment count when it misses none. */
+  needSegment: number;
+  chunksVerified: number;
+  repaired: number;
+  rejected: number;
+  writeErrors: number;
+}
+
+export interface PacketRange {
+  start: number;
+  count: number;
+}
+
+export interface RepairRequestMsg {
+  type: typeof MsgType.RepairRequest;
+  session: number;
+  client: ClientId;
+  epoch: number;
+  ranges: PacketRange[];
+}
+
+export interface DoneMsg {
+  type: typeof MsgType.Done;
+  session: number;
+  client: ClientId;
+  result: DoneResult;
+  digest: Uint8Array;
+  reason: string;
+}
+
+export interface DoneAckMsg {
+  type: typeof MsgType.DoneAck;
+  session: number;
+  client: ClientId;
+}
+
+export interface DropMsg {
+  type: typeof MsgType.Drop;
+  session: number;
+  client: ClientId;
+  reason: string;
+}
+
+export type Message =
+  | DataMsg
+  | AckMsg
+  | AnnounceMsg
+  | JoinMsg
+  | WelcomeMsg
+  | StatusMsg
+  | RepairRequestMsg
+  | DoneMsg
+  | DoneAckMsg
+  | DropMsg;

@@ -1,0 +1,587 @@
+// The client's protocol machine (docs/PROTOCOL.md). No sockets, no timers, no files:
+// it writes through an injected storage queue and is told when checks finish.
+//
+// Phases: SEARCHING (no master yet) -> WAITING (joined) -> RECEIVING (first pass,
+// out of order, in place) -> REPAIRING (asks for what is missing, suppressed like
+// ACKs) -> VERIFYING (every chunk read back and matched to the manifest) -> VERIFIED
+// or FAILED. A client never reports VERIFIED while one chunk is unverified.
+
+import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
+import { DecodeError } from '../protocol/bytes.ts';
+import { decode, encode } from '../protocol/codec.ts';
+import { type Manifest, chunkCount, chunkDigest, decodeManifest, sha256 } from '../protocol/manifest.ts';
+import {
+  type AnnounceMsg, type ClientId, type DataMsg, type Message, type PacketRange,
+  ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
+} from '../protocol/messages.ts';
+import { AckScheduler } from './acks.ts';
+import { Bitmap } from './bitmap.ts';
+import { Geometry } from './geometry.ts';
+import { IntervalSet } from './intervals.ts';
+import { type TransferParams, classicParams, defaultParams, drawWait } from './params.ts';
+import type { Rng } from './rng.ts';
+import { type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } from './types.ts';
+
+/** Where a client's bytes go. Calls return at once; results come back through the machine. */
+export interface ClientStorage {
+  /** Queue a write of image bytes; false when the queue is full (the packet is then treated as lost). */
+  offer(offset: number, bytes: Uint8Array): boolean;
+  /** Read back [offset, offset+length) after all queued writes; answer with Receiver.onChunkDigest. */
+  verify(chunk: number, offset: number, length: number): void;
+  /** Make everything written durable; answer with Receiver.onFlushed. */
+  flush(): void;
+}
+
+export interface ReceiverConfig {
+  id: ClientId;
+  name: string;
+  /** Bytes the target can hold. */
+  capacity: number;
+  /** What this client images: a disk, or a set of files. */
+  kind: ImageKind;
+  controlPort: number;
+  /** Follow only a master at this address. */
+  server?: string;
+  /** Skip the confirmation (the operator passed --yes, or the target is not a device). */
+  autoConfirm: boolean;
+  /** Tunables by wire mode (tests and the simulator override them). */
+  tunables?: (mode: WireMode) => TransferParams;
+  /** Give up when the master has been silent this long. */
+  masterTimeout?: number;
+}
+
+export type ClientEvent =
+  | { type: 'found'; announce: AnnounceMsg; master: Endpoint; at: number }
+  | { type: 'confirm'; announce: AnnounceMsg; at: number }
+  | { type: 'phase'; phase: ClientPhase; at: number }
+  | { type: 'verify-failed'; chunk: number; at: number }
+  | { type: 'rejected'; reason: string; from: Endpoint; at: number }
+  | { type: 'finished'; ok: boolean; reason: string; at: number };
+
+export interface ReceiverStats {
+  received: number;
+  duplicates: number;
+  repaired: number;
+  queueFull: number;
+  requestsSent: number;
+  rangesRequested: number;
+  verifyFailures: number;
+  writeErrors: number;
+  drops: DropCounts;
+}
+
+const STATUS_INTERVAL = 1000;
+const RETRY_INTERVAL = 500;
+const DONE_TRIES = 10;
+
+export class Receiver {
+  readonly cfg: ReceiverConfig;
+  readonly events = new Emitter<ClientEvent>();
+  readonly stats: ReceiverStats = {
+    received: 0, duplicates: 0, repaired: 0, queueFull: 0, requestsSent: 0, rangesRequested: 0,
+    verifyFailures: 0, writeErrors: 0, drops: {},
+  };
+  phase: ClientPhase = ClientPhase.Searching;
+  master: Endpoint | undefined;
+  announce: AnnounceMsg | undefined;
+  geo: Geometry | undefined;
+  manifest: Manifest | undefined;
+  have: Bitmap | undefined;
+  acks: AckScheduler | undefined;
+  finished = false;
+  ok = false;
+  reason = '';
+
+  private readonly storage: ClientStorage;
+  private readonly rng: Rng;
+  private p: TransferParams = defaultParams();
+  private readonly out: Transmit[] = [];
+  private confirmed = false;
+  private welcomed = false;
+  private nextJoinAt = 0;
+  private nextStatusAt = 0;
+  private statusDirty = false;
+  private lastHeardMaster = 0;
+  private manifestBuf = new Uint8Array(0);
+  // Chunks (known once the manifest is in).
+  private chunkMissing = new Uint32Array(0);
+  private verified = new Bitmap(0);
+  private verifying = new Bitmap(0);
+  private segMissing: number[] = [];
+  // Repair.
+  private readonly heard = new IntervalSet();
+  private requestedEpoch = -1;
+  private requestAt = Infinity;
+  private lastRequestAt = -Infinity;
+  private lastRepairAt = -Infinity;
+  // End.
+  private flushing = false;
+  private doneSent = 0;
+  private nextDoneAt = 0;
+  private doneAcked = false;
+
+  constructor(cfg: ReceiverConfig, storage: ClientStorage, rng: Rng, now: number) {
+    this.cfg = cfg;
+    this.storage = storage;
+    this.rng = rng;
+    this.lastHeardMaster = now;
+  }
+
+  private tunables(mode: WireMode): TransferParams {
+    return this.cfg.tunables?.(mode) ?? (mode === WireMode.Classic ? classicParams() : defaultParams());
+  }
+
+  /** The operator confirmed the target named in the 'confirm' event. */
+  confirm(now: number): void {
+    if (this.confirmed || !this.announce) return;
+    this.confirmed = true;
+    this.nextJoinAt = now;
+  }
+
+  // ---- input ------------------------------------------------------------------------------
+
+  onDatagram(bytes: Uint8Array, from: Endpoint, port: number, now: number): void {
+    if (this.finished) return;
+    const a = this.announce;
+    let m: Message;
+    try {
+      m = a && a.mode === WireMode.Classic && port !== this.cfg.controlPort && (port === a.dataPort || port === a.feedbackPort)
+        ? this.fromClassic(bytes, port === a.feedbackPort)
+        : decode(bytes);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      return this.reject(e.reason, from, now);
+    }
+    if (m.type === MsgType.Announce) return this.onAnnounce(m, from, now);
+    if (!a || m.session !== a.session) return this.reject('session', from, now);
+    switch (m.type) {
+      case MsgType.Ack:
+        if (m.client !== this.cfg.id) this.acks?.ackedUpTo(m.block);
+        return;
+      case MsgType.RepairRequest:
+        if (m.client !== this.cfg.id && (m.epoch === a.epoch || a.mode === WireMode.Classic))
+          for (const r of m.ranges) this.heard.add(r.start, r.start + r.count);
+        return;
+      case MsgType.Join:
+      case MsgType.Status:
+      case MsgType.Done:
+        return; // other clients' unicast never reaches us; a looped copy is harmless
+      default:
+        break;
+    }
+    // Everything else comes from the master only.
+    if (!this.master || from.address !== this.master.address) return this.reject('source', from, now);
+    this.lastHeardMaster = now;
+    switch (m.type) {
+      case MsgType.Data: return this.onData(m, now);
+      case MsgType.Welcome:
+        if (m.client === this.cfg.id && !this.welcomed) {
+          this.welcomed = true;
+          if (!this.ended) this.setPhase(this.phaseFromMaster(), now);
+        }
+        return;
+      case MsgType.DoneAck:
+        if (m.client === this.cfg.id) this.doneAcked = true;
+        return;
+      case MsgType.Drop:
+        if (m.client === this.cfg.id) this.fail(`dropped by the master: ${m.reason}`, now, false);
+        return;
+    }
+  }
+
+  private fromClassic(bytes: Uint8Array, feedback: boolean): Message {
+    const a = this.announce!, geo = this.geo!;
+    const pkt = decodeClassic(bytes);
+    const base = geo.segmentStart(a.segment);
+    const packet = base + pkt.sn;
+    if (packet >= geo.segmentEnd(a.segment)) throw new DecodeError('field', `SN ${pkt.sn} beyond segment ${a.segment}`);
+    const isData = pkt.top === Top.Information || pkt.top === Top.RepairResponse;
+    if (isData === feedback) throw new DecodeError('type', 'classic packet on the wrong port');
+    const session = a.session;
+    switch (pkt.top) {
+      case Top.Ack: return { type: MsgType.Ack, session, client: '', block: packet, received: 1 };
+      case Top.RepairRequest: return { type: MsgType.RepairRequest, session, client: '', epoch: a.epoch, ranges: [{ start: packet, count: 1 }] };
+      default: {
+        // Information only during the pass, Repair-Response only during repair: SNs of two segments never mix.
+        const repair = pkt.top === Top.RepairResponse;
+        if (repair !== (a.phase === Phase.Repair)) throw new DecodeError('phase', `${repair ? 'repair' : 'information'} packet in phase ${a.phase}`);
+        const span = geo.span(packet);
+        const unitsPerSector = a.sectorSize / CLASSIC_UNIT;
+        const bp = span.region === 'image' && unitsPerSector > 1 && (span.offset / CLASSIC_UNIT) % unitsPerSector !== unitsPerSector - 1;
+        if (pkt.bp !== bp) throw new DecodeError('field', 'BP disagrees with the sector size');
+        return { type: MsgType.Data, session, flags: (repair ? DataFlag.Repair : 0) | DataFlag.Last, packet, ackedBlock: NO_BLOCK, payload: pkt.payload };
+      }
+    }
+  }
+
+  private reject(reason: string, from: Endpoint, now: number): void {
+    countDrop(this.stats.drops, reason);
+    this.events.emit({ type: 'rejected', reason, from, at: now });
+  }
+
+  private onAnnounce(m: AnnounceMsg, from: Endpoint, now: number): void {
+    if (this.cfg.server && from.address !== this.cfg.server) return this.reject('source', from, now);
+    const a = this.announce;
+    if (a && m.session !== a.session) {
+      // Another master; or ours restarted (same image, new session): follow it and keep what we hold.
+      const sameImage = Buffer.compare(m.manifestDigest, a.manifestDigest) === 0 && m.payloadSize === a.payloadSize &&
+        m.blockPackets === a.blockPackets && m.mode === a.mode && m.segmentPackets === a.segmentPackets;
+      if (!sameImage || now - this.lastHeardMaster < 3 * this.p.announceInterval) return this.reject('session', from, now);
+      this.announce = m;
+      this.master = from;
+      this.welcomed = false;
+      this.nextJoinAt = now;
+      this.lastHeardMaster = now;
+      return;
+    }
+    if (!a) {
+      if (m.kind !== this.cfg.kind) return this.reject('kind', from, now);
+      this.adopt(m, from, now);
+      return;
+    }
+    if (from.address !== this.master!.address) return this.reject('source', from, now);
+    this.lastHeardMaster = now;
+    const epochChanged = m.epoch !== a.epoch;
+    const segmentChanged = m.segment !== a.segment;
+    this.announce = m;
+    if (epochChanged || segmentChanged) this.heard.clear();
+    if (segmentChanged) this.statusDirty = true;
+    if (m.phase === Phase.Done && this.phase !== ClientPhase.Verified) {
+      if (this.welcomed) this.fail('the master ended the session', now, false);
+      return;
+    }
+    if (this.welcomed && !this.ended && this.phase !== ClientPhase.Verifying) this.setPhase(this.phaseFromMaster(), now);
+  }
+
+  private adopt(m: AnnounceMsg, from: Endpoint, now: number): void {
+    this.announce = m;
+    this.master = from;
+    this.lastHeardMaster = now;
+    this.p = this.tunables(m.mode);
+    const geo = new Geometry({
+      payloadSize: m.payloadSize, blockPackets: m.blockPackets, manifestLength: m.manifestLength,
+      imageSize: m.imageSize, segmentPackets: m.segmentPackets,
+    });
+    this.geo = geo;
+    this.have = new Bitmap(geo.packets);
+    this.manifestBuf = new Uint8Array(m.manifestLength);
+    this.segMissing = Array.from({ length: geo.segments }, (_, s) => geo.segmentEnd(s) - geo.segmentStart(s));
+    this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng);
+    this.events.emit({ type: 'found', announce: m, master: from, at: now });
+    if (m.imageSize > this.cfg.capacity) {
+      // Tell the master too, so its record names this PC and why it was not imaged.
+      this.confirmed = true;
+      this.fail(`target too small: it holds ${this.cfg.capacity} bytes, the image is ${m.imageSize} bytes`, now, true);
+      return;
+    }
+    if (this.cfg.autoConfirm) this.confirm(now);
+    else this.events.emit({ type: 'confirm', announce: m, at: now });
+  }
+
+  /** Verified or failed: only the DONE exchange is left. */
+  get ended(): boolean { return this.phase === ClientPhase.Verified || this.phase === ClientPhase.Failed; }
+
+  private phaseFromMaster(): ClientPhase {
+    switch (this.announce?.phase) {
+      case Phase.Transfer: return ClientPhase.Receiving;
+      case Phase.Repair: return ClientPhase.Repairing;
+      default: return ClientPhase.Waiting;
+    }
+  }
+
+  private onData(m: DataMsg, now: number): void {
+    const geo = this.geo!, have = this.have!;
+    // Nothing touches the target before the operator confirmed it.
+    if (!this.confirmed) return void countDrop(this.stats.drops, 'unconfirmed');
+    if (m.packet >= geo.packets) return void countDrop(this.stats.drops, 'field');
+    const span = geo.span(m.packet);
+    if (m.payload.length !== span.length) return void countDrop(this.stats.drops, 'length');
+    if (m.ackedBlock !== NO_BLOCK) this.acks!.ackedUpTo(m.ackedBlock);
+    const repair = (m.flags & DataFlag.Repair) !== 0;
+    const fresh = !have.has(m.packet);
+    if (!repair) this.acks!.packet(geo.blockOf(m.packet), (m.flags & DataFlag.Last) !== 0, fresh, now);
+    else this.lastRepairAt = now;
+    if (!fresh) { this.stats.duplicates++; return; }
+    if (span.region === 'manifest') {
+      this.manifestBuf.set(m.payload, span.offset);
+    } else if (!this.storage.offer(span.offset, m.payload)) {
+      this.stats.queueFull++;
+      return;
+    }
+    this.stats.received++;
+    if (repair) this.stats.repaired++;
+    this.mark(m.packet, now);
+  }
+
+  /** Record that we hold `packet`, and start whatever that completes. */
+  private mark(packet: number, now: number): void {
+    const geo = this.geo!;
+    this.have!.set(packet);
+    const s = geo.segmentOf(packet);
+    if (--this.segMissing[s]! === 0) this.statusDirty = true;
+    if (packet < geo.manifestPackets) {
+      if (this.have!.countRange(0, geo.manifestPackets) === geo.manifestPackets) this.manifestArrived(now);
+    } else if (this.manifest) {
+      for (const k of this.chunksOf(packet)) if (--this.chunkMissing[k]! === 0) this.verifyChunk(k);
+    }
+    this.checkComplete(now);
+  }
+
+  private unmark(packet: number): void {
+    if (!this.have!.clear(packet)) return;
+    const geo = this.geo!;
+    this.segMissing[geo.segmentOf(packet)]!++;
+    if (packet >= geo.manifestPackets && this.manifest) for (const k of this.chunksOf(packet)) this.chunkMissing[k]!++;
+    this.statusDirty = true;
+  }
+
+  private chunksOf(packet: number): number[] {
+    const span = this.geo!.span(packet), c = this.manifest!.chunkSize;
+    const first = Math.floor(span.offset / c), last = Math.floor((span.offset + span.length - 1) / c);
+    return first === last ? [first] : [first, last];
+  }
+
+  private chunkPackets(k: number): { first: number; end: number } {
+    const c = this.manifest!.chunkSize;
+    return this.geo!.imagePacketsOf(k * c, c);
+  }
+
+  private manifestArrived(now: number): void {
+    const a = this.announce!, geo = this.geo!;
+    const digestOk = Buffer.compare(sha256(this.manifestBuf), a.manifestDigest) === 0;
+    let m: Manifest | undefined;
+    try { m = digestOk ? decodeManifest(this.manifestBuf) : undefined; } catch { m = undefined; }
+    if (!m || m.imageSize !== a.imageSize || m.kind !== a.kind || m.sectorSize !== a.sectorSize) {
+      // A manifest that does not match the announced digest is never trusted: fetch it again.
+      this.stats.verifyFailures++;
+      for (let p = 0; p < geo.manifestPackets; p++) this.unmark(p);
+      this.events.emit({ type: 'verify-failed', chunk: -1, at: now });
+      return;
+    }
+    this.manifest = m;
+    const n = chunkCount(m.imageSize, m.chunkSize);
+    this.chunkMissing = new Uint32Array(n);
+    this.verified = new Bitmap(n);
+    this.verifying = new Bitmap(n);
+    for (let k = 0; k < n; k++) {
+      const { first, end } = this.chunkPackets(k);
+      this.chunkMissing[k] = end - first - this.have!.countRange(first, end);
+      if (this.chunkMissing[k] === 0) this.verifyChunk(k);
+    }
+  }
+
+  private verifyChunk(k: number): void {
+    if (this.verified.has(k) || !this.verifying.set(k)) return;
+    const m = this.manifest!;
+    const offset = k * m.chunkSize;
+    this.storage.verify(k, offset, Math.min(m.chunkSize, m.imageSize - offset));
+  }
+
+  /** Storage read chunk k back and hashed it. */
+  onChunkDigest(k: number, digest: Uint8Array, now: number): void {
+    if (!this.manifest || !this.verifying.clear(k)) return;
+    if (Buffer.compare(digest, chunkDigest(this.manifest, k)) === 0) {
+      this.verified.set(k);
+      if (this.verified.full) this.statusDirty = true;
+      this.checkComplete(now);
+      return;
+    }
+    // The disk does not hold what the master sent: get the whole chunk again.
+    this.stats.verifyFailures++;
+    this.events.emit({ type: 'verify-failed', chunk: k, at: now });
+    const { first, end } = this.chunkPackets(k);
+    for (let p = first; p < end; p++) this.unmark(p);
+  }
+
+  /** A queued write failed: those bytes are missing again. */
+  onWriteError(offset: number, length: number): void {
+    this.stats.writeErrors++;
+    const { first, end } = this.geo!.imagePacketsOf(offset, length);
+    for (let p = first; p < end; p++) this.unmark(p);
+  }
+
+  /** The disk cannot make the image durable: this PC fails, and the master is told why. */
+  onStorageFailure(reason: string, now: number): void {
+    this.flushing = false;
+    this.fail(reason, now, true);
+  }
+
+  onFlushed(now: number): void {
+    if (!this.flushing) return;
+    this.flushing = false;
+    this.setPhase(ClientPhase.Verified, now);
+    this.ok = true;
+    this.nextDoneAt = now;
+  }
+
+  private checkComplete(now: number): void {
+    if (!this.have!.full || !this.manifest || !this.verified.full || this.flushing || this.phase === ClientPhase.Verified) return;
+    this.flushing = true;
+    this.setPhase(ClientPhase.Verifying, now);
+    this.storage.flush();
+  }
+
+  private fail(reason: string, now: number, tellMaster: boolean): void {
+    this.reason = reason;
+    this.ok = false;
+    this.setPhase(ClientPhase.Failed, now);
+    if (tellMaster) { this.nextDoneAt = now; this.nextJoinAt = now; }
+    else this.finish(now);
+  }
+
+  private finish(now: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.events.emit({ type: 'finished', ok: this.ok, reason: this.reason, at: now });
+  }
+
+  private setPhase(p: ClientPhase, now: number): void {
+    if (p === this.phase) return;
+    this.phase = p;
+    this.statusDirty = true;
+    this.events.emit({ type: 'phase', phase: p, at: now });
+  }
+
+  // ---- time -------------------------------------------------------------------------------
+
+  onTimer(now: number): void {
+    if (this.finished || !this.announce) return;
+    const a = this.announce;
+    if (now - this.lastHeardMaster > (this.cfg.masterTimeout ?? 120_000)) {
+      return this.fail(`the master at ${this.master?.address} has been silent for ${Math.round((now - this.lastHeardMaster) / 1000)} s`, now, false);
+    }
+    if (!this.confirmed) return;
+    if (!this.welcomed && now >= this.nextJoinAt) {
+      this.send(this.unicast(encode({
+        type: MsgType.Join, session: a.session, client: this.cfg.id, caps: 0,
+        capacity: Math.min(this.cfg.capacity, Number.MAX_SAFE_INTEGER), have: this.have!.count, name: this.cfg.name,
+      })));
+      this.nextJoinAt = now + RETRY_INTERVAL;
+    }
+    if (this.ended) {
+      if (this.welcomed) this.sendDone(now);
+      return;
+    }
+    // Data is taken (and acknowledged, and repaired) from the first announcement on: WELCOME only
+    // tells us the master has us on its list, which the STATUS reports need.
+    const ack = this.acks!.due(now);
+    if (ack) this.sendAck(ack.block, ack.received);
+    this.repairTimer(now);
+    if (this.welcomed && (this.statusDirty || now >= this.nextStatusAt)) this.sendStatus(now);
+  }
+
+  private sendDone(now: number): void {
+    if (this.doneAcked || this.doneSent >= DONE_TRIES) return this.finish(now);
+    if (now < this.nextDoneAt) return;
+    this.send(this.unicast(encode({
+      type: MsgType.Done, session: this.announce!.session, client: this.cfg.id,
+      result: this.ok ? DoneResult.Verified : DoneResult.Failed, digest: this.announce!.manifestDigest, reason: this.reason,
+    })));
+    this.doneSent++;
+    this.nextDoneAt = now + RETRY_INTERVAL;
+  }
+
+  private sendAck(block: number, received: number): void {
+    const a = this.announce!;
+    const bytes = a.mode === WireMode.Classic
+      ? encodeClassicHeader(block - this.geo!.segmentStart(a.segment), Top.Ack, false, 0)
+      : encode({ type: MsgType.Ack, session: a.session, client: this.cfg.id, block, received });
+    this.send({ dest: { kind: 'group', port: a.feedbackPort }, parts: [bytes] });
+  }
+
+  /** Range of packets this client may ask for now: classic SNs name only the current segment. */
+  private requestable(): { start: number; end: number } {
+    const a = this.announce!, geo = this.geo!;
+    return a.mode === WireMode.Classic
+      ? { start: geo.segmentStart(a.segment), end: geo.segmentEnd(a.segment) }
+      : { start: 0, end: geo.packets };
+  }
+
+  private repairTimer(now: number): void {
+    const a = this.announce!;
+    const { start, end } = this.requestable();
+    const missing = this.have!.find(false, start, end) >= 0;
+    if (a.phase !== Phase.Repair || !missing) { this.requestAt = Infinity; return; }
+    if (this.requestAt === Infinity) {
+      // A new epoch, or a request of ours that went unanswered: ask again after a random wait.
+      const stalled = now - this.lastRequestAt > 2 * this.p.announceInterval && now - this.lastRepairAt > 2 * this.p.announceInterval;
+      if (a.epoch !== this.requestedEpoch || stalled) this.requestAt = now + drawWait({ kind: 'uniform', max: this.p.repairWait, lambda: 0 }, this.rng());
+      return;
+    }
+    if (now < this.requestAt) return;
+    this.requestAt = Infinity;
+    this.requestedEpoch = a.epoch;
+    this.lastRequestAt = now;
+    const limit = this.p.requestRanges * this.p.requestDatagrams;
+    const ranges: PacketRange[] = [];
+    let from = start;
+    while (ranges.length < limit && from < end) {
+      const runs = this.have!.clearRuns(from, end, 64);
+      if (runs.length === 0) break;
+      // Whatever another client already asked for in this epoch is coming anyway.
+      for (const r of runs) for (const piece of this.heard.subtract(r)) if (ranges.length < limit) ranges.push(piece);
+      const lastRun = runs[runs.length - 1]!;
+      from = lastRun.start + lastRun.count;
+    }
+    for (let i = 0; i < ranges.length; i += this.p.requestRanges) this.sendRequest(ranges.slice(i, i + this.p.requestRanges));
+  }
+
+  private sendRequest(ranges: PacketRange[]): void {
+    const a = this.announce!;
+    this.stats.requestsSent++;
+    this.stats.rangesRequested += ranges.length;
+    if (a.mode === WireMode.Classic) {
+      // The paper's Repair-Request names one SN: one datagram per missing unit.
+      const base = this.geo!.segmentStart(a.segment);
+      for (const r of ranges) for (let p = r.start; p < r.start + r.count; p++)
+        this.send({ dest: { kind: 'group', port: a.feedbackPort }, parts: [encodeClassicHeader(p - base, Top.RepairRequest, false, 0)] });
+      return;
+    }
+    this.send({ dest: { kind: 'group', port: a.feedbackPort }, parts: [encode({ type: MsgType.RepairRequest, session: a.session, client: this.cfg.id, epoch: a.epoch, ranges })] });
+  }
+
+  private sendStatus(now: number): void {
+    this.statusDirty = false;
+    this.nextStatusAt = now + STATUS_INTERVAL;
+    this.send(this.unicast(encode({
+      type: MsgType.Status, session: this.announce!.session, client: this.cfg.id, phase: this.phase, have: this.have!.count,
+      needSegment: this.needSegment(), chunksVerified: this.verified.count, repaired: this.stats.repaired,
+      rejected: Object.values(this.stats.drops).reduce((s, n) => s + n, 0), writeErrors: this.stats.writeErrors,
+    })));
+  }
+
+  /** The next segment, from the announced one and wrapping, in which we miss packets. */
+  needSegment(): number {
+    const S = this.segMissing.length, cur = this.announce?.segment ?? 0;
+    for (let i = 0; i < S; i++) {
+      const s = (cur + i) % S;
+      if (this.segMissing[s]! > 0) return s;
+    }
+    return S;
+  }
+
+  private unicast(bytes: Uint8Array): Transmit {
+    return { dest: { kind: 'unicast', to: this.master! }, parts: [bytes] };
+  }
+
+  private send(t: Transmit): void { this.out.push(t); }
+
+  // ---- output -----------------------------------------------------------------------------
+
+  poll(): Transmit | undefined { return this.out.shift(); }
+
+  nextWake(now: number): number {
+    if (this.out.length > 0) return now;
+    if (this.finished) return Infinity;
+    // Only timers that onTimer() services may pull the wake-up forward, or the driver spins.
+    let t = now + 100;
+    if (this.confirmed && !this.welcomed) t = Math.min(t, this.nextJoinAt);
+    if (this.confirmed && this.ended) {
+      if (this.welcomed) t = Math.min(t, this.nextDoneAt);
+    } else if (this.confirmed && this.acks) {
+      t = Math.min(t, this.acks.nextDue(), this.requestAt);
+      if (this.statusDirty && this.welcomed) t = now;
+    }
+    return Math.max(t, now);
+  }
+}

@@ -1,0 +1,491 @@
+// The master's protocol machine (docs/PROTOCOL.md). No sockets, no timers, no files:
+// the driver hands it datagrams and the time, and polls it for datagrams to send.
+//
+// Phases: WAITING (announce, accept joins) -> TRANSFER (one pass over the current
+// segment, Send/Wait with the adaptive time-out) -> REPAIR (answer repair requests,
+// epoch by epoch) -> next segment or DONE when no client is still working.
+
+import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
+import { DecodeError } from '../protocol/bytes.ts';
+import { decode, encode, encodeDataHeader } from '../protocol/codec.ts';
+import {
+  type AckMsg, type ClientId, type JoinMsg, type Message, type PacketRange, type StatusMsg,
+  ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
+} from '../protocol/messages.ts';
+import { Bitmap } from './bitmap.ts';
+import { Geometry } from './geometry.ts';
+import type { TransferParams } from './params.ts';
+import { RateController } from './rate.ts';
+import type { Rng } from './rng.ts';
+import { AdaptiveTimeout } from './timeout.ts';
+import { type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } from './types.ts';
+
+export interface SenderConfig {
+  session: number;
+  params: TransferParams;
+  kind: ImageKind;
+  name: string;
+  caps: number;
+  manifest: Uint8Array;
+  manifestDigest: Uint8Array;
+  imageSize: number;
+  sectorSize: number;
+  /** Group port of ANNOUNCE (and of default-mode data). */
+  controlPort: number;
+  dataPort: number;
+  feedbackPort: number;
+  /** Start when this many clients have joined (0: not this rule). */
+  minClients: number;
+  /** Start this long after the last join, once one client is in (undefined: not this rule). */
+  waitAfterJoin: number | undefined;
+  /** Keep announcing DONE this long before reporting finished. */
+  linger: number;
+}
+
+export type ClientState = 'active' | 'verified' | 'failed' | 'lost' | 'dropped';
+
+export interface ClientRecord {
+  id: ClientId;
+  name: string;
+  endpoint: Endpoint;
+  capacity: number;
+  state: ClientState;
+  phase: ClientPhase;
+  joinedAt: number;
+  lastHeard: number;
+  doneAt: number | undefined;
+  have: number;
+  needSegment: number;
+  chunksVerified: number;
+  repaired: number;
+  rejected: number;
+  writeErrors: number;
+  acks: number;
+  requests: number;
+  reason: string;
+}
+
+export type MasterEvent =
+  | { type: 'phase'; phase: Phase; segment: number; epoch: number; at: number }
+  | { type: 'joined'; client: ClientRecord; rejoined: boolean; at: number }
+  | { type: 'client-done'; client: ClientRecord; at: number }
+  | { type: 'lost'; client: ClientRecord; at: number }
+  | { type: 'dropped'; client: ClientRecord; at: number }
+  | { type: 'rejected'; reason: string; from: Endpoint; at: number }
+  | { type: 'finished'; ok: boolean; at: number };
+
+export interface SenderStats {
+  dataSent: number;
+  repairSent: number;
+  bytesSent: number;
+  ackDatagrams: number;
+  blocksAcked: number;
+  /** ACK datagrams that confirmed at least one awaited block. */
+  usefulAcks: number;
+  blocksTimedOut: number;
+  staleAcks: number;
+  requestDatagrams: number;
+  rangesRequested: number;
+  drops: DropCounts;
+}
+
+export class Sender {
+  readonly cfg: SenderConfig;
+  readonly geo: Geometry;
+  readonly events = new Emitter<MasterEvent>();
+  readonly clients = new Map<ClientId, ClientRecord>();
+  readonly stats: SenderStats = {
+    dataSent: 0, repairSent: 0, bytesSent: 0, ackDatagrams: 0, blocksAcked: 0, usefulAcks: 0, blocksTimedOut: 0,
+    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, drops: {},
+  };
+  readonly tout: AdaptiveTimeout;
+  readonly rate: RateController;
+  phase: Phase = Phase.Waiting;
+  segment = 0;
+  epoch = 0;
+  startedAt: number | undefined;
+  finished = false;
+  ok = false;
+
+  private readonly p: TransferParams;
+  private readonly control: Transmit[] = [];
+  private nextAnnounceAt: number;
+  private nextSendAt = 0;
+  private lastJoinAt = -Infinity;
+  private startRequested = false;
+  private doneAt = 0;
+  // TRANSFER
+  private cursor = 0;
+  private readonly outstanding: Array<{ block: number; sentAt: number }> = [];
+  private ackedBlock = NO_BLOCK;
+  // REPAIR
+  private readonly wanted: Bitmap;
+  private repairCursor = 0;
+  private lastRequestAt = -Infinity;
+  private repairBusy = false;
+  private readonly passed: boolean[] = [];
+
+  constructor(cfg: SenderConfig, rng: Rng, now: number) {
+    this.cfg = cfg;
+    this.p = cfg.params;
+    this.geo = new Geometry({
+      payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets, manifestLength: cfg.manifest.length,
+      imageSize: cfg.imageSize, segmentPackets: this.p.segmentPackets,
+    });
+    this.tout = new AdaptiveTimeout(this.p.t0, this.p.alpha, this.p.tMax);
+    this.rate = new RateController(this.p.rate, Math.max(this.p.t0, 20));
+    this.wanted = new Bitmap(this.geo.packets);
+    // Spread the first announcement a little so that two masters started together do not beat in step.
+    this.nextAnnounceAt = now + rng() * 10;
+  }
+
+  get activeClients(): ClientRecord[] { return [...this.clients.values()].filter((c) => c.state === 'active'); }
+  get repairPending(): number { return this.wanted.count; }
+
+  /** The operator pressed the start key. */
+  startNow(): void { this.startRequested = true; }
+
+  dropClient(id: ClientId, reason: string, now: number): void {
+    const c = this.clients.get(id);
+    if (!c || c.state !== 'active') return;
+    c.state = 'dropped';
+    c.reason = reason;
+    c.doneAt = now;
+    this.control.push({ dest: { kind: 'unicast', to: c.endpoint }, parts: [encode({ type: MsgType.Drop, session: this.cfg.session, client: id, reason })] });
+    this.events.emit({ type: 'dropped', client: c, at: now });
+  }
+
+  // ---- input ------------------------------------------------------------------------------
+
+  onDatagram(bytes: Uint8Array, from: Endpoint, port: number, now: number): void {
+    let m: Message;
+    try {
+      m = this.p.mode === WireMode.Classic && port === this.cfg.feedbackPort && port !== this.cfg.controlPort
+        ? this.decodeClassicFeedback(bytes)
+        : decode(bytes);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      return this.reject(e.reason, from, now);
+    }
+    if (m.session !== this.cfg.session) return this.reject('session', from, now);
+    switch (m.type) {
+      case MsgType.Ack: return this.onAck(m, now);
+      case MsgType.RepairRequest: return this.onRequest(m.client, m.ranges, now);
+      case MsgType.Join: return this.onJoin(m, from, now);
+      case MsgType.Status: return this.onStatus(m, from, now);
+      case MsgType.Done: {
+        const c = this.heard(m.client, from, now);
+        if (!c) return this.reject('field', from, now);
+        this.control.push({ dest: { kind: 'unicast', to: from }, parts: [encode({ type: MsgType.DoneAck, session: this.cfg.session, client: m.client })] });
+        if (c.state !== 'active') return;
+        const digestOk = Buffer.compare(m.digest, this.cfg.manifestDigest) === 0;
+        c.state = m.result === DoneResult.Verified && digestOk ? 'verified' : 'failed';
+        c.phase = c.state === 'verified' ? ClientPhase.Verified : ClientPhase.Failed;
+        c.reason = c.state === 'verified' ? '' : digestOk ? m.reason : `verified a different manifest (${m.reason})`;
+        c.doneAt = now;
+        this.events.emit({ type: 'client-done', client: c, at: now });
+        return;
+      }
+      default:
+        // DATA, ANNOUNCE, WELCOME, DONE_ACK, DROP are never sent to a master.
+        return this.reject('type', from, now);
+    }
+  }
+
+  private decodeClassicFeedback(bytes: Uint8Array): Message {
+    const pkt = decodeClassic(bytes);
+    const base = this.geo.segmentStart(this.segment);
+    if (base + pkt.sn >= this.geo.segmentEnd(this.segment)) throw new DecodeError('field', `SN ${pkt.sn} beyond the segment`);
+    if (pkt.top === Top.Ack) return { type: MsgType.Ack, session: this.cfg.session, client: '', block: base + pkt.sn, received: 1 };
+    if (pkt.top === Top.RepairRequest)
+      return { type: MsgType.RepairRequest, session: this.cfg.session, client: '', epoch: this.epoch, ranges: [{ start: base + pkt.sn, count: 1 }] };
+    throw new DecodeError('type', 'classic data on the feedback port');
+  }
+
+  private reject(reason: string, from: Endpoint, now: number): void {
+    countDrop(this.stats.drops, reason);
+    this.events.emit({ type: 'rejected', reason, from, at: now });
+  }
+
+  private heard(id: ClientId, from: Endpoint, now: number): ClientRecord | undefined {
+    const c = this.clients.get(id);
+    if (!c) return undefined;
+    c.lastHeard = now;
+    if (c.state === 'lost') {
+      c.state = 'active';
+      this.events.emit({ type: 'joined', client: c, rejoined: true, at: now });
+    }
+    if (from.port !== 0) c.endpoint = from;
+    return c;
+  }
+
+  private onJoin(m: JoinMsg, from: Endpoint, now: number): void {
+    let c = this.clients.get(m.client);
+    if (!c) {
+      c = {
+        id: m.client, name: m.name, endpoint: from, capacity: m.capacity, state: 'active', phase: ClientPhase.Waiting,
+        joinedAt: now, lastHeard: now, doneAt: undefined, have: m.have, needSegment: this.segment, chunksVerified: 0,
+        repaired: 0, rejected: 0, writeErrors: 0, acks: 0, requests: 0, reason: '',
+      };
+      this.clients.set(m.client, c);
+      this.lastJoinAt = now;
+      this.events.emit({ type: 'joined', client: c, rejoined: false, at: now });
+    } else if (c.state === 'verified' || c.state === 'failed' || c.state === 'lost') {
+      // The same machine again (crash, power cycle, restart): it is working again, whatever it said before.
+      Object.assign(c, { state: 'active', phase: ClientPhase.Waiting, doneAt: undefined, reason: '', name: m.name, capacity: m.capacity, have: m.have, needSegment: this.segment });
+      this.events.emit({ type: 'joined', client: c, rejoined: true, at: now });
+    }
+    c.lastHeard = now;
+    c.endpoint = from;
+    const reply = c.state === 'dropped'
+      ? encode({ type: MsgType.Drop, session: this.cfg.session, client: c.id, reason: c.reason })
+      : encode({ type: MsgType.Welcome, session: this.cfg.session, client: m.client });
+    this.control.push({ dest: { kind: 'unicast', to: from }, parts: [reply] });
+  }
+
+  private onStatus(m: StatusMsg, from: Endpoint, now: number): void {
+    const c = this.heard(m.client, from, now);
+    if (!c) return this.reject('field', from, now);
+    if (c.state !== 'active') return;
+    Object.assign(c, {
+      phase: m.phase, have: m.have, needSegment: m.needSegment, chunksVerified: m.chunksVerified,
+      repaired: m.repaired, rejected: m.rejected, writeErrors: m.writeErrors,
+    });
+  }
+
+  private onAck(m: AckMsg, now: number): void {
+    this.stats.ackDatagrams++;
+    const c = m.client ? this.clients.get(m.client) : undefined;
+    if (c) { c.acks++; c.lastHeard = now; }
+    const first = this.outstanding[0];
+    // Only an ACK for a block still awaited counts; the paper discards any other sequence number.
+    if (this.phase !== Phase.Transfer || !first || m.block < first.block || m.block > this.outstanding[this.outstanding.length - 1]!.block) {
+      this.stats.staleAcks++;
+      return;
+    }
+    // One ACK confirms every awaited block up to its own: the flow has reached that far.
+    let resolved = 0;
+    while (this.outstanding.length > 0 && this.outstanding[0]!.block <= m.block) { this.outstanding.shift(); resolved++; }
+    this.stats.blocksAcked += resolved;
+    this.stats.usefulAcks++;
+    this.tout.acknowledged();
+    if (this.ackedBlock === NO_BLOCK || m.block > this.ackedBlock) this.ackedBlock = m.block;
+    const blockLen = this.geo.blockEnd(m.block) - this.geo.blockStart(m.block);
+    this.rate.sample(Math.max(0, 1 - m.received / blockLen), now);
+  }
+
+  private onRequest(client: ClientId, ranges: PacketRange[], now: number): void {
+    this.stats.requestDatagrams++;
+    const c = client ? this.clients.get(client) : undefined;
+    if (c) { c.requests++; c.lastHeard = now; }
+    // No NACK during the transfer (MTP 2.3): losses wait for the repair phase.
+    if (this.phase !== Phase.Repair) return void countDrop(this.stats.drops, 'phase');
+    for (const r of ranges) {
+      if (r.start + r.count > this.geo.packets) return void countDrop(this.stats.drops, 'field');
+    }
+    for (const r of ranges) {
+      this.stats.rangesRequested++;
+      this.wanted.setRange(r.start, r.start + r.count);
+    }
+    this.lastRequestAt = now;
+    if (this.wanted.count > 0) this.repairBusy = true;
+  }
+
+  // ---- time -------------------------------------------------------------------------------
+
+  onTimer(now: number): void {
+    if (this.finished) return;
+    switch (this.phase) {
+      case Phase.Waiting: {
+        const n = this.activeClients.length;
+        const byCount = this.cfg.minClients > 0 && n >= this.cfg.minClients;
+        const byWait = this.cfg.waitAfterJoin !== undefined && n > 0 && now >= this.lastJoinAt + this.cfg.waitAfterJoin;
+        if (byCount || byWait || (this.startRequested && n > 0)) {
+          this.startedAt = now;
+          this.enter(Phase.Transfer, now);
+        }
+        break;
+      }
+      case Phase.Transfer:
+        this.expireBlocks(now);
+        if (this.cursor >= this.geo.segmentEnd(this.segment) && this.outstanding.length === 0) {
+          this.passed[this.segment] = true;
+          this.epoch++;
+          this.enter(Phase.Repair, now);
+        }
+        break;
+      case Phase.Repair:
+        if (this.repairBusy && this.wanted.count === 0 && now >= this.lastRequestAt + this.collectDelay()) {
+          // Everything asked for in this epoch went out: open the next one.
+          this.repairBusy = false;
+          this.epoch++;
+          this.announceNow(now);
+        }
+        this.advanceSegment(now);
+        break;
+      case Phase.Done:
+        if (now >= this.doneAt + this.cfg.linger) {
+          this.finished = true;
+          this.events.emit({ type: 'finished', ok: this.ok, at: now });
+        }
+        return;
+    }
+    this.checkClients(now);
+  }
+
+  private collectDelay(): number { return this.p.repairWait + 2 * this.p.t0; }
+
+  private expireBlocks(now: number): void {
+    while (this.outstanding.length > 0 && now >= this.outstanding[0]!.sentAt + this.tout.value) {
+      this.outstanding.shift();
+      this.stats.blocksTimedOut++;
+      this.tout.expired();
+      this.rate.sample(1, now);
+    }
+  }
+
+  private advanceSegment(now: number): void {
+    if (this.repairBusy || this.geo.segments === 1) return;
+    const active = this.activeClients;
+    // Move on only when no working client still misses packets of this segment (from its STATUS).
+    if (active.length === 0 || active.some((c) => c.needSegment === this.segment)) return;
+    const S = this.geo.segments;
+    const needed = active.map((c) => c.needSegment).filter((k) => k < S);
+    if (needed.length === 0) return;
+    // Serve the nearest segment ahead (wrapping): a late joiner gets earlier segments by repair.
+    const next = needed.reduce((best, k) => ((k - this.segment + S) % S < (best - this.segment + S) % S ? k : best));
+    this.segment = next;
+    if (this.passed[next]) {
+      this.epoch++;
+      this.enter(Phase.Repair, now);
+    } else {
+      this.cursor = this.geo.segmentStart(next);
+      this.enter(Phase.Transfer, now);
+    }
+  }
+
+  private checkClients(now: number): void {
+    for (const c of this.clients.values()) {
+      if (c.state === 'active' && now - c.lastHeard > this.p.clientTimeout) {
+        c.state = 'lost';
+        c.reason = `silent for ${Math.round((now - c.lastHeard) / 1000)} s`;
+        this.events.emit({ type: 'lost', client: c, at: now });
+      }
+    }
+    if (this.phase === Phase.Waiting || this.clients.size === 0) return;
+    if (this.activeClients.length === 0) {
+      this.ok = [...this.clients.values()].every((c) => c.state === 'verified');
+      this.doneAt = now;
+      this.enter(Phase.Done, now);
+    }
+  }
+
+  private enter(phase: Phase, now: number): void {
+    this.phase = phase;
+    this.announceNow(now);
+    this.events.emit({ type: 'phase', phase, segment: this.segment, epoch: this.epoch, at: now });
+  }
+
+  private announceNow(now: number): void {
+    this.control.push(this.announcement());
+    this.nextAnnounceAt = now + this.p.announceInterval;
+  }
+
+  private announcement(): Transmit {
+    const c = this.cfg;
+    const bytes = encode({
+      type: MsgType.Announce, session: c.session, phase: this.phase, mode: this.p.mode, kind: c.kind, caps: c.caps,
+      imageSize: c.imageSize, sectorSize: c.sectorSize, payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets,
+      manifestLength: c.manifest.length, manifestDigest: c.manifestDigest, epoch: this.epoch, segment: this.segment,
+      segmentPackets: this.geo.segmentPackets === this.geo.packets ? 0 : this.geo.segmentPackets,
+      dataPort: c.dataPort, feedbackPort: c.feedbackPort, clients: this.clients.size, name: c.name,
+    });
+    return { dest: { kind: 'group', port: c.controlPort }, parts: [bytes] };
+  }
+
+  // ---- output -----------------------------------------------------------------------------
+
+  /** The next datagram due at `now`, or undefined. Call until undefined, then sleep until nextWake(). */
+  poll(now: number): Transmit | undefined {
+    if (this.control.length > 0) return this.control.shift();
+    if (this.finished) return undefined;
+    if (now >= this.nextAnnounceAt) {
+      this.nextAnnounceAt = now + this.p.announceInterval;
+      return this.announcement();
+    }
+    const packet = this.nextDataPacket();
+    if (packet < 0 || !this.paceAllows(now)) return undefined;
+    const repair = this.phase === Phase.Repair;
+    if (repair) {
+      this.wanted.clear(packet);
+      this.repairCursor = packet + 1;
+      this.stats.repairSent++;
+    } else {
+      this.cursor++;
+      this.stats.dataSent++;
+      const last = this.geo.isLastOfBlock(packet) || this.cursor === this.geo.segmentEnd(this.segment);
+      if (last) this.outstanding.push({ block: this.geo.blockOf(packet), sentAt: now });
+    }
+    const t = this.dataTransmit(packet, repair);
+    this.pace(now, t);
+    return t;
+  }
+
+  /** Packet the data path would send next, ignoring pacing; -1 if none is allowed now. */
+  private nextDataPacket(): number {
+    if (this.phase === Phase.Transfer) {
+      if (this.cursor >= this.geo.segmentEnd(this.segment)) return -1;
+      const oldest = this.outstanding[0]?.block ?? this.geo.blockOf(this.cursor);
+      if (this.geo.blockOf(this.cursor) - oldest >= this.p.window) return -1;
+      return this.cursor;
+    }
+    if (this.phase === Phase.Repair && this.wanted.count > 0) {
+      let p = this.wanted.find(true, this.repairCursor);
+      if (p < 0) p = this.wanted.find(true, 0);
+      return p;
+    }
+    return -1;
+  }
+
+  private paceAllows(now: number): boolean { return !this.rate.paced || now >= this.nextSendAt; }
+
+  private pace(now: number, t: Transmit): void {
+    const bytes = t.parts.reduce((s, b) => s + b.length, 0) + (t.image?.length ?? 0);
+    this.stats.bytesSent += bytes;
+    if (!this.rate.paced) return;
+    // Credit at most 2 ms of idle time, so a late wake-up sends a short burst, not a flood.
+    this.nextSendAt = Math.max(this.nextSendAt, now - 2) + (bytes / this.rate.rate) * 1000;
+  }
+
+  private dataTransmit(packet: number, repair: boolean): Transmit {
+    const span = this.geo.span(packet);
+    let header: Uint8Array;
+    if (this.p.mode === WireMode.Classic) {
+      const sn = packet - this.geo.segmentStart(this.segment);
+      // A sector larger than 512 bytes travels broken: BP marks every piece but the last.
+      const unitsPerSector = this.cfg.sectorSize / CLASSIC_UNIT;
+      const bp = span.region === 'image' && unitsPerSector > 1 && (span.offset / CLASSIC_UNIT) % unitsPerSector !== unitsPerSector - 1;
+      header = encodeClassicHeader(sn, repair ? Top.RepairResponse : Top.Information, bp, span.length);
+    } else {
+      const flags = (repair ? DataFlag.Repair : 0) | (this.geo.isLastOfBlock(packet) ? DataFlag.Last : 0);
+      header = encodeDataHeader(this.cfg.session, flags, packet, this.p.echoAcks ? this.ackedBlock : NO_BLOCK);
+    }
+    const dest = { kind: 'group', port: this.cfg.dataPort } as const;
+    if (span.region === 'manifest') return { dest, parts: [header, this.cfg.manifest.subarray(span.offset, span.offset + span.length)] };
+    return { dest, parts: [header], image: { offset: span.offset, length: span.length } };
+  }
+
+  /** Earliest time at which poll() or onTimer() has something to do. */
+  nextWake(now: number): number {
+    if (this.control.length > 0) return now;
+    if (this.finished) return Infinity;
+    let t = Math.min(this.nextAnnounceAt, now + 250);
+    if (this.phase === Phase.Waiting && this.cfg.waitAfterJoin !== undefined && this.lastJoinAt > -Infinity)
+      t = Math.min(t, this.lastJoinAt + this.cfg.waitAfterJoin);
+    if (this.phase === Phase.Transfer && this.outstanding.length > 0) t = Math.min(t, this.outstanding[0]!.sentAt + this.tout.value);
+    if (this.phase === Phase.Repair && this.repairBusy && this.wanted.count === 0) t = Math.min(t, this.lastRequestAt + this.collectDelay());
+    if (this.phase === Phase.Done) t = Math.min(t, this.doneAt + this.cfg.linger);
+    if (this.nextDataPacket() >= 0) t = Math.min(t, this.rate.paced ? this.nextSendAt : now);
+    return Math.max(t, now);
+  }
+}

@@ -1,0 +1,75 @@
+// The real master and client machines on a simulated LAN with a fake clock.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { classicParams, defaultParams } from '../../src/session/params.ts';
+import { type LabOptions, type LabResult, runLab } from '../../src/sim/lab.ts';
+
+function assertAllIdentical(r: LabResult): void {
+  assert.equal(r.timedOut, false, `simulation hit its time limit at ${r.finishedAt} ms`);
+  for (const c of r.clients) {
+    assert.ok(c.ok, `client ${c.id} did not end verified: ${c.reason}`);
+    assert.ok(c.identical, `client ${c.id} reported verified but its disk differs from the image`);
+  }
+  assert.ok(r.masterOk, 'master did not report every client verified');
+}
+
+const lab = (o: Partial<LabOptions> & Pick<LabOptions, 'clients'>): LabResult =>
+  runLab({ seed: 7, imageSize: 4 << 20, params: defaultParams(), ...o });
+
+test('50 clients, 5% loss each: byte-identical, about one ACK per block', () => {
+  const r = lab({ clients: Array.from({ length: 50 }, () => ({ loss: 0.05 })) });
+  assertAllIdentical(r);
+  const s = r.sender.stats;
+  assert.ok(s.blocksAcked > 0);
+  assert.ok(r.acksPerBlock <= 1.5, `${s.ackDatagrams} ACK datagrams for ${s.blocksAcked} acknowledged blocks`);
+  // Suppression, not luck: few ACKs arrive for a block someone already confirmed.
+  assert.ok(s.ackDatagrams <= 1.5 * s.usefulAcks, `${s.ackDatagrams} ACKs, ${s.usefulAcks} of them useful`);
+});
+
+test('ACK count stays flat from 1 to 50 clients', () => {
+  const per = [1, 10, 50].map((n) => lab({ imageSize: 2 << 20, clients: Array.from({ length: n }, () => ({ loss: 0.02 })) }));
+  for (const r of per) assertAllIdentical(r);
+  const ratios = per.map((r) => r.sender.stats.ackDatagrams / r.sender.stats.usefulAcks);
+  assert.ok(Math.max(...ratios) <= 1.5, `ACK datagrams per useful ACK by client count: ${ratios.join(', ')}`);
+});
+
+test('classic MTP (the paper as written): 10 clients, 5% loss', () => {
+  const r = lab({ imageSize: 256 << 10, params: classicParams(), clients: Array.from({ length: 10 }, () => ({ loss: 0.05 })) });
+  assertAllIdentical(r);
+  // Stop and wait: every information packet is confirmed or timed out before the next.
+  const s = r.sender.stats;
+  assert.equal(s.blocksAcked + s.blocksTimedOut, s.dataSent);
+});
+
+test('classic SN wrap-around: segments transferred and repaired one after the other', () => {
+  const params = { ...classicParams(), segmentPackets: 128 };
+  const r = lab({ imageSize: 200 << 10, params, clients: Array.from({ length: 4 }, () => ({ loss: 0.1 })) });
+  assertAllIdentical(r);
+  assert.ok(r.sender.geo.segments >= 3, `only ${r.sender.geo.segments} segments`);
+});
+
+test('a client that joins after the transfer began ends with the whole image', () => {
+  const r = lab({ clients: [{}, {}, { startAt: 150 }], minClients: 2, link: { loss: 0.01 }, params: { ...defaultParams(), rate: { initial: 20e6, min: 1e6, max: 20e6 } } });
+  assertAllIdentical(r);
+  assert.ok(r.clients[2]!.repaired > 0, 'the late client got nothing by repair: it did not join late');
+});
+
+test('a client that crashes mid-transfer and boots again ends verified', () => {
+  const r = lab({ clients: [{}, { crashAt: 80, restartAt: 400 }], params: { ...defaultParams(), rate: { initial: 20e6, min: 1e6, max: 20e6 } } });
+  assertAllIdentical(r);
+});
+
+test('a client on a slow link does not hold the others back', () => {
+  const fast = lab({ clients: [{}, {}, {}] });
+  const mixed = lab({ clients: [{}, {}, {}, { rate: 2e6, queue: 64 << 10 }] });
+  assertAllIdentical(fast);
+  assertAllIdentical(mixed);
+  const fastDone = Math.max(...fast.clients.map((c) => c.finishedAt));
+  const othersDone = Math.max(...mixed.clients.slice(0, 3).map((c) => c.finishedAt));
+  assert.ok(othersDone <= fastDone * 1.5 + 200, `fast clients took ${othersDone} ms beside a slow one, ${fastDone} ms alone`);
+});
+
+test('20% loss on every client and on the master', () => {
+  const r = lab({ imageSize: 1 << 20, clients: Array.from({ length: 5 }, () => ({ loss: 0.2 })), masterLoss: 0.2 });
+  assertAllIdentical(r);
+});
