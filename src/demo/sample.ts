@@ -4,7 +4,7 @@
 import { seeded } from '../session/rng.ts';
 
 export function sampleDisk(size: number, seed: number): Uint8Array {
-  if (size < 2 << 20 || size % 512 !== 0) throw new Error(`sample disk of ${size} bytes: want a multiple of 512, at least 2 MiB`);
+  if (size < 64 << 10 || size % 512 !== 0) throw new Error(`sample disk of ${size} bytes: want a multiple of 512, at least 64 KiB`);
   const img = new Uint8Array(size);
   const words = new Uint32Array(img.buffer);
   const r = seeded(seed);
@@ -13,7 +13,7 @@ export function sampleDisk(size: number, seed: number): Uint8Array {
   const mbr = img.subarray(0, 512);
   mbr.fill(0);
   const sectors = size / 512;
-  const first = 2048, half = Math.floor((sectors - first) / 2);
+  const first = Math.min(2048, sectors / 8), half = Math.floor((sectors - first) / 2);
   writePartition(mbr, 0, 0x83, first, half);
   writePartition(mbr, 1, 0x07, first + half, sectors - first - half);
   new DataView(mbr.buffer, mbr.byteOffset).setUint32(440, 0x4d555354, true); // disk signature "MUST"

@@ -16,7 +16,12 @@ export type DropReason =
 export class DecodeError extends Error {
   readonly reason: DropReason;
   constructor(reason: DropReason, detail: string) {
+    // A bad datagram is an ordinary event (a flood of them is an attack we must shrug off):
+    // skip the stack trace, which would cost more than decoding.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${reason}: ${detail}`);
+    Error.stackTraceLimit = limit;
     this.name = 'DecodeError';
     this.reason = reason;
   }

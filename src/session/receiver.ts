@@ -246,7 +246,7 @@ export class Receiver {
     this.announce = m;
     if (epochChanged || segmentChanged) this.heard.clear();
     if (segmentChanged) this.statusDirty = true;
-    if (m.phase === Phase.Done && this.phase !== ClientPhase.Verified) {
+    if (m.phase === Phase.Done && !this.ended) {
       if (this.welcomed) this.fail('the master ended the session', now, false);
       return;
     }
@@ -291,8 +291,9 @@ export class Receiver {
 
   private onData(m: DataMsg, now: number): void {
     const geo = this.geo!, have = this.have!;
-    // Nothing touches the target before the operator confirmed it.
+    // Nothing touches the target before the operator confirmed it, or after this client ended.
     if (!this.confirmed) return void countDrop(this.stats.drops, 'unconfirmed');
+    if (this.ended) return void countDrop(this.stats.drops, 'phase');
     if (m.packet >= geo.packets) return void countDrop(this.stats.drops, 'field');
     const span = geo.span(m.packet);
     if (m.payload.length !== span.length) return void countDrop(this.stats.drops, 'length');

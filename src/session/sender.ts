@@ -53,6 +53,7 @@ export interface ClientRecord {
   phase: ClientPhase;
   joinedAt: number;
   lastHeard: number;
+  lastJoin: number;
   doneAt: number | undefined;
   have: number;
   needSegment: number;
@@ -90,6 +91,8 @@ export interface SenderStats {
 }
 
 export class Sender {
+  /** A JOIN from an active client this long after its last one is a restart, not a retry. */
+  static readonly REJOIN_GAP = 2000;
   readonly cfg: SenderConfig;
   readonly geo: Geometry;
   readonly events = new Emitter<MasterEvent>();
@@ -224,19 +227,28 @@ export class Sender {
     if (!c) {
       c = {
         id: m.client, name: m.name, endpoint: from, capacity: m.capacity, state: 'active', phase: ClientPhase.Waiting,
-        joinedAt: now, lastHeard: now, doneAt: undefined, have: m.have, needSegment: this.segment, chunksVerified: 0,
+        joinedAt: now, lastHeard: now, lastJoin: now, doneAt: undefined, have: m.have, needSegment: this.segment, chunksVerified: 0,
         repaired: 0, rejected: 0, writeErrors: 0, acks: 0, requests: 0, reason: '',
       };
       this.clients.set(m.client, c);
       this.lastJoinAt = now;
       this.events.emit({ type: 'joined', client: c, rejoined: false, at: now });
-    } else if (c.state === 'verified' || c.state === 'failed' || c.state === 'lost') {
+    } else if (c.state !== 'dropped' && (c.state !== 'active' || now - c.lastJoin > Sender.REJOIN_GAP)) {
       // The same machine again (crash, power cycle, restart): it is working again, whatever it said before.
       Object.assign(c, { state: 'active', phase: ClientPhase.Waiting, doneAt: undefined, reason: '', name: m.name, capacity: m.capacity, have: m.have, needSegment: this.segment });
       this.events.emit({ type: 'joined', client: c, rejoined: true, at: now });
     }
     c.lastHeard = now;
+    c.lastJoin = now;
     c.endpoint = from;
+    if (c.state === 'active' && m.capacity < this.cfg.imageSize) {
+      // It cannot take the image; it says so itself with DONE, but it must not count towards --min-clients.
+      c.state = 'failed';
+      c.phase = ClientPhase.Failed;
+      c.reason = `target too small: it holds ${m.capacity} bytes, the image is ${this.cfg.imageSize} bytes`;
+      c.doneAt = now;
+      this.events.emit({ type: 'client-done', client: c, at: now });
+    }
     const reply = c.state === 'dropped'
       ? encode({ type: MsgType.Drop, session: this.cfg.session, client: c.id, reason: c.reason })
       : encode({ type: MsgType.Welcome, session: this.cfg.session, client: m.client });

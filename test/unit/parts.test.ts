@@ -1,0 +1,79 @@
+// Small pieces of the machines: bitmap, intervals, timeout rule, ACK scheduling, geometry.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AckScheduler } from '../../src/session/acks.ts';
+import { Bitmap } from '../../src/session/bitmap.ts';
+import { Geometry } from '../../src/session/geometry.ts';
+import { IntervalSet } from '../../src/session/intervals.ts';
+import { drawWait } from '../../src/session/params.ts';
+import { seeded } from '../../src/session/rng.ts';
+import { AdaptiveTimeout } from '../../src/session/timeout.ts';
+
+test('bitmap: set, clear, count, find and runs agree with a plain array', () => {
+  const r = seeded(3), n = 1000, b = new Bitmap(n), ref = new Array<boolean>(n).fill(false);
+  for (let i = 0; i < 5000; i++) {
+    const k = Math.floor(r() * n);
+    if (r() < 0.6) { assert.equal(b.set(k), !ref[k]); ref[k] = true; } else { assert.equal(b.clear(k), ref[k]); ref[k] = false; }
+  }
+  assert.equal(b.count, ref.filter(Boolean).length);
+  for (let from = 0; from < n; from += 37) {
+    assert.equal(b.find(true, from), ref.indexOf(true, from));
+    assert.equal(b.find(false, from), ref.indexOf(false, from));
+  }
+  const runs = b.clearRuns(0, n, 1e9);
+  const flat = runs.flatMap((x) => Array.from({ length: x.count }, (_, i) => x.start + i));
+  assert.deepEqual(flat, ref.flatMap((v, i) => (v ? [] : [i])));
+});
+
+test('intervals: subtract what was heard', () => {
+  const s = new IntervalSet();
+  s.add(10, 20); s.add(30, 40); s.add(15, 32); s.add(50, 51);
+  assert.deepEqual(s.subtract({ start: 0, count: 60 }), [{ start: 0, count: 10 }, { start: 40, count: 10 }, { start: 51, count: 9 }]);
+  assert.deepEqual(s.subtract({ start: 12, count: 5 }), []);
+  s.clear();
+  assert.deepEqual(s.subtract({ start: 3, count: 2 }), [{ start: 3, count: 2 }]);
+});
+
+test('Tout: times alpha on expiry, max(Tout/2, T0) on the right ACK, capped', () => {
+  const t = new AdaptiveTimeout(10, 3, 100);
+  t.expired(); assert.equal(t.value, 30);
+  t.expired(); assert.equal(t.value, 90);
+  t.expired(); assert.equal(t.value, 100);
+  t.acknowledged(); assert.equal(t.value, 50);
+  t.acknowledged(); t.acknowledged(); t.acknowledged(); assert.equal(t.value, 10);
+});
+
+test('ARTP draws stay in range; the exponential policy waits long more often', () => {
+  const r = seeded(5);
+  const u = Array.from({ length: 10000 }, () => drawWait({ kind: 'uniform', max: 20, lambda: 0 }, r()));
+  const e = Array.from({ length: 10000 }, () => drawWait({ kind: 'exp', max: 20, lambda: 6 }, r()));
+  for (const x of [...u, ...e]) assert.ok(x >= 0 && x <= 20);
+  const early = (xs: number[]): number => xs.filter((x) => x < 5).length;
+  assert.ok(early(e) < early(u) / 5, `exp: ${early(e)} early draws, uniform ${early(u)}`);
+});
+
+test('ACK scheduling: block end, suppression by a heard ACK, one ACK covers earlier blocks', () => {
+  const a = new AckScheduler({ kind: 'uniform', max: 10, lambda: 0 }, 4, () => 0.5);
+  a.packet(0, false, true, 0);
+  a.packet(0, true, true, 1);          // block 0 ends: ACK due at 6
+  a.packet(1, false, true, 2);
+  a.packet(2, false, true, 3);         // block 1 ended by a packet of block 2: due at 8
+  assert.equal(a.nextDue(), 6);
+  assert.deepEqual(a.due(9), { block: 1, received: 1 }); // both due: one ACK for the higher
+  assert.equal(a.due(100), undefined);
+  a.packet(2, true, true, 10);         // block 2 ends: due at 15
+  a.ackedUpTo(2);                      // another client acknowledged it
+  assert.equal(a.due(100), undefined);
+  assert.equal(a.suppressed, 1);
+});
+
+test('geometry: manifest packets first, then the image; chunk packet ranges', () => {
+  const g = new Geometry({ payloadSize: 1000, blockPackets: 4, manifestLength: 2500, imageSize: 10_500, segmentPackets: 0 });
+  assert.equal(g.manifestPackets, 3);
+  assert.equal(g.imagePackets, 11);
+  assert.deepEqual(g.span(2), { region: 'manifest', offset: 2000, length: 500 });
+  assert.deepEqual(g.span(13), { region: 'image', offset: 10_000, length: 500 });
+  assert.equal(g.blocks, 4);
+  assert.ok(g.isLastOfBlock(3) && g.isLastOfBlock(13) && !g.isLastOfBlock(12));
+  assert.deepEqual(g.imagePacketsOf(4096, 4096), { first: 7, end: 12 });
+});
