@@ -40,6 +40,8 @@ export class RawTarget implements ByteTarget {
   static async open(path: string): Promise<RawTarget> {
     const info = await probe(path);
     if (info.kind === 'block') return new RawTarget(path, await open(path, 'r+'), info.size, 'block');
+    // Under /dev only devices are targets: a missing partition node must not become a file in RAM.
+    if (path.startsWith('/dev/')) throw new DiskError(info.kind === 'missing' ? `${path}: no such device` : `${path} is not a block device`);
     const growable = info.kind === 'missing' || info.size === 0;
     const fh = await open(path, info.kind === 'missing' ? 'w+' : 'r+');
     return new RawTarget(path, fh, growable ? Number.MAX_SAFE_INTEGER : info.size, 'file');

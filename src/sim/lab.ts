@@ -26,6 +26,8 @@ export interface SimLink {
 export interface SimClient extends Partial<SimLink> {
   /** Start this long after the master (a late joiner). */
   startAt?: number;
+  /** The disk silently corrupts this many of the first writes (one byte flipped in each). */
+  corruptWrites?: number;
   /** Power off at this time, boot again at restartAt (the disk keeps what was written). */
   crashAt?: number;
   restartAt?: number;
@@ -56,6 +58,7 @@ export interface SimClientResult {
   acksSent: number;
   requestsSent: number;
   repaired: number;
+  verifyFailures: number;
 }
 
 export interface LabResult {
@@ -181,14 +184,19 @@ export function runLab(o: LabOptions): LabResult {
     const link: SimLink = { ...baseLink, ...Object.fromEntries(Object.entries(spec).filter(([k]) => k in baseLink)) };
     const node: Node = { address: `10.0.1.${i + 2}`, ports: new Set([CONTROL, dataPort, feedbackPort, 50000]), link, rxFree: 0, machine: sender, wakeToken: 0, wakeAt: Infinity, alive: false, lastWake: -1, spins: 0 };
     nodes.push(node);
-    const result: SimClientResult = { id, ok: false, identical: false, reason: 'never finished', finishedAt: NaN, acksSent: 0, requestsSent: 0, repaired: 0 };
+    const result: SimClientResult = { id, ok: false, identical: false, reason: 'never finished', finishedAt: NaN, acksSent: 0, requestsSent: 0, repaired: 0, verifyFailures: 0 };
+    let corrupt = spec.corruptWrites ?? 0;
     results.push(result);
     const boot = (): void => {
       const r: Receiver = new Receiver({
         id, name: `pc-${i + 1}`, capacity: o.imageSize, kind: ImageKind.Disk, controlPort: CONTROL, autoConfirm: true,
         tunables: () => o.clientParams ?? p,
       }, {
-        offer: (offset, b) => { disk.set(b, offset); return true; },
+        offer: (offset, b) => {
+          disk.set(b, offset);
+          if (corrupt > 0 && offset > 0) { corrupt--; disk[offset] = disk[offset]! ^ 0x40; }
+          return true;
+        },
         verify: (k, offset, length) => at(now + 0.01, { kind: 'call', fn: () => { r.onChunkDigest(k, sha256(disk.subarray(offset, offset + length)), now); step(node); } }),
         flush: () => at(now + 0.01, { kind: 'call', fn: () => { r.onFlushed(now); step(node); } }),
       }, fork(), now);
@@ -196,7 +204,7 @@ export function runLab(o: LabOptions): LabResult {
         if (e.type !== 'finished') return;
         Object.assign(result, {
           ok: e.ok, reason: e.reason, finishedAt: e.at, identical: Buffer.compare(disk, image) === 0,
-          acksSent: r.acks?.sent ?? 0, requestsSent: r.stats.requestsSent, repaired: r.stats.repaired,
+          acksSent: r.acks?.sent ?? 0, requestsSent: r.stats.requestsSent, repaired: r.stats.repaired, verifyFailures: r.stats.verifyFailures,
         });
       });
       node.machine = r;

@@ -73,3 +73,10 @@ test('20% loss on every client and on the master', () => {
   const r = lab({ imageSize: 1 << 20, clients: Array.from({ length: 5 }, () => ({ loss: 0.2 })), masterLoss: 0.2 });
   assertAllIdentical(r);
 });
+
+test('a disk that silently corrupts writes is caught by verification and healed', () => {
+  const r = lab({ imageSize: 3 << 20, clients: [{}, { corruptWrites: 30 }] });
+  assertAllIdentical(r);
+  assert.ok(r.clients[1]!.verifyFailures > 0, 'the corrupted chunks were never detected');
+  assert.equal(r.clients[0]!.verifyFailures, 0);
+});

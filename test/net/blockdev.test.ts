@@ -1,0 +1,99 @@
+// Block devices for real (loop devices): the master reads a whole disk or a partition,
+// the client writes one, and a device that is too small or unconfirmed is refused.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { sampleDisk } from '../../src/demo/sample.ts';
+import { freePort, must, sha256 } from './helpers.ts';
+import { isRoot } from './netns.ts';
+
+const skip = isRoot() ? false : 'loop devices need root';
+let dir = '';
+const loops: string[] = [];
+const attach = (file: string, range: string[] = []): string => {
+  const dev = execFileSync('losetup', ['-f', '--show', ...range, file], { encoding: 'utf8' }).trim();
+  loops.push(dev);
+  return dev;
+};
+const lo = (): string[] => ['--iface', '127.0.0.1', '--port', String(freePort())];
+const MIB = 1 << 20;
+let disk: Uint8Array;
+let src = '', dst = '', small = '', dstFile = '';
+
+before(async () => {
+  if (skip) return;
+  dir = await mkdtemp(join(tmpdir(), 'must-blockdev-'));
+  disk = sampleDisk(8 * MIB, 21);
+  await writeFile(join(dir, 'src.img'), disk);
+  // The target disk has the same partition table and nothing else.
+  const blank = new Uint8Array(8 * MIB);
+  blank.set(disk.subarray(0, 512));
+  dstFile = join(dir, 'dst.img');
+  await writeFile(dstFile, blank);
+  await writeFile(join(dir, 'small.img'), new Uint8Array(4 * MIB));
+  src = attach(join(dir, 'src.img'));
+  dst = attach(dstFile);
+  small = attach(join(dir, 'small.img'));
+});
+after(async () => {
+  for (const l of loops) { try { execFileSync('losetup', ['-d', l]); } catch { /* gone */ } }
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('without a terminal and without --yes a block device is not touched', { skip }, async () => {
+  const r = await must(['client', '--target', dst, ...lo()]).done;
+  assert.equal(r.code, 2);
+  assert.match(r.out, new RegExp(`${dst} is a block device and there is no terminal to confirm on; pass --yes`));
+});
+
+test('a device smaller than the image is refused, naming the device and both sizes', { skip }, async () => {
+  const net = lo();
+  const master = must(['master', '--image', src, '--min-clients', '1', ...net]);
+  const r = await must(['client', '--target', small, '--yes', ...net]).done;
+  master.child.kill('SIGTERM');
+  await master.done;
+  assert.notEqual(r.code, 0);
+  assert.match(r.out, new RegExp(`target=${small} .*target too small: it holds ${4 * MIB} bytes, the image is ${8 * MIB} bytes`));
+  assert.ok((await readFile(join(dir, 'small.img'))).every((b) => b === 0), 'the small device was written');
+});
+
+test('whole disk: block device to block device, byte-identical', { skip }, async () => {
+  const net = lo();
+  const master = must(['master', '--image', src, '--min-clients', '1', ...net]);
+  const r = await must(['client', '--target', dst, '--yes', ...net]).done;
+  assert.equal(r.code, 0, r.out.slice(-2000));
+  assert.equal((await master.done).code, 0);
+  assert.equal(sha256(await readFile(dstFile)), sha256(disk));
+});
+
+// This machine's kernel has no MSDOS partition support (CONFIG_MSDOS_PARTITION is off), so no
+// /dev/loopNp1 appears: each partition is attached as its own loop device over its byte range,
+// which is what a partition device is. The VM tests boot a kernel with real partitions.
+test('one partition into the same partition of another disk', { skip }, async () => {
+  await writeFile(dstFile, new Uint8Array(8 * MIB).fill(0x5a));
+  const v = new DataView(disk.buffer, 446);
+  const start = v.getUint32(8, true) * 512, len = v.getUint32(12, true) * 512;
+  const range = ['--offset', String(start), '--sizelimit', String(len)];
+  const srcPart = attach(join(dir, 'src.img'), range);
+  const dstPart = attach(dstFile, range);
+  const net = lo();
+  const master = must(['master', '--image', srcPart, '--min-clients', '1', ...net]);
+  const r = await must(['client', '--target', dstPart, '--yes', ...net]).done;
+  assert.equal(r.code, 0, r.out.slice(-2000));
+  assert.equal((await master.done).code, 0);
+  const got = await readFile(dstFile);
+  assert.equal(sha256(got.subarray(start, start + len)), sha256(disk.subarray(start, start + len)), 'partition 1 differs');
+  assert.ok(got.subarray(0, start).every((b) => b === 0x5a), 'bytes before the partition were touched');
+  assert.ok(got.subarray(start + len).every((b) => b === 0x5a), 'bytes after the partition were touched');
+});
+
+test('a device path that does not exist is refused, not created', { skip }, async () => {
+  const r = await must(['client', '--target', '/dev/must-no-such-disk', '--yes', ...lo()]).done;
+  assert.equal(r.code, 2);
+  assert.match(r.out, /\/dev\/must-no-such-disk: no such device/);
+  await assert.rejects(readFile('/dev/must-no-such-disk'));
+});

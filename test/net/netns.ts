@@ -1,0 +1,85 @@
+// A lab of hosts in network namespaces on one Linux bridge: real kernels' IP stacks,
+// real multicast, real loss (nftables) and real rate limits (tc tbf). Everything it
+// creates carries its prefix and is removed by destroy() (and before a new lab).
+
+import { execFileSync } from 'node:child_process';
+
+export interface NetLab {
+  prefix: string;
+  hosts: string[];
+  address(host: string): string;
+  /** argv prefix that runs a command inside the host's namespace. */
+  wrap(host: string): string[];
+  /** Drop this share of the UDP datagrams arriving at the host. */
+  setLoss(host: string, percent: number): void;
+  /** Datagrams the loss rule dropped so far. */
+  dropped(host: string): number;
+  /** Shape the host's link in both directions. */
+  setRate(host: string, mbit: number): void;
+  destroy(): void;
+}
+
+const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const inNs = (ns: string, cmd: string, args: string[], input?: string): string =>
+  execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+
+export const isRoot = (): boolean => process.getuid?.() === 0;
+
+export function removeLab(prefix: string): void {
+  const names = ip('netns', 'list').split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`${prefix}-`));
+  for (const n of names) { try { ip('netns', 'del', n); } catch { /* already gone */ } }
+}
+
+export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): NetLab {
+  if (prefix.length > 8) throw new Error('lab prefix longer than 8 characters');
+  removeLab(prefix);
+  const sw = `${prefix}-sw`;
+  const ns = (h: string): string => `${prefix}-${h}`;
+  const addr = new Map(hosts.map((h, i) => [h, `${subnet}.${i + 1}`]));
+  try {
+    ip('netns', 'add', sw);
+    ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
+    ip('-n', sw, 'link', 'set', 'br0', 'up');
+    hosts.forEach((h, i) => {
+      const port = `p${i}`;
+      ip('netns', 'add', ns(h));
+      ip('-n', sw, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(h));
+      ip('-n', sw, 'link', 'set', port, 'master', 'br0', 'up');
+      ip('-n', ns(h), 'addr', 'add', `${addr.get(h)}/24`, 'dev', 'eth0');
+      ip('-n', ns(h), 'link', 'set', 'eth0', 'up');
+      ip('-n', ns(h), 'link', 'set', 'lo', 'up');
+      ip('-n', ns(h), 'route', 'add', '224.0.0.0/4', 'dev', 'eth0');
+    });
+  } catch (e) {
+    removeLab(prefix);
+    throw e;
+  }
+  return {
+    prefix,
+    hosts,
+    address: (h) => addr.get(h)!,
+    wrap: (h) => ['ip', 'netns', 'exec', ns(h)],
+    setLoss: (h, percent) => {
+      inNs(ns(h), 'nft', ['-f', '-'], [
+        'table inet must_loss', 'delete table inet must_loss',
+        'table inet must_loss {',
+        '  chain input { type filter hook input priority 0; policy accept;',
+        `    meta l4proto udp numgen random mod 100 < ${Math.round(percent)} counter drop`,
+        '  }',
+        '}',
+      ].join('\n'));
+    },
+    dropped: (h) => {
+      const m = /counter packets (\d+)/.exec(inNs(ns(h), 'nft', ['list', 'table', 'inet', 'must_loss']));
+      return m ? Number(m[1]) : 0;
+    },
+    setRate: (h, mbit) => {
+      const i = hosts.indexOf(h);
+      const tbf = ['qdisc', 'replace', 'dev'];
+      const shape = ['root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '64kb', 'latency', '20ms'];
+      inNs(ns(h), 'tc', [...tbf, 'eth0', ...shape]);
+      inNs(sw, 'tc', [...tbf, `p${i}`, ...shape]);
+    },
+    destroy: () => removeLab(prefix),
+  };
+}
