@@ -1,5 +1,7 @@
 // must: one executable, one subcommand per job.
 
+import { initMain } from './boot/appliance.ts';
+import { menu } from './boot/menu.ts';
 import { Options, UsageError, help, parse } from './cli/args.ts';
 import { client, receiveFiles } from './commands/receive.ts';
 import { master, sendFiles } from './commands/serve.ts';
@@ -15,6 +17,8 @@ const RUN: Record<string, (o: Options) => Promise<number>> = {
   'send-files': sendFiles,
   'receive-files': receiveFiles,
   demo,
+  menu: () => menu(),
+  init: () => initMain(),
   help: async (o) => { console.log(help(o.positionals[0])); return 0; },
   version: async () => { console.log(`must ${VERSION}`); return 0; },
 };

@@ -77,6 +77,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
       json: net.json!,
     },
   },
+  menu: { summary: 'the appliance\'s menu: image this PC, serve an image, shell', options: {} },
+  init: { summary: 'the appliance\'s boot steps (run by /init in the initramfs)', options: {} },
   help: { summary: 'show this help, or a command\'s', positional: { name: 'COMMAND', many: false, help: 'command' }, options: {} },
   version: { summary: 'print the version', options: {} },
 };

@@ -2,18 +2,13 @@
 // itself; from the source tree it is Node with src/main.ts.
 
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+
+export function isSea(): boolean {
+  const sea = process.getBuiltinModule('node:sea') as { isSea(): boolean } | undefined;
+  return sea?.isSea() ?? false;
+}
 
 export function selfCommand(): { cmd: string; args: string[] } {
   if (isSea()) return { cmd: process.execPath, args: [] };
   return { cmd: process.execPath, args: [...process.execArgv, fileURLToPath(new URL('../main.ts', import.meta.url))] };
-}
-
-function isSea(): boolean {
-  try {
-    const sea = createRequire(import.meta.url)('node:sea') as { isSea(): boolean };
-    return sea.isSea();
-  } catch {
-    return false;
-  }
 }

