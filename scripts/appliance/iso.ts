@@ -21,7 +21,7 @@ function touchTree(dir: string, epoch: number): void {
 }
 
 /** kernel + initramfs + command line as one EFI program (the Arch wiki's objcopy recipe for systemd-stub 252). */
-export function unifiedKernel(o: { vmlinuz: string; initrd: string; cmdline: string; work: string; out: string }): void {
+export function unifiedKernel(o: { vmlinuz: string; initrd: string; cmdline: string; work: string; out: string; epoch: number }): void {
   writeFileSync(join(o.work, 'cmdline.txt'), `${o.cmdline}\0`);
   writeFileSync(join(o.work, 'os-release'), 'NAME="MUST appliance"\nID=must\n');
   run('objcopy', [
@@ -31,6 +31,25 @@ export function unifiedKernel(o: { vmlinuz: string; initrd: string; cmdline: str
     '--add-section', `.initrd=${o.initrd}`, '--change-section-vma', '.initrd=0x3000000',
     '/usr/lib/systemd/boot/efi/linuxx64.efi.stub', o.out,
   ]);
+  pinPeTimestamp(o.out, o.epoch);
+}
+
+/** objcopy stamps a PE file with the build time (binutils 2.40 has no switch for that): set it, and redo the checksum. */
+export function pinPeTimestamp(path: string, epoch: number): void {
+  const b = readFileSync(path);
+  const pe = b.readUInt32LE(0x3c);
+  if (b.toString('latin1', pe, pe + 4) !== 'PE\0\0') throw new Error(`${path} is not a PE file`);
+  b.writeUInt32LE(epoch, pe + 8);
+  const sumAt = pe + 24 + 64;
+  b.writeUInt32LE(0, sumAt);
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) {
+    sum += b.readUInt16LE(i);
+    sum = (sum & 0xffff) + (sum >>> 16);
+  }
+  if (b.length % 2) { sum += b[b.length - 1]!; sum = (sum & 0xffff) + (sum >>> 16); }
+  b.writeUInt32LE(((sum & 0xffff) + b.length) >>> 0, sumAt);
+  writeFileSync(path, b);
 }
 
 export function buildIso(o: { out: string; build: string; cfg: ApplianceConfig }, log: (s: string) => void): void {
@@ -53,7 +72,7 @@ export function buildIso(o: { out: string; build: string; cfg: ApplianceConfig }
 
   // UEFI: one FAT image holding the unified kernel as the removable-media default loader.
   const uki = join(work, 'EFI/BOOT/BOOTX64.EFI');
-  unifiedKernel({ vmlinuz: join(o.out, 'vmlinuz'), initrd: join(o.out, 'initrd.zst'), cmdline: `${cmdline(o.cfg)} must.mode=menu`, work, out: uki });
+  unifiedKernel({ vmlinuz: join(o.out, 'vmlinuz'), initrd: join(o.out, 'initrd.zst'), cmdline: `${cmdline(o.cfg)} must.mode=menu`, work, out: uki, epoch });
   touchTree(join(work, 'EFI'), epoch);
   const fat = join(stage, 'boot/efiboot.img');
   const kib = Math.ceil((statSync(uki).size + (2 << 20)) / (1 << 20)) * 1024;
