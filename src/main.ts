@@ -2,6 +2,7 @@
 
 import { initMain } from './boot/appliance.ts';
 import { menu } from './boot/menu.ts';
+import { Records } from './boot/records.ts';
 import { Options, UsageError, help, parse } from './cli/args.ts';
 import { client, receiveFiles } from './commands/receive.ts';
 import { master, sendFiles } from './commands/serve.ts';
@@ -18,6 +19,11 @@ const RUN: Record<string, (o: Options) => Promise<number>> = {
   'receive-files': receiveFiles,
   demo,
   menu: () => menu(),
+  records: async (o) => {
+    const r = new Records(o.positionals[0] ?? 'must-records.json');
+    process.stdout.write(o.flag('csv') ? r.toCsv() : `${JSON.stringify(r.all(), null, 2)}\n`);
+    return 0;
+  },
   init: () => initMain(),
   help: async (o) => { console.log(help(o.positionals[0])); return 0; },
   version: async () => { console.log(`must ${VERSION}`); return 0; },

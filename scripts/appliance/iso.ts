@@ -67,6 +67,10 @@ export function buildIso(o: { out: string; build: string; cfg: ApplianceConfig }
   copyFileSync('/usr/lib/ISOLINUX/isolinux.bin', join(stage, 'isolinux/isolinux.bin'));
   copyFileSync('/usr/lib/syslinux/modules/bios/ldlinux.c32', join(stage, 'isolinux/ldlinux.c32'));
   writeFileSync(join(stage, 'isolinux/isolinux.cfg'), readFileSync(join(root, 'image/isolinux.cfg'), 'utf8').replaceAll('@CMDLINE@', cmdline(o.cfg)));
+  // A master booted from this medium boots the lab with these (must.pxe=).
+  mkdirSync(join(stage, 'pxe'), { recursive: true });
+  copyFileSync('/usr/lib/ipxe/undionly.kpxe', join(stage, 'pxe/undionly.kpxe'));
+  copyFileSync('/usr/lib/ipxe/ipxe.efi', join(stage, 'pxe/ipxe.efi'));
   copyFileSync(join(o.out, 'vmlinuz'), join(stage, 'boot/vmlinuz'));
   copyFileSync(join(o.out, 'initrd.zst'), join(stage, 'boot/initrd.zst'));
 

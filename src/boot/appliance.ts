@@ -8,7 +8,8 @@ import { openSync, writeSync } from 'node:fs';
 import { type BootSettings, CmdlineError, parseCmdline } from '../cli/kernel.ts';
 import { selfCommand } from '../cli/self.ts';
 import { listDisks } from '../disk/inventory.ts';
-import { INIT_STEPS, type Sys, modeCommand, runSteps } from './init.ts';
+import { INIT_STEPS, type Prepared, type Sys, modeCommand, parseImageSpec, runSteps } from './init.ts';
+import { prepareApplianceDir, prepareImage } from './sources.ts';
 
 /** Every console the kernel writes to (console=tty0 console=ttyS0 gives both). */
 async function consoles(): Promise<number[]> {
@@ -79,7 +80,19 @@ export async function initMain(): Promise<number> {
     }
   }
   for (;;) {
-    const launch = modeCommand(settings, await listDisks());
+    const prepared: Prepared = {};
+    if (settings.mode === 'master' && settings.image) {
+      const spec = parseImageSpec(settings.image);
+      if ('error' in spec) { await openShell(`MUST: ${spec.error}`); continue; }
+      try {
+        prepared.image = await prepareImage(spec, sys);
+        if (settings.pxe) prepared.appliance = await prepareApplianceDir(sys);
+      } catch (e) {
+        await openShell(`MUST: master mode: ${(e as Error).message}`);
+        continue;
+      }
+    }
+    const launch = modeCommand(settings, await listDisks(), prepared);
     if ('error' in launch) { await openShell(`MUST: cannot start ${settings.mode} mode: ${launch.error}`); continue; }
     if (launch.shell) { await shell(); continue; }
     const self = selfCommand();

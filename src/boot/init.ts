@@ -146,8 +146,25 @@ export interface Launch {
   shell: boolean;
 }
 
+export type ImageSpec =
+  | { kind: 'device'; path: string }
+  | { kind: 'file'; device: string; path: string }
+  | { kind: 'http'; url: string };
+
+/** must.image=: a device (/dev/sdb, /dev/nvme0n1p3), a file on one (/dev/sdb1:/images/lab.img, LABEL=IMAGES:/lab.img), or a URL. */
+export function parseImageSpec(spec: string): ImageSpec | { error: string } {
+  if (/^https?:\/\//.test(spec)) return { kind: 'http', url: spec };
+  const m = /^((?:\/dev\/\S+?)|(?:LABEL=[^:]+)|(?:UUID=[^:]+)):(\/.+)$/.exec(spec);
+  if (m) return { kind: 'file', device: m[1]!, path: m[2]! };
+  if (spec.startsWith('/dev/')) return { kind: 'device', path: spec };
+  return { error: `must.image=${spec}: expected /dev/DEVICE, DEVICE:/path/file, LABEL=NAME:/path/file or http://...` };
+}
+
+/** What init prepared for master mode: the image as a local path, the appliance files if it booted from CD/USB. */
+export interface Prepared { image?: string; appliance?: string }
+
 /** The MUST command line for the mode the kernel line asks for. */
-export function modeCommand(b: BootSettings, disks: Disk[]): Launch | { error: string } {
+export function modeCommand(b: BootSettings, disks: Disk[], prepared: Prepared = {}): Launch | { error: string } {
   const net = [
     ...(b.server ? ['--server', b.server] : []), ...(b.group ? ['--group', b.group] : []),
     ...(b.port ? ['--port', String(b.port)] : []), ...(b.iface ? ['--iface', b.iface] : []),
@@ -163,7 +180,15 @@ export function modeCommand(b: BootSettings, disks: Disk[]): Launch | { error: s
     }
     case 'master': {
       if (!b.image) return { error: 'must.mode=master needs must.image= (a disk, partition or image file to serve)' };
-      return { argv: ['master', '--image', b.image, ...net], shell: false };
+      if (!prepared.image) return { error: `must.image=${b.image} could not be made available` };
+      const pxe: string[] = [];
+      if (b.pxe) {
+        if (!prepared.appliance) return { error: 'must.pxe needs the MUST CD or USB stick this machine booted from (its kernel and initramfs boot the lab)' };
+        pxe.push('--pxe', '--appliance', prepared.appliance, '--records', '/run/must-records.json');
+        if (b.pxe.startsWith('range:')) pxe.push('--dhcp-range', b.pxe.slice(6));
+        if (b.disk) pxe.push('--disk', b.disk);
+      }
+      return { argv: ['master', '--image', prepared.image, ...pxe, ...net], shell: false };
     }
     case 'relay': return { error: 'relay mode is not built yet (issue 8)' };
     case 'menu': return { argv: ['menu'], shell: false };

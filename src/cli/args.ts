@@ -40,6 +40,18 @@ const serve: Record<string, OptSpec> = {
   'client-timeout': { type: 'number', arg: 'SECONDS', help: 'a client silent this long is counted lost (default 30)' },
 };
 
+const pxe: Record<string, OptSpec> = {
+  pxe: { type: 'boolean', help: 'also boot the lab: DHCP/TFTP (dnsmasq), HTTP, per-PC boot policy and records' },
+  'dhcp-range': { type: 'string', arg: 'START,END[,MASK]', help: 'hand out addresses (an isolated network); default: ProxyDHCP beside the lab\'s DHCP server' },
+  appliance: { type: 'string', arg: 'DIR', help: 'appliance to boot PCs with: out/appliance, or a mounted MUST CD/USB stick (default: next to this program)' },
+  'http-port': { type: 'number', arg: 'N', help: 'HTTP port for iPXE scripts, kernel and initramfs (default 8080)' },
+  records: { type: 'string', arg: 'FILE', help: 'per-PC records, kept across restarts (default must-records.json)' },
+  unknown: { type: 'string', arg: 'WHAT', choices: ['image', 'local'], help: 'what a PC the master has no record of does: image (default) or local (boot its disk)' },
+  disk: { type: 'string', arg: 'RULE', help: 'disk the PCs write: auto (default: the largest fixed disk), a /dev path, serial:..., model:...' },
+  attended: { type: 'boolean', help: 'PCs ask on their own screen before writing (default: unattended, by the disk rule)' },
+  'kernel-args': { type: 'string', arg: 'TEXT', help: 'kernel arguments for the PCs besides MUST\'s own (default: consoles on screen and serial, quiet)' },
+};
+
 const receive: Record<string, OptSpec> = {
   server: { type: 'string', arg: 'ADDRESS', help: 'follow only the master at this address' },
   yes: { type: 'boolean', help: 'do not ask before overwriting the target' },
@@ -50,7 +62,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   master: {
     summary: 'serve a disk image (raw file or block device) to every client on the network',
     positional: { name: 'IMAGE', many: false, help: 'the image (same as --image)' },
-    options: { image: { type: 'string', arg: 'PATH', help: 'raw image file or block device to serve' }, ...serve, ...net },
+    options: { image: { type: 'string', arg: 'PATH', help: 'raw image file or block device to serve' }, ...serve, ...net, ...pxe },
   },
   client: {
     summary: 'receive the image a master serves and write it to a disk or file',
@@ -76,6 +88,11 @@ export const COMMANDS: Record<string, CommandSpec> = {
       port: net.port!,
       json: net.json!,
     },
+  },
+  records: {
+    summary: 'print a master\'s per-PC records (MAC, IP, host name, image, start, end, result, digest)',
+    positional: { name: 'FILE', many: false, help: 'records file (default must-records.json)' },
+    options: { csv: { type: 'boolean', help: 'CSV instead of JSON' } },
   },
   menu: { summary: 'the appliance\'s menu: image this PC, serve an image, shell', options: {} },
   init: { summary: 'the appliance\'s boot steps (run by /init in the initramfs)', options: {} },

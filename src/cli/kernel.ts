@@ -16,8 +16,10 @@ export interface BootSettings {
   /** Unattended: no question is asked; the disk rule must be explicit. */
   auto: boolean;
   after: AfterAction;
-  /** Master mode: where the image is (a /dev path, LABEL=..:path, or an http:// URL). */
+  /** Master mode: where the image is (a /dev path, DEVICE:/path, LABEL=NAME:/path, or an http:// URL). */
   image: string | undefined;
+  /** Master mode: also boot the lab ("proxy", or "range:START,END"). */
+  pxe: string | undefined;
   iface: string | undefined;
   /** Everything else the kernel line carried, for the record. */
   other: Map<string, string>;
@@ -64,9 +66,12 @@ export function parseCmdline(text: string): BootSettings {
     mode: mode as BootMode, after: after as AfterAction, port, auto,
     server: take('must.server') || undefined, group: take('must.group') || undefined, disk: take('must.disk') || undefined,
     key: take('must.key') || undefined, image: take('must.image') || undefined, iface: take('must.iface') || undefined,
+    pxe: take('must.pxe') || undefined,
     other: kv,
   };
   for (const k of kv.keys()) if (k.startsWith('must.')) throw new CmdlineError(`unknown setting ${k} on the kernel command line`);
+  if (settings.pxe && settings.pxe !== 'proxy' && !/^range:[\d.]+,[\d.]+$/.test(settings.pxe))
+    throw new CmdlineError(`must.pxe=${settings.pxe}: expected proxy or range:START,END`);
   if (settings.mode === 'client' && settings.auto && !settings.disk)
     throw new CmdlineError('must.auto without must.disk: an unattended client needs an explicit disk rule (must.disk=auto, a path, serial:..., model:...)');
   return settings;

@@ -1,6 +1,10 @@
 // `must master` and `must send-files`.
 
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DEFAULT_KERNEL_ARGS, type PxeOptions } from '../boot/lab.ts';
+import { isSea } from '../cli/self.ts';
+import type { NetChoice } from './common.ts';
 import { type Options, UsageError } from '../cli/args.ts';
 import { FileSetSource, scanPaths } from '../disk/fileset.ts';
 import { RawSource } from '../disk/source.ts';
@@ -37,6 +41,7 @@ async function serve(o: Options, source: RawSource | FileSetSource, kind: ImageK
     if (k === 'q' || k === '\u0003') control?.abort('quit by the operator');
   });
   const result = await runMaster({
+    pxe: o.flag('pxe') ? pxeOptions(o, n) : undefined,
     source, kind, files, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
     protocol: (o.str('protocol') ?? 'default') as 'default' | 'classic', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
     ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, log,
@@ -54,4 +59,26 @@ function keys(f: (k: string) => void): void {
   process.stdin.setRawMode?.(true);
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (d: string) => f(d));
+}
+
+/** Where the appliance is when --appliance is not given: beside the single executable, or the build output. */
+function defaultAppliance(): string {
+  return isSea() ? dirname(process.execPath) : join(import.meta.dirname, '../../out/appliance');
+}
+
+function pxeOptions(o: Options, n: NetChoice): PxeOptions {
+  const range = o.str('dhcp-range');
+  let dhcp: PxeOptions['dhcp'];
+  if (range) {
+    const [start, end, mask] = range.split(',');
+    if (!start || !end) throw new UsageError(`--dhcp-range ${range}: want START,END[,MASK]`);
+    dhcp = { kind: 'range', start, end, mask: mask ?? '255.255.255.0' };
+  } else {
+    dhcp = { kind: 'proxy', subnet: n.iface.network.split('/')[0]! };
+  }
+  return {
+    appliance: o.str('appliance') ?? defaultAppliance(), dhcp, httpPort: o.num('http-port') ?? 8080,
+    records: o.str('records') ?? 'must-records.json', unknown: (o.str('unknown') ?? 'image') as 'image' | 'local',
+    disk: o.str('disk') ?? 'auto', attended: o.flag('attended'), kernelArgs: o.str('kernel-args') ?? DEFAULT_KERNEL_ARGS, dnsmasq: 'dnsmasq',
+  };
 }

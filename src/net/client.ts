@@ -65,7 +65,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   });
   const id = clientId(o.name, o.iface, o.target.path);
   const receiver: Receiver = new Receiver({
-    id, name: o.name, capacity: o.target.capacity, kind: o.kind, controlPort: o.port, server: o.server,
+    id, name: o.name, mac: o.iface.mac, capacity: o.target.capacity, kind: o.kind, controlPort: o.port, server: o.server,
     autoConfirm: o.confirm === undefined,
   }, queue, Math.random, now());
 

@@ -1,14 +1,24 @@
 // Which IPv4 interface the sockets use: --iface by name or address, else the first
 // interface that is up and not loopback, else loopback (a demo on one machine).
 
+import { execFileSync } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { readFileSync } from 'node:fs';
 
 export interface Iface {
   name: string;
   address: string;
+  /** Network in CIDR form ("10.78.0.0/24"). */
+  network: string;
   mac: string;
   loopback: boolean;
+}
+
+/** The network address of address/prefix. */
+export function networkOf(address: string, prefix: number): string {
+  const n = address.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const net = Math.floor(n / 2 ** (32 - prefix)) * 2 ** (32 - prefix);
+  return `${[24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join('.')}/${prefix}`;
 }
 
 export class IfaceError extends Error {
@@ -19,10 +29,37 @@ export function listIfaces(): Iface[] {
   const out: Iface[] = [];
   for (const [name, addrs] of Object.entries(networkInterfaces())) {
     for (const a of addrs ?? []) {
-      if (a.family === 'IPv4') out.push({ name, address: a.address, mac: a.mac, loopback: a.internal });
+      if (a.family === 'IPv4') {
+        const prefix = Number((a.cidr ?? `${a.address}/32`).split('/')[1]);
+        out.push({ name, address: a.address, network: networkOf(a.address, prefix), mac: a.mac, loopback: a.internal });
+      }
     }
   }
+  // Node (libuv) leaves out interfaces without carrier: a master on a switch nobody has
+  // plugged into yet, or a bridge whose ports are still down. The kernel still has them.
+  for (const i of ipAddrShow()) if (!out.some((o) => o.name === i.name && o.address === i.address)) out.push(i);
   return out;
+}
+
+/** `ip -o -4 addr show` parsed: "3: br0    inet 10.78.0.1/24 brd ... scope global br0". */
+export function parseIpAddr(text: string, macOf: (name: string) => string): Iface[] {
+  const out: Iface[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+inet\s+(\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(line);
+    if (!m) continue;
+    const [, name, address, prefix] = m as unknown as [string, string, string, string];
+    out.push({ name, address, network: networkOf(address, Number(prefix)), mac: macOf(name), loopback: name === 'lo' });
+  }
+  return out;
+}
+
+function ipAddrShow(): Iface[] {
+  try {
+    const text = execFileSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return parseIpAddr(text, (n) => { try { return readFileSync(`/sys/class/net/${n}/address`, 'utf8').trim(); } catch { return '00:00:00:00:00:00'; } });
+  } catch {
+    return [];
+  }
 }
 
 /** Link speed in Mbit/s from sysfs, or undefined (virtual links, loopback). */

@@ -10,6 +10,7 @@ import { type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
 import type { Transmit } from '../session/types.ts';
+import { type PxeOptions, startPxe } from '../boot/lab.ts';
 import { type Iface, linkSpeed } from './iface.ts';
 import { Pump } from './pump.ts';
 import { closeAll, groupSocket, unicastSocket } from './udp.ts';
@@ -36,6 +37,8 @@ export interface MasterOptions {
   onReady?: (control: MasterControl) => void;
   /** Override tunables (tests, benchmarks). */
   tune?: (p: TransferParams) => TransferParams;
+  /** Also boot the lab: DHCP/TFTP (dnsmasq), HTTP, boot policy, per-PC records. */
+  pxe?: PxeOptions;
 }
 
 export interface MasterControl {
@@ -79,6 +82,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     session, params, kind: o.kind, name: o.name, caps: 0, manifest: built.bytes, manifestDigest: built.digest,
     imageSize: o.source.size, sectorSize: o.source.sectorSize, controlPort: o.port, dataPort, feedbackPort,
     minClients: o.minClients, waitAfterJoin: o.wait === undefined ? undefined : o.wait * 1000, linger: 1500,
+    persistent: o.pxe !== undefined,
   }, Math.random, performance.now());
 
   const cache = new PageCache(o.source);
@@ -150,6 +154,8 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     });
   }, 2000);
 
+  const digestHex = Buffer.from(built.digest).toString('hex');
+  const pxe = o.pxe ? await startPxe(o.pxe, { iface: o.iface.name, address: o.iface.address, group: o.group, port: o.port, image: o.name, digest: digestHex }, sender, log) : undefined;
   let abortResolve!: () => void;
   const aborted = new Promise<void>((r) => { abortResolve = r; });
   o.onReady?.({
@@ -162,6 +168,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   await Promise.race([done, aborted]);
   pump!.stop();
   clearInterval(progress);
+  await pxe?.stop();
   closeAll([tx, fb]);
   await o.source.close();
 
@@ -174,9 +181,10 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     });
   }
   const s = sender.stats;
+  const ok = o.pxe ? sender.allVerified : sender.ok;
   log.info('finished', {
-    ok: sender.ok, clients: clients.length, verified: clients.filter((c) => c.state === 'verified').length, seconds: seconds.toFixed(1),
+    ok, clients: clients.length, verified: clients.filter((c) => c.state === 'verified').length, seconds: seconds.toFixed(1),
     sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
   });
-  return { ok: sender.ok, clients, seconds, sender };
+  return { ok, clients, seconds, sender };
 }

@@ -20,7 +20,7 @@ export const HEADER_LENGTH: Record<MsgType, number> = {
   [MsgType.Data]: 24,
   [MsgType.Ack]: 28,
   [MsgType.Announce]: 96,
-  [MsgType.Join]: 40,
+  [MsgType.Join]: 48,
   [MsgType.Welcome]: 20,
   [MsgType.Status]: 48,
   [MsgType.RepairRequest]: 28,
@@ -46,6 +46,11 @@ function header(w: Writer, type: MsgType, flags: number, session: number): Write
 export function clientIdBytes(id: ClientId): Uint8Array {
   if (!/^[0-9a-f]{16}$/.test(id)) throw new Error(`client id must be 16 hex digits, got "${id}"`);
   return Uint8Array.from(Buffer.from(id, 'hex'));
+}
+export function macBytes(mac: string): Uint8Array {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new Error(`MAC must be six hex pairs, got "${mac}"`);
+  return Uint8Array.from(parts.map((p) => parseInt(p, 16)));
 }
 const readClient = (r: Reader): ClientId => Buffer.from(r.take(8, 'client id')).toString('hex');
 
@@ -76,7 +81,7 @@ export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
       const name = utf8(m.name, 64);
       const w = new Writer(HEADER_LENGTH[m.type] + 1 + name.length);
       header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u16(m.caps).u16(0)
-        .u64(m.capacity).u48(m.have).u16(0);
+        .u64(m.capacity).u48(m.have).u16(0).put(macBytes(m.mac)).u16(0);
       return w.text(name).done();
     }
     case MsgType.Welcome:
@@ -185,8 +190,10 @@ export function decode(bytes: Uint8Array): Message {
       r.u16('reserved');
       const capacity = r.u64('capacity');
       const have = r.u48('have');
+      r.u16('reserved');
+      const mac = [...r.take(6, 'mac')].map((b) => b.toString(16).padStart(2, '0')).join(':');
       const name = body.text('name');
-      return { type: t, session, client, caps, capacity, have, name } satisfies JoinMsg;
+      return { type: t, session, client, caps, capacity, have, mac, name } satisfies JoinMsg;
     }
     case MsgType.Welcome:
       return { type: t, session, client: readClient(r) } satisfies WelcomeMsg;

@@ -123,6 +123,8 @@ export interface JoinMsg {
   caps: number;
   capacity: number;
   have: number;
+  /** MAC of the interface the client uses ("aa:bb:cc:dd:ee:ff"; all zero if unknown). */
+  mac: string;
   name: string;
 }
 

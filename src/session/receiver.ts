@@ -35,6 +35,8 @@ export interface ClientStorage {
 export interface ReceiverConfig {
   id: ClientId;
   name: string;
+  /** MAC of the interface in use, for the master's records. */
+  mac?: string;
   /** Bytes the target can hold. */
   capacity: number;
   /** What this client images: a disk, or a set of files. */
@@ -455,7 +457,7 @@ export class Receiver {
     if (!this.welcomed && now >= this.nextJoinAt) {
       this.send(this.unicast(encode({
         type: MsgType.Join, session: a.session, client: this.cfg.id, caps: 0,
-        capacity: Math.min(this.cfg.capacity, Number.MAX_SAFE_INTEGER), have: this.have!.count, name: this.cfg.name,
+        capacity: Math.min(this.cfg.capacity, Number.MAX_SAFE_INTEGER), have: this.have!.count, mac: this.cfg.mac ?? '00:00:00:00:00:00', name: this.cfg.name,
       })));
       this.nextJoinAt = now + RETRY_INTERVAL;
     }

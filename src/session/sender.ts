@@ -40,6 +40,8 @@ export interface SenderConfig {
   waitAfterJoin: number | undefined;
   /** Keep announcing DONE this long before reporting finished. */
   linger: number;
+  /** Never end by itself (a master that boots a lab keeps serving PCs that come later). */
+  persistent?: boolean;
 }
 
 export type ClientState = 'active' | 'verified' | 'failed' | 'lost' | 'dropped';
@@ -47,6 +49,7 @@ export type ClientState = 'active' | 'verified' | 'failed' | 'lost' | 'dropped';
 export interface ClientRecord {
   id: ClientId;
   name: string;
+  mac: string;
   endpoint: Endpoint;
   capacity: number;
   state: ClientState;
@@ -143,6 +146,8 @@ export class Sender {
   }
 
   get activeClients(): ClientRecord[] { return [...this.clients.values()].filter((c) => c.state === 'active'); }
+  /** Every client that joined ended verified (and at least one joined). */
+  get allVerified(): boolean { return this.clients.size > 0 && [...this.clients.values()].every((c) => c.state === 'verified'); }
   get repairPending(): number { return this.wanted.count; }
 
   /** The operator pressed the start key. */
@@ -226,7 +231,7 @@ export class Sender {
     let c = this.clients.get(m.client);
     if (!c) {
       c = {
-        id: m.client, name: m.name, endpoint: from, capacity: m.capacity, state: 'active', phase: ClientPhase.Waiting,
+        id: m.client, name: m.name, mac: m.mac, endpoint: from, capacity: m.capacity, state: 'active', phase: ClientPhase.Waiting,
         joinedAt: now, lastHeard: now, lastJoin: now, doneAt: undefined, have: m.have, needSegment: this.segment, chunksVerified: 0,
         repaired: 0, rejected: 0, writeErrors: 0, acks: 0, requests: 0, reason: '',
       };
@@ -235,7 +240,7 @@ export class Sender {
       this.events.emit({ type: 'joined', client: c, rejoined: false, at: now });
     } else if (c.state !== 'dropped' && (c.state !== 'active' || now - c.lastJoin > Sender.REJOIN_GAP)) {
       // The same machine again (crash, power cycle, restart): it is working again, whatever it said before.
-      Object.assign(c, { state: 'active', phase: ClientPhase.Waiting, doneAt: undefined, reason: '', name: m.name, capacity: m.capacity, have: m.have, needSegment: this.segment });
+      Object.assign(c, { state: 'active', phase: ClientPhase.Waiting, doneAt: undefined, reason: '', name: m.name, mac: m.mac, capacity: m.capacity, have: m.have, needSegment: this.segment });
       this.events.emit({ type: 'joined', client: c, rejoined: true, at: now });
     }
     c.lastHeard = now;
@@ -384,7 +389,7 @@ export class Sender {
         this.events.emit({ type: 'lost', client: c, at: now });
       }
     }
-    if (this.phase === Phase.Waiting || this.clients.size === 0) return;
+    if (this.phase === Phase.Waiting || this.clients.size === 0 || this.cfg.persistent) return;
     if (this.activeClients.length === 0) {
       this.ok = [...this.clients.values()].every((c) => c.state === 'verified');
       this.doneAt = now;

@@ -24,7 +24,7 @@ const samples: Array<Exclude<Message, DataMsg>> = [
     blockPackets: 1, manifestLength: 1, manifestDigest: digest, epoch: 0xffffffff, segment: 9, segmentPackets: 2 ** 32,
     dataPort: 7702, feedbackPort: 7703, clients: 0, name: '',
   },
-  { type: MsgType.Join, session: 5, client: '00000000000000aa', caps: 3, capacity: 500_107_862_016, have: 123456, name: 'pc-17' },
+  { type: MsgType.Join, session: 5, client: '00000000000000aa', caps: 3, capacity: 500_107_862_016, have: 123456, mac: '52:54:00:12:34:56', name: 'pc-17' },
   { type: MsgType.Welcome, session: 5, client: '00000000000000aa' },
   {
     type: MsgType.Status, session: 5, client: '00000000000000aa', phase: 4, have: 2 ** 40, needSegment: 2, chunksVerified: 9,
@@ -71,7 +71,10 @@ function reference(b: Buffer): Record<string, unknown> {
       segment: b.readUInt32BE(76), segmentPackets: b.readUIntBE(80, 6), dataPort: b.readUInt16BE(88), feedbackPort: b.readUInt16BE(90),
       clients: b.readUInt16BE(92), name: b.subarray(97, 97 + b[96]!).toString('utf8'),
     };
-    case 4: return { ...base, client: id(12), caps: b.readUInt16BE(20), capacity: Number(b.readBigUInt64BE(24)), have: b.readUIntBE(32, 6), name: b.subarray(41, 41 + b[40]!).toString('utf8') };
+    case 4: return {
+      ...base, client: id(12), caps: b.readUInt16BE(20), capacity: Number(b.readBigUInt64BE(24)), have: b.readUIntBE(32, 6),
+      mac: [...b.subarray(40, 46)].map((x) => x.toString(16).padStart(2, '0')).join(':'), name: b.subarray(49, 49 + b[48]!).toString('utf8'),
+    };
     case 5: case 9: return { ...base, client: id(12) };
     case 6: return {
       ...base, client: id(12), phase: b[20], have: b.readUIntBE(22, 6), needSegment: b.readUInt32BE(28), chunksVerified: b.readUInt32BE(32),
@@ -101,7 +104,10 @@ function randomMessage(r: () => number): Exclude<Message, DataMsg> {
       manifestLength: 1 + int(2 ** 31), manifestDigest: Uint8Array.from({ length: 32 }, () => int(256)), epoch: int(2 ** 32),
       segment: int(2 ** 32), segmentPackets: int(2 ** 48), dataPort: 1 + int(65535), feedbackPort: 1 + int(65535), clients: int(65536), name: text(64),
     };
-    case 2: return { type: MsgType.Join, session, client: hex(), caps: int(65536), capacity: int(2 ** 53), have: int(2 ** 48), name: text(64) };
+    case 2: return {
+      type: MsgType.Join, session, client: hex(), caps: int(65536), capacity: int(2 ** 53), have: int(2 ** 48),
+      mac: Array.from({ length: 6 }, () => int(256).toString(16).padStart(2, '0')).join(':'), name: text(64),
+    };
     case 3: return { type: MsgType.Welcome, session, client: hex() };
     case 4: return {
       type: MsgType.Status, session, client: hex(), phase: (1 + int(7)) as 1, have: int(2 ** 48), needSegment: int(2 ** 32),

@@ -33,7 +33,7 @@ test(`decoders: ${CASES} random and mutated datagrams, only DecodeError escapes`
   const r = seeded(99);
   const seeds = [
     encode({ type: MsgType.RepairRequest, session: 1, client: '0011223344556677', epoch: 1, ranges: [{ start: 5, count: 3 }] }),
-    encode({ type: MsgType.Join, session: 1, client: '0011223344556677', caps: 0, capacity: 1e9, have: 0, name: 'pc' }),
+    encode({ type: MsgType.Join, session: 1, client: '0011223344556677', caps: 0, capacity: 1e9, have: 0, mac: '52:54:00:00:00:01', name: 'pc' }),
     new Uint8Array([...encodeDataHeader(1, 1, 10, NO_BLOCK), ...new Uint8Array(100)]),
     encodeManifest({ kind: 1, imageSize: 3 << 20, sectorSize: 512, chunkSize: 1 << 20, digests: new Uint8Array(96), files: [] }),
     new Uint8Array([...encodeClassicHeader(7, Top.Information, false, 512), ...new Uint8Array(512)]),

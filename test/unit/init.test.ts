@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { parseCmdline } from '../../src/cli/kernel.ts';
 import type { Disk } from '../../src/disk/inventory.ts';
 import { chooseDisk } from '../../src/disk/inventory.ts';
-import { INIT_STEPS, type Sys, modeCommand, runSteps } from '../../src/boot/init.ts';
+import { INIT_STEPS, type Sys, modeCommand, parseImageSpec, runSteps } from '../../src/boot/init.ts';
 
 function fakeSys(o: { nics: string[]; dhcpOk: (nic: string, attempt: number) => boolean; aliasesAppear?: string[][] }): { sys: Sys; calls: string[]; logs: string[] } {
   const calls: string[] = [], logs: string[] = [], files = new Map<string, string>();
@@ -68,7 +68,10 @@ test('the kernel line becomes a MUST command line', () => {
   assert.deepEqual(modeCommand(parseCmdline('must.mode=client must.disk=auto must.auto=1 must.server=10.0.0.1 must.port=7800'), disks),
     { argv: ['client', '--target', '/dev/sda', '--yes', '--server', '10.0.0.1', '--port', '7800'], shell: false });
   assert.deepEqual(modeCommand(parseCmdline('must.mode=client'), disks), { argv: ['client', '--target', '/dev/sda'], shell: false });
-  assert.deepEqual(modeCommand(parseCmdline('must.mode=master must.image=/dev/sdb1'), disks), { argv: ['master', '--image', '/dev/sdb1'], shell: false });
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=master must.image=/dev/sdb1'), disks, { image: '/dev/sdb1' }), { argv: ['master', '--image', '/dev/sdb1'], shell: false });
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=master must.image=LABEL=IMG:/lab.img must.pxe=range:10.0.0.100,10.0.0.200'), disks, { image: '/mnt/image-source/lab.img', appliance: '/run/appliance' }),
+    { argv: ['master', '--image', '/mnt/image-source/lab.img', '--pxe', '--appliance', '/run/appliance', '--records', '/run/must-records.json', '--dhcp-range', '10.0.0.100,10.0.0.200'], shell: false });
+  assert.match((modeCommand(parseCmdline('must.mode=master must.image=/dev/sdb must.pxe=proxy'), disks, { image: '/dev/sdb' }) as { error: string }).error, /CD or USB stick/);
   assert.match((modeCommand(parseCmdline('must.mode=master'), disks) as { error: string }).error, /must.image/);
   assert.deepEqual(modeCommand(parseCmdline('must.mode=shell'), disks), { argv: [], shell: true });
 });
@@ -82,4 +85,13 @@ test('disk rules: never the boot medium, refuse ambiguity, name what is wrong', 
   assert.equal((chooseDisk([disk('sda', 5e11), disk('sdb', 5e11, { serial: 'WD-123' })], 'serial:WD-123') as { disk: Disk }).disk.name, 'sdb');
   assert.equal((chooseDisk([disk('sda', 5e11, { model: 'Samsung SSD 870' })], 'model:samsung') as { disk: Disk }).disk.name, 'sda');
   assert.match((chooseDisk([disk('sda', 5e11)], 'largest') as { reason: string }).reason, /expected auto/);
+});
+
+test('must.image= forms', () => {
+  assert.deepEqual(parseImageSpec('/dev/nvme0n1'), { kind: 'device', path: '/dev/nvme0n1' });
+  assert.deepEqual(parseImageSpec('/dev/sdb1:/images/lab 2026.img'), { kind: 'file', device: '/dev/sdb1', path: '/images/lab 2026.img' });
+  assert.deepEqual(parseImageSpec('LABEL=IMAGES:/lab.img'), { kind: 'file', device: 'LABEL=IMAGES', path: '/lab.img' });
+  assert.deepEqual(parseImageSpec('http://10.0.0.5/lab.img'), { kind: 'http', url: 'http://10.0.0.5/lab.img' });
+  assert.match((parseImageSpec('lab.img') as { error: string }).error, /expected \/dev\/DEVICE/);
+  assert.throws(() => parseCmdline('must.mode=master must.pxe=yes'), /must.pxe=yes/);
 });

@@ -77,3 +77,17 @@ test('geometry: manifest packets first, then the image; chunk packet ranges', ()
   assert.ok(g.isLastOfBlock(3) && g.isLastOfBlock(13) && !g.isLastOfBlock(12));
   assert.deepEqual(g.imagePacketsOf(4096, 4096), { first: 7, end: 12 });
 });
+
+test('interfaces from ip -o -4 addr (kept even without carrier), and their networks', async () => {
+  const { parseIpAddr, networkOf } = await import('../../src/net/iface.ts');
+  const text = '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n' +
+    '5: br0    inet 10.78.0.1/24 brd 10.78.0.255 scope global br0\\       valid_lft forever\n' +
+    '7: eth0@if8    inet 192.168.17.200/20 brd 192.168.31.255 scope global eth0\n';
+  assert.deepEqual(parseIpAddr(text, (n) => `mac-${n}`), [
+    { name: 'lo', address: '127.0.0.1', network: '127.0.0.0/8', mac: 'mac-lo', loopback: true },
+    { name: 'br0', address: '10.78.0.1', network: '10.78.0.0/24', mac: 'mac-br0', loopback: false },
+    { name: 'eth0', address: '192.168.17.200', network: '192.168.16.0/20', mac: 'mac-eth0', loopback: false },
+  ]);
+  assert.equal(networkOf('200.1.2.3', 0), '0.0.0.0/0');
+  assert.equal(networkOf('255.255.255.254', 31), '255.255.255.254/31');
+});

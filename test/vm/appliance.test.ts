@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { sampleDisk } from '../../src/demo/sample.ts';
 import { must, sha256 } from '../net/helpers.ts';
 import { isRoot } from '../net/netns.ts';
+import { createLan } from './lan.ts';
 import { APPLIANCE, applianceBuilt, startVm } from './qemu.ts';
 
 const skip = !isRoot() ? 'VM tests need root (network namespaces, tap devices)' : !applianceBuilt() ? 'no appliance: run scripts/build-appliance' : false;
@@ -60,20 +61,10 @@ for (const [medium, uefi] of [['CD', false], ['CD', true], ['USB disk', false], 
 }
 
 test('PXE through dnsmasq and iPXE: the PC boots MUST, images its disk from a master and reboots', { skip }, async () => {
-  const lab = 'mustv-lab';
-  const sh = (...a: string[]): string => execFileSync('ip', ['netns', 'exec', lab, ...a], { encoding: 'utf8' });
-  try { execFileSync('ip', ['netns', 'del', lab], { stdio: 'ignore' }); } catch { /* none left over */ }
-  execFileSync('ip', ['netns', 'add', lab]);
+  const lan = createLan('mustv-lab');
   const procs: Array<{ kill(): void }> = [];
   try {
-    sh('ip', 'link', 'set', 'lo', 'up');
-    sh('ip', 'link', 'add', 'br0', 'type', 'bridge');
-    sh('ip', 'addr', 'add', '10.78.0.1/24', 'dev', 'br0');
-    sh('ip', 'link', 'set', 'br0', 'up');
-    sh('ip', 'tuntap', 'add', 'dev', 'mtap0', 'mode', 'tap');
-    sh('ip', 'link', 'set', 'mtap0', 'master', 'br0', 'up');
-    sh('ip', 'route', 'add', '224.0.0.0/4', 'dev', 'br0');
-
+    const tap = lan.tap('mtap0');
     // The boot tree, with an unattended client line (what the master's boot policy will decide per PC).
     const tftp = join(dir, 'pxe');
     cpSync(join(APPLIANCE, 'pxe'), tftp, { recursive: true });
@@ -85,22 +76,22 @@ test('PXE through dnsmasq and iPXE: the PC boots MUST, images its disk from a ma
       'dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe', 'dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi',
       'dhcp-boot=tag:ipxe,http://10.78.0.1:8080/boot.ipxe', `dhcp-leasefile=${join(dir, 'leases')}`, 'log-dhcp', 'user=root',
     ].join('\n'));
-    const dnsmasq = spawn('ip', ['netns', 'exec', lab, 'dnsmasq', '--no-daemon', `--conf-file=${join(dir, 'dnsmasq.conf')}`, '--pid-file='], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const dnsmasq = spawn(lan.wrap[0]!, [...lan.wrap.slice(1), 'dnsmasq', '--no-daemon', `--conf-file=${join(dir, 'dnsmasq.conf')}`, '--pid-file='], { stdio: ['ignore', 'pipe', 'pipe'] });
     let dnsLog = '';
     dnsmasq.stderr.on('data', (d: Buffer) => { dnsLog += d.toString(); });
     procs.push(dnsmasq);
-    procs.push(spawn('ip', ['netns', 'exec', lab, 'busybox', 'httpd', '-f', '-p', '10.78.0.1:8080', '-h', tftp], { stdio: 'ignore' }));
+    procs.push(spawn(lan.wrap[0]!, [...lan.wrap.slice(1), 'busybox', 'httpd', '-f', '-p', '10.78.0.1:8080', '-h', tftp], { stdio: 'ignore' }));
 
     const image = sampleDisk(32 << 20, 31);
     writeFileSync(join(dir, 'lab.img'), image);
-    const master = must(['master', '--image', join(dir, 'lab.img'), '--min-clients', '1', '--iface', 'br0'], { wrap: ['ip', 'netns', 'exec', lab] });
+    const master = must(['master', '--image', join(dir, 'lab.img'), '--min-clients', '1', '--iface', 'br0'], { wrap: lan.wrap });
     procs.push(master.child);
     const disk = join(dir, 'pc.img');
     writeFileSync(disk, new Uint8Array(0));
     execFileSync('truncate', ['-s', '64M', disk]);
     const vm = startVm({
-      name: 'pxe-bios', wrap: ['ip', 'netns', 'exec', lab],
-      args: ['-boot', 'n', '-netdev', 'tap,id=n0,ifname=mtap0,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=n0,bootindex=0',
+      name: 'pxe-bios', wrap: lan.wrap,
+      args: ['-boot', 'n', '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0,bootindex=0',
         '-drive', `file=${disk},format=raw,if=virtio`],
     });
     procs.push(vm);
@@ -120,6 +111,6 @@ test('PXE through dnsmasq and iPXE: the PC boots MUST, images its disk from a ma
   } finally {
     for (const p of procs) p.kill();
     await new Promise((r) => setTimeout(r, 300));
-    execFileSync('ip', ['netns', 'del', lab]);
+    lan.destroy();
   }
 });

@@ -1,0 +1,114 @@
+// The flagship: a master boots a lab. In a network namespace, `must master --pxe` and
+// three PC VMs with empty disks set to boot from the network first: two BIOS PCs (QEMU's
+// iPXE ROM) and one UEFI PC (OVMF's own PXE, which fetches ipxe.efi over TFTP). One BIOS PC
+// loses power mid-imaging and is switched on again. Every PC PXE-boots MUST, images its
+// disk, reboots, is sent to its local disk and boots the image (a marker on its serial
+// console); the records say verified; a second power-on goes straight to the local disk.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { PcRecord } from '../../src/boot/records.ts';
+import { must, sha256, waitFor } from '../net/helpers.ts';
+import { isRoot } from '../net/netns.ts';
+import { buildBootDisk, MARKER } from './bootdisk.ts';
+import { type Lan, createLan } from './lan.ts';
+import { APPLIANCE, applianceBuilt, startVm, type Vm } from './qemu.ts';
+
+const skip = !isRoot() ? 'VM tests need root' : !applianceBuilt() ? 'no appliance: run scripts/build-appliance' : false;
+let dir = '';
+let lan: Lan | undefined;
+before(() => { if (!skip) dir = mkdtempSync(join(tmpdir(), 'must-lab-')); });
+after(() => { lan?.destroy(); if (dir) rmSync(dir, { recursive: true, force: true }); });
+
+const MIN = 60_000;
+
+interface Pc { name: string; mac: string; uefi: boolean; disk: string; tap: string }
+
+function powerOn(pc: Pc, l: Lan): Vm {
+  return startVm({
+    name: pc.name, wrap: l.wrap, reboot: true, memory: 1024,
+    uefi: pc.uefi ? { vars: join(dir, `${pc.name}.vars.fd`) } : undefined,
+    args: [
+      '-netdev', `tap,id=n0,ifname=${pc.tap},script=no,downscript=no`,
+      // The UEFI PC uses the firmware's own PXE (no iPXE ROM), so the first stage comes over TFTP.
+      '-device', `virtio-net-pci,netdev=n0,mac=${pc.mac},bootindex=0${pc.uefi ? ',romfile=' : ''}`,
+      '-drive', `file=${pc.disk},format=raw,if=none,id=d0`, '-device', 'virtio-blk-pci,drive=d0,bootindex=1',
+    ],
+  });
+}
+
+test('a master boots a lab: PXE, imaging, reboot into the image, records, second power-on', { skip, timeout: 30 * MIN }, async () => {
+  lan = createLan('mustl-lab');
+  const l = lan;
+  const image = buildBootDisk(join(dir, 'bootdisk'), join(APPLIANCE, 'vmlinuz'));
+  const pcs: Pc[] = [
+    { name: 'pc1', mac: '52:54:00:4d:00:01', uefi: false },
+    { name: 'pc2', mac: '52:54:00:4d:00:02', uefi: false },
+    { name: 'pc3', mac: '52:54:00:4d:00:03', uefi: true },
+  ].map((p, i) => {
+    const disk = join(dir, `${p.name}.img`);
+    writeFileSync(disk, new Uint8Array(0));
+    execFileSync('truncate', ['-s', '64M', disk]);
+    return { ...p, disk, tap: l.tap(`mtap${i}`) };
+  });
+  const records = join(dir, 'records.json');
+  // 16 Mbit/s: the 25 MiB image takes ~13 s, so the power cut lands mid-imaging.
+  const master = must(['master', '--image', image.path, '--pxe', '--dhcp-range', '10.78.0.100,10.78.0.199', '--iface', 'br0',
+    '--appliance', APPLIANCE, '--records', records, '--wait', '15', '--rate', '16', '--client-timeout', '300'], { wrap: l.wrap });
+  const vms = new Map<string, Vm>();
+  try {
+    await waitFor(master, /master pxe dhcp="range/, MIN);
+    for (const pc of pcs) vms.set(pc.name, powerOn(pc, l));
+
+    // pc2 loses power while it is being imaged, and is switched on again.
+    const pc2 = vms.get('pc2')!;
+    await pc2.waitFor(/client\/\S+ (phase phase=(receiving|repairing)|progress)/, 8 * MIN);
+    pc2.kill();
+    await pc2.exited;
+    assert.doesNotMatch(pc2.serial(), /client\/\S+ verified/, 'pc2 finished before the power cut');
+    vms.set('pc2', powerOn(pcs[1]!, l));
+
+    // Each PC: imaged and verified, reboots, is sent to its disk, boots the image, powers off.
+    await Promise.all(pcs.map(async (pc) => {
+      const vm = vms.get(pc.name)!;
+      await vm.waitFor(/client\/\S+ verified /, 12 * MIN);
+      await vm.waitFor(new RegExp(MARKER), 6 * MIN);
+      assert.equal(await vm.exited, 0, `${pc.name} did not power off after the marker`);
+      assert.equal(sha256(readFileSync(pc.disk).subarray(0, image.bytes.length)), sha256(image.bytes), `${pc.name}'s disk differs from the image`);
+    }));
+    assert.match(master.output(), /rejoined client=\S+/, 'pc2 was not recognised when it came back');
+    const recs = JSON.parse(readFileSync(records, 'utf8')) as PcRecord[];
+    for (const pc of pcs) {
+      const r = recs.find((x) => x.mac === pc.mac);
+      assert.ok(r, `no record for ${pc.name} (${pc.mac})`);
+      assert.equal(r.result, 'verified', `${pc.name}: ${JSON.stringify(r)}`);
+      assert.match(r.digest, /^[0-9a-f]{64}$/);
+      assert.ok(r.start && r.end && r.end >= r.start, `${pc.name}: start ${r.start}, end ${r.end}`);
+      assert.match(master.output(), new RegExp(`boot mac=${pc.mac} .*gets="local disk"`), `${pc.name} was never sent to its disk`);
+    }
+
+    // Switched on again, the PCs go straight to their disks.
+    const before = master.output().length;
+    const again = [pcs[0]!, pcs[2]!].map((pc) => ({ pc, vm: powerOn(pc, l) }));
+    for (const { pc, vm } of again) vms.set(`${pc.name}-again`, vm);
+    await Promise.all(again.map(async ({ pc, vm }) => {
+      await vm.waitFor(new RegExp(MARKER), 6 * MIN);
+      assert.doesNotMatch(vm.serial(), /MUST: starting/, `${pc.name} booted MUST again`);
+    }));
+    assert.doesNotMatch(master.output().slice(before), /joined client=/, 'a PC joined the session on its second power-on');
+
+    master.child.kill('SIGTERM');
+    const m = await master.done;
+    assert.equal(m.code, 0, `master: ${m.out.slice(-3000)}`);
+    assert.match(m.out, /finished ok=true clients=3 verified=3/);
+    const csv = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(import.meta.dirname, '../../src/main.ts'), 'records', records, '--csv'], { encoding: 'utf8' });
+    assert.equal(csv.trim().split('\n').length, 4, csv);
+  } finally {
+    for (const vm of vms.values()) vm.kill();
+    master.child.kill('SIGKILL');
+  }
+});
