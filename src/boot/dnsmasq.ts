@@ -31,6 +31,9 @@ export function dnsmasqConfig(o: DnsmasqOptions): string {
     'dhcp-match=set:ipxe,175',
     'dhcp-match=set:efi64,option:client-arch,7',
     'dhcp-match=set:efi64,option:client-arch,9',
+    // UEFI HTTP boot clients (architecture 16) get an address but no boot file, so that firmware
+    // which tries HTTP boot after PXE (after iPXE sent it to the disk) moves on at once.
+    'dhcp-match=set:efihttp,option:client-arch,16',
   ];
   if (o.mode.kind === 'proxy') {
     lines.push(
@@ -45,7 +48,7 @@ export function dnsmasqConfig(o: DnsmasqOptions): string {
   } else {
     lines.push(
       `dhcp-range=${o.mode.start},${o.mode.end},${o.mode.mask},1h`,
-      'dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe',
+      'dhcp-boot=tag:!ipxe,tag:!efi64,tag:!efihttp,undionly.kpxe',
       'dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi',
       `dhcp-boot=tag:ipxe,${boot}`,
     );

@@ -1,9 +1,9 @@
-// The flagship: a master boots a lab. In a network namespace, `must master --pxe` and
-// three PC VMs with empty disks set to boot from the network first: two BIOS PCs (QEMU's
-// iPXE ROM) and one UEFI PC (OVMF's own PXE, which fetches ipxe.efi over TFTP). One BIOS PC
-// loses power mid-imaging and is switched on again. Every PC PXE-boots MUST, images its
-// disk, reboots, is sent to its local disk and boots the image (a marker on its serial
-// console); the records say verified; a second power-on goes straight to the local disk.
+// The flagship: a master boots a lab. In a network namespace, `must master --pxe` and two
+// PC VMs with empty disks set to boot from the network first: a BIOS PC (QEMU's iPXE ROM)
+// and a UEFI PC (OVMF's own PXE, which fetches ipxe.efi over TFTP). The BIOS PC loses power
+// mid-imaging and is switched on again. Both PXE-boot MUST, image their disks, reboot, are
+// sent to their local disks and boot the image (a marker on the serial console); the
+// records say verified; a second power-on of both goes straight to the local disk.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -30,7 +30,7 @@ interface Pc { name: string; mac: string; uefi: boolean; disk: string; tap: stri
 
 function powerOn(pc: Pc, l: Lan): Vm {
   return startVm({
-    name: pc.name, wrap: l.wrap, reboot: true, memory: 1024,
+    name: pc.name, wrap: l.wrap, reboot: true, memory: 1024, cpus: 1,
     uefi: pc.uefi ? { vars: join(dir, `${pc.name}.vars.fd`) } : undefined,
     args: [
       '-netdev', `tap,id=n0,ifname=${pc.tap},script=no,downscript=no`,
@@ -47,8 +47,7 @@ test('a master boots a lab: PXE, imaging, reboot into the image, records, second
   const image = buildBootDisk(join(dir, 'bootdisk'), join(APPLIANCE, 'vmlinuz'));
   const pcs: Pc[] = [
     { name: 'pc1', mac: '52:54:00:4d:00:01', uefi: false },
-    { name: 'pc2', mac: '52:54:00:4d:00:02', uefi: false },
-    { name: 'pc3', mac: '52:54:00:4d:00:03', uefi: true },
+    { name: 'pc2', mac: '52:54:00:4d:00:02', uefi: true },
   ].map((p, i) => {
     const disk = join(dir, `${p.name}.img`);
     writeFileSync(disk, new Uint8Array(0));
@@ -64,13 +63,13 @@ test('a master boots a lab: PXE, imaging, reboot into the image, records, second
     await waitFor(master, /master pxe dhcp="range/, MIN);
     for (const pc of pcs) vms.set(pc.name, powerOn(pc, l));
 
-    // pc2 loses power while it is being imaged, and is switched on again.
-    const pc2 = vms.get('pc2')!;
-    await pc2.waitFor(/client\/\S+ (phase phase=(receiving|repairing)|progress)/, 8 * MIN);
-    pc2.kill();
-    await pc2.exited;
-    assert.doesNotMatch(pc2.serial(), /client\/\S+ verified/, 'pc2 finished before the power cut');
-    vms.set('pc2', powerOn(pcs[1]!, l));
+    // pc1 loses power while it is being imaged, and is switched on again.
+    const pc1 = vms.get('pc1')!;
+    await pc1.waitFor(/client\/\S+ (phase phase=(receiving|repairing)|progress)/, 8 * MIN);
+    pc1.kill();
+    await pc1.exited;
+    assert.doesNotMatch(pc1.serial(), /client\/\S+ verified/, 'pc1 finished before the power cut');
+    vms.set('pc1', powerOn(pcs[0]!, l));
 
     // Each PC: imaged and verified, reboots, is sent to its disk, boots the image, powers off.
     await Promise.all(pcs.map(async (pc) => {
@@ -80,7 +79,7 @@ test('a master boots a lab: PXE, imaging, reboot into the image, records, second
       assert.equal(await vm.exited, 0, `${pc.name} did not power off after the marker`);
       assert.equal(sha256(readFileSync(pc.disk).subarray(0, image.bytes.length)), sha256(image.bytes), `${pc.name}'s disk differs from the image`);
     }));
-    assert.match(master.output(), /rejoined client=\S+/, 'pc2 was not recognised when it came back');
+    assert.match(master.output(), /rejoined client=\S+/, 'pc1 was not recognised when it came back');
     const recs = JSON.parse(readFileSync(records, 'utf8')) as PcRecord[];
     for (const pc of pcs) {
       const r = recs.find((x) => x.mac === pc.mac);
@@ -93,7 +92,7 @@ test('a master boots a lab: PXE, imaging, reboot into the image, records, second
 
     // Switched on again, the PCs go straight to their disks.
     const before = master.output().length;
-    const again = [pcs[0]!, pcs[2]!].map((pc) => ({ pc, vm: powerOn(pc, l) }));
+    const again = pcs.map((pc) => ({ pc, vm: powerOn(pc, l) }));
     for (const { pc, vm } of again) vms.set(`${pc.name}-again`, vm);
     await Promise.all(again.map(async ({ pc, vm }) => {
       await vm.waitFor(new RegExp(MARKER), 6 * MIN);
@@ -104,9 +103,13 @@ test('a master boots a lab: PXE, imaging, reboot into the image, records, second
     master.child.kill('SIGTERM');
     const m = await master.done;
     assert.equal(m.code, 0, `master: ${m.out.slice(-3000)}`);
-    assert.match(m.out, /finished ok=true clients=3 verified=3/);
+    assert.match(m.out, /finished ok=true clients=2 verified=2/);
     const csv = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(import.meta.dirname, '../../src/main.ts'), 'records', records, '--csv'], { encoding: 'utf8' });
-    assert.equal(csv.trim().split('\n').length, 4, csv);
+    assert.equal(csv.trim().split('\n').length, 3, csv);
+  } catch (e) {
+    // What the master saw is half the story of a failure.
+    (e as Error).message += `\n--- master's last lines ---\n${master.output().slice(-5000)}`;
+    throw e;
   } finally {
     for (const vm of vms.values()) vm.kill();
     master.child.kill('SIGKILL');

@@ -28,16 +28,20 @@ export interface VmOptions {
   uefi?: { vars: string };
   /** Let a guest reboot restart the VM instead of ending QEMU. */
   reboot?: boolean;
+  cpus?: number;
 }
 
 export function startVm(o: VmOptions): Vm {
   const firmware = o.uefi ? (copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', o.uefi.vars), [
     '-machine', 'q35',
+    // Like a lab PC set up for IPv4 PXE: without IPv6, OVMF does not try PXE and HTTP boot over
+    // IPv6 (waiting long for offers nobody sends) before it reaches the disk.
+    '-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=no',
     '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
     '-drive', `if=pflash,format=raw,file=${o.uefi.vars}`,
   ]) : [];
   const argv = [
-    ...(o.wrap ?? []), 'qemu-system-x86_64', '-name', o.name, '-m', String(o.memory ?? 1024), '-smp', '2',
+    ...(o.wrap ?? []), 'qemu-system-x86_64', '-name', o.name, '-m', String(o.memory ?? 1024), '-smp', String(o.cpus ?? 2),
     '-display', 'none', '-monitor', 'none', '-chardev', 'stdio,id=s0,signal=off', '-serial', 'chardev:s0',
     ...(o.reboot ? [] : ['-no-reboot']), ...firmware, ...o.args,
   ];
