@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { sampleDisk } from '../../src/demo/sample.ts';
-import { must, sha256 } from '../net/helpers.ts';
+import { must, waitFor } from '../net/helpers.ts';
 import { isRoot } from '../net/netns.ts';
 import { createLan } from './lan.ts';
 import { APPLIANCE, applianceBuilt, startVm } from './qemu.ts';
@@ -60,7 +60,9 @@ for (const [medium, uefi] of [['CD', false], ['CD', true], ['USB disk', false], 
   });
 }
 
-test('PXE through dnsmasq and iPXE: the PC boots MUST, images its disk from a master and reboots', { skip }, async () => {
+// The static tree of out/appliance/pxe behind a plain dnsmasq and HTTP server, as docs/PXE.md
+// describes it. (Imaging, the reboot and the disk's bytes are the flagship's, test/vm/lab.test.ts.)
+test('PXE through dnsmasq and iPXE from the static tree: the PC boots MUST and finds the master', { skip }, async () => {
   const lan = createLan('mustv-lab');
   const procs: Array<{ kill(): void }> = [];
   try {
@@ -82,8 +84,7 @@ test('PXE through dnsmasq and iPXE: the PC boots MUST, images its disk from a ma
     procs.push(dnsmasq);
     procs.push(spawn(lan.wrap[0]!, [...lan.wrap.slice(1), 'busybox', 'httpd', '-f', '-p', '10.78.0.1:8080', '-h', tftp], { stdio: 'ignore' }));
 
-    const image = sampleDisk(32 << 20, 31);
-    writeFileSync(join(dir, 'lab.img'), image);
+    writeFileSync(join(dir, 'lab.img'), sampleDisk(4 << 20, 31));
     const master = must(['master', '--image', join(dir, 'lab.img'), '--min-clients', '1', '--iface', 'br0'], { wrap: lan.wrap });
     procs.push(master.child);
     const disk = join(dir, 'pc.img');
@@ -98,15 +99,10 @@ test('PXE through dnsmasq and iPXE: the PC boots MUST, images its disk from a ma
     try {
       await vm.waitFor(/MUST: network: eth0 inet 10\.78\.0\.1\d\d/, BOOT * 2);
       await vm.waitFor(/must client --target \/dev\/vda --yes/, BOOT);
-      await vm.waitFor(/client\/\S+ verified /, BOOT * 2);
-      await vm.waitFor(/MUST: client finished; reboot in 5 s/, 30_000);
-      assert.equal(await Promise.race([vm.exited, new Promise((r) => setTimeout(() => r('still running'), 60_000))]), 0, 'the VM did not reboot');
-      const m = await master.done;
-      assert.equal(m.code, 0, m.out.slice(-2000));
-      assert.match(dnsLog, /tftp|DHCPACK/i);
+      await vm.waitFor(/client\/\S+ found master=10\.78\.0\.1 image=lab\.img/, BOOT);
+      await waitFor(master, /joined client=\S+ .*ip=10\.78\.0\.1\d\d/, 60_000);
+      assert.match(dnsLog, /DHCPACK/);
       assert.match(dnsLog, /boot\.ipxe/, 'dnsmasq never pointed iPXE at the boot script');
-      const written = readFileSync(disk);
-      assert.equal(sha256(written.subarray(0, image.length)), sha256(image), 'the VM disk does not hold the image');
     } finally { vm.kill(); }
   } finally {
     for (const p of procs) p.kill();

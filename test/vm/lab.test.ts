@@ -6,7 +6,7 @@
 // records say verified; a second power-on of both goes straight to the local disk.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,5 +113,52 @@ test('a master boots a lab: PXE, imaging, reboot into the image, records, second
   } finally {
     for (const vm of vms.values()) vm.kill();
     master.child.kill('SIGKILL');
+  }
+});
+
+test('ProxyDHCP beside the lab\'s own DHCP server: a PC gets its address from one, MUST from the other', { skip, timeout: 10 * MIN }, async () => {
+  const l = createLan('mustp-lab', '10.79.0.1');
+  const router = 'mustp-dhcp';
+  const procs: Array<{ kill(): void }> = [];
+  try {
+    // The lab's DHCP server, on another host on the same switch: addresses only, no boot information.
+    try { execFileSync('ip', ['netns', 'del', router], { stdio: 'ignore' }); } catch { /* none */ }
+    execFileSync('ip', ['netns', 'add', router]);
+    const inLan = (...a: string[]): void => { execFileSync('ip', ['netns', 'exec', l.ns, 'ip', ...a]); };
+    const inRouter = (...a: string[]): void => { execFileSync('ip', ['netns', 'exec', router, 'ip', ...a]); };
+    inLan('link', 'add', 'vdhcp', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', router);
+    inLan('link', 'set', 'vdhcp', 'master', 'br0', 'up');
+    inRouter('addr', 'add', '10.79.0.2/24', 'dev', 'eth0');
+    inRouter('link', 'set', 'eth0', 'up');
+    inRouter('link', 'set', 'lo', 'up');
+    const labDhcp = spawn('ip', ['netns', 'exec', router, 'dnsmasq', '--keep-in-foreground', '--log-facility=-', '--port=0', '--interface=eth0', '--bind-interfaces',
+      '--dhcp-range=10.79.0.100,10.79.0.199,255.255.255.0,1h', `--dhcp-leasefile=${join(dir, 'lab-leases')}`, '--pid-file=', '--user=root', '--log-dhcp'], { stdio: 'ignore' });
+    procs.push(labDhcp);
+
+    const image = buildBootDisk(join(dir, 'proxy-disk'), join(APPLIANCE, 'vmlinuz'));
+    const master = must(['master', '--image', image.path, '--pxe', '--iface', 'br0', '--appliance', APPLIANCE,
+      '--records', join(dir, 'proxy-records.json'), '--wait', '600'], { wrap: l.wrap });
+    procs.push(master.child);
+    await waitFor(master, /master pxe dhcp="proxy on 10\.79\.0\.0"/, MIN);
+    const disk = join(dir, 'proxy-pc.img');
+    writeFileSync(disk, new Uint8Array(0));
+    execFileSync('truncate', ['-s', '64M', disk]);
+    const vm = powerOn({ name: 'proxy-pc', mac: '52:54:00:4d:00:09', uefi: false, disk, tap: l.tap('ptap0') }, l);
+    procs.push(vm);
+    try {
+      await vm.waitFor(/MUST: network: eth0 inet 10\.79\.0\.1\d\d/, 4 * MIN);
+      await vm.waitFor(/client\/\S+ found master=10\.79\.0\.1 /, 2 * MIN);
+      await waitFor(master, /boot mac=52:54:00:4d:00:09 .*gets="MUST client"/, MIN);
+      await waitFor(master, /joined client=\S+ .*ip=10\.79\.0\.1\d\d/, MIN);
+      assert.doesNotMatch(master.output(), /dnsmasq\/lease/, 'the master handed out an address in proxy mode');
+    } catch (e) {
+      (e as Error).message += `\n--- master ---\n${master.output().slice(-3000)}`;
+      throw e;
+    }
+  } finally {
+    for (const p of procs) p.kill();
+    await new Promise((r) => setTimeout(r, 300));
+    l.destroy();
+    try { execFileSync('ip', ['netns', 'del', router]); } catch { /* gone */ }
   }
 });
