@@ -24,7 +24,7 @@ export async function client(o: Options): Promise<number> {
     }
     confirm = async (a) => {
       const rl = createInterface({ input: process.stdin, output: process.stdout });
-      const answer = await rl.question(`Write image "${a.name}" (${bytes(a.imageSize)}) over ${path} (${bytes(target.capacity)})? Everything on ${path} is lost. [y/N] `);
+      const answer = await rl.question(`Write image "${a.name}" (${bytes(a.targetSize)}) over ${path} (${bytes(target.capacity)})? Everything on ${path} is lost. [y/N] `);
       rl.close();
       return /^y(es)?$/i.test(answer.trim());
     };

@@ -1,12 +1,13 @@
-// The client's side of the disk: a bounded FIFO of jobs (write, verify, flush) run one
-// at a time, so a chunk is read back only after every write queued before it landed.
+// The client's side of the disk: a bounded FIFO of jobs (write, finish a chunk, flush) run
+// one at a time, so a chunk is read back only after every write queued before it landed.
 // Consecutive packets are coalesced into one pwritev of up to 1 MiB. When the bytes
 // queued exceed the bound, offer() says no and the packet counts as lost (repaired
 // later): a slow disk slows this client's fill rate, never its socket.
 
-import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
+import type { Chunk, Extent } from '../protocol/manifest.ts';
 import type { ClientStorage } from '../session/receiver.ts';
+import { finishChunk, zeroExtents } from './chunks.ts';
 import { DiskError, probe } from './device.ts';
 
 export interface ByteTarget {
@@ -83,11 +84,11 @@ export class RawTarget implements ByteTarget {
 
 type Job =
   | { kind: 'write'; offset: number; buffers: Uint8Array[]; bytes: number }
-  | { kind: 'verify'; chunk: number; offset: number; length: number }
-  | { kind: 'flush' };
+  | { kind: 'finish'; k: number; chunk: Chunk }
+  | { kind: 'flush'; zeros: Extent[] };
 
 export interface WriteQueueEvents {
-  chunkDigest(chunk: number, digest: Uint8Array): void;
+  chunkChecked(k: number, ok: boolean, reason: string): void;
   flushed(): void;
   flushFailed(error: Error): void;
   writeError(offset: number, length: number, error: Error): void;
@@ -102,6 +103,7 @@ export class WriteQueue implements ClientStorage {
   private readonly limit: number;
   private readonly on: WriteQueueEvents;
   written = 0;
+  zeroed = 0;
   peakQueued = 0;
 
   constructor(target: ByteTarget, on: WriteQueueEvents, limitBytes = 64 << 20) {
@@ -128,13 +130,13 @@ export class WriteQueue implements ClientStorage {
     return true;
   }
 
-  verify(chunk: number, offset: number, length: number): void {
-    this.jobs.push({ kind: 'verify', chunk, offset, length });
+  finish(k: number, chunk: Chunk): void {
+    this.jobs.push({ kind: 'finish', k, chunk });
     this.kick();
   }
 
-  flush(): void {
-    this.jobs.push({ kind: 'flush' });
+  flush(zeros: Extent[]): void {
+    this.jobs.push({ kind: 'flush', zeros });
     this.kick();
   }
 
@@ -162,18 +164,14 @@ export class WriteQueue implements ClientStorage {
           }
           this.queued -= job.bytes;
           break;
-        case 'verify': {
-          let digest: Uint8Array;
-          try {
-            digest = createHash('sha256').update(await this.target.read(job.offset, job.length)).digest();
-          } catch {
-            digest = new Uint8Array(32); // unreadable: cannot match, so the chunk is fetched again
-          }
-          this.on.chunkDigest(job.chunk, digest);
+        case 'finish': {
+          const r = await finishChunk(this.target, job.chunk);
+          this.on.chunkChecked(job.k, r.ok, r.ok ? '' : r.reason);
           break;
         }
         case 'flush':
           try {
+            this.zeroed += await zeroExtents(this.target, job.zeros);
             await this.target.sync();
             this.on.flushed();
           } catch (e) {

@@ -54,7 +54,11 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   let pump: Pump | undefined;
   const now = (): number => performance.now();
   const queue = new WriteQueue(o.target, {
-    chunkDigest: (k, d) => { receiver.onChunkDigest(k, d, now()); pump?.kick(); },
+    chunkChecked: (k, ok, reason) => {
+      if (!ok) log.warn('chunk-refused', { chunk: k, reason });
+      receiver.onChunkChecked(k, ok, now());
+      pump?.kick();
+    },
     flushed: () => { receiver.onFlushed(now()); pump?.kick(); },
     flushFailed: (e) => { receiver.onStorageFailure(`cannot flush ${o.target.path}: ${e.message}`, now()); pump?.kick(); },
     writeError: (offset, length, e) => {
@@ -90,9 +94,13 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   receiver.events.on((e) => {
     switch (e.type) {
       case 'found':
-        log.info('found', { master: e.master.address, image: e.announce.name, size: e.announce.imageSize, mode: e.announce.mode === 2 ? 'classic' : 'default', phase: e.announce.phase });
-        if (o.target.fit && e.announce.imageSize <= o.target.capacity) {
-          o.target.fit(e.announce.imageSize).catch((err: Error) => log.error('resize', { target: o.target.path, error: err.message }));
+        log.info('found', {
+          master: e.master.address, image: e.announce.name, size: e.announce.targetSize,
+          stream: e.announce.targetSize !== e.announce.imageSize ? e.announce.imageSize : undefined,
+          mode: e.announce.mode === 2 ? 'classic' : 'default', phase: e.announce.phase,
+        });
+        if (o.target.fit && e.announce.targetSize <= o.target.capacity) {
+          o.target.fit(e.announce.targetSize).catch((err: Error) => log.error('resize', { target: o.target.path, error: err.message }));
         }
         break;
       case 'confirm':

@@ -80,7 +80,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const session = randomInt(1, 0xffff_ffff);
   const sender = new Sender({
     session, params, kind: o.kind, name: o.name, caps: 0, manifest: built.bytes, manifestDigest: built.digest,
-    imageSize: o.source.size, sectorSize: o.source.sectorSize, controlPort: o.port, dataPort, feedbackPort,
+    imageSize: o.source.size, targetSize: o.source.size, sectorSize: o.source.sectorSize, controlPort: o.port, dataPort, feedbackPort,
     minClients: o.minClients, waitAfterJoin: o.wait === undefined ? undefined : o.wait * 1000, linger: 1500,
     persistent: o.pxe !== undefined,
   }, Math.random, performance.now());

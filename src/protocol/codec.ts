@@ -5,13 +5,15 @@ import { DecodeError, Reader, Writer, utf8 } from './bytes.ts';
 import {
   type AckMsg, type AnnounceMsg, type ClientId, type DataMsg, type DoneAckMsg, type DoneMsg, type DropMsg,
   type JoinMsg, type Message, type RepairRequestMsg, type StatusMsg, type WelcomeMsg,
-  ClientPhase, DoneResult, ImageKind, MsgType, Phase, WireMode,
+  Caps, ClientPhase, DoneResult, ImageKind, MsgType, Phase, WireMode,
 } from './messages.ts';
 
 export const MAGIC = 0x4d55; // "MU"
 export const VERSION = 1;
 export const COMMON_HEADER = 12;
 export const DIGEST_BYTES = 32;
+/** ANNOUNCE header length when the target size follows the fixed fields (Caps.Mapped). */
+export const ANNOUNCE_MAPPED_HLEN = 104;
 /** Bytes of one range in a REPAIR_REQUEST body. */
 export const RANGE_BYTES = 10;
 
@@ -68,13 +70,17 @@ export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
     }
     case MsgType.Announce: {
       const name = utf8(m.name, 64);
-      const w = new Writer(HEADER_LENGTH[m.type] + 1 + name.length);
-      header(w, m.type, 0, m.session)
+      const mapped = (m.caps & Caps.Mapped) !== 0;
+      if (!mapped && m.targetSize !== m.imageSize) throw new Error('a target size apart from the image size needs Caps.Mapped');
+      const hlen = mapped ? ANNOUNCE_MAPPED_HLEN : HEADER_LENGTH[m.type];
+      const w = new Writer(hlen + 1 + name.length);
+      w.u16(MAGIC).u8(VERSION).u8(m.type).u8(hlen).u8(0).u16(0).u32(m.session)
         .u8(m.phase).u8(m.mode).u8(m.kind).u8(0).u16(m.caps).u16(0)
         .u64(m.imageSize).u32(m.sectorSize).u16(m.payloadSize).u16(m.blockPackets)
         .u32(m.manifestLength).put(m.manifestDigest)
         .u32(m.epoch).u32(m.segment).u48(m.segmentPackets).u16(0)
         .u16(m.dataPort).u16(m.feedbackPort).u16(Math.min(m.clients, 0xffff)).u16(0);
+      if (mapped) w.u64(m.targetSize);
       return w.text(name).done();
     }
     case MsgType.Join: {
@@ -168,6 +174,10 @@ export function decode(bytes: Uint8Array): Message {
       const dataPort = r.u16('data port');
       const feedbackPort = r.u16('feedback port');
       const clients = r.u16('clients');
+      r.u16('reserved');
+      const mapped = (caps & Caps.Mapped) !== 0;
+      if (mapped && hlen < ANNOUNCE_MAPPED_HLEN) throw new DecodeError('length', `a mapped ANNOUNCE needs a ${ANNOUNCE_MAPPED_HLEN}-byte header, has ${hlen}`);
+      const targetSize = mapped ? r.u64('target size') : imageSize;
       const name = body.text('name');
       if (!isOneOf(phase, Phase)) throw new DecodeError('field', `phase ${phase}`);
       if (!isOneOf(mode, WireMode)) throw new DecodeError('field', `mode ${mode}`);
@@ -179,7 +189,7 @@ export function decode(bytes: Uint8Array): Message {
       if (manifestLength < 1) throw new DecodeError('field', 'empty manifest');
       if (dataPort === 0 || feedbackPort === 0) throw new DecodeError('field', 'port 0');
       return {
-        type: t, session, phase: phase as Phase, mode: mode as WireMode, kind: kind as ImageKind, caps, imageSize,
+        type: t, session, phase: phase as Phase, mode: mode as WireMode, kind: kind as ImageKind, caps, imageSize, targetSize,
         sectorSize, payloadSize, blockPackets, manifestLength, manifestDigest, epoch, segment, segmentPackets,
         dataPort, feedbackPort, clients, name,
       } satisfies AnnounceMsg;

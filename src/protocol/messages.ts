@@ -91,6 +91,12 @@ export interface AckMsg {
   received: number;
 }
 
+/** ANNOUNCE capability bits. */
+export const Caps = {
+  /** The stream is placed through the manifest (packed chunks, extents): nothing can be written before it is in. */
+  Mapped: 1,
+} as const;
+
 export interface AnnounceMsg {
   type: typeof MsgType.Announce;
   session: number;
@@ -98,7 +104,10 @@ export interface AnnounceMsg {
   mode: WireMode;
   kind: ImageKind;
   caps: number;
+  /** Bytes of the stream that follows the manifest. */
   imageSize: number;
+  /** Bytes the target must hold (the image size unless the stream is mapped). */
+  targetSize: number;
   sectorSize: number;
   payloadSize: number;
   blockPackets: number;

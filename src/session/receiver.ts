@@ -9,10 +9,10 @@
 import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
 import { DecodeError } from '../protocol/bytes.ts';
 import { decode, encode } from '../protocol/codec.ts';
-import { type Manifest, chunkCount, chunkDigest, decodeManifest, sha256 } from '../protocol/manifest.ts';
+import { type Chunk, type Extent, type Manifest, Layout, decodeManifest, isIdentity, sha256 } from '../protocol/manifest.ts';
 import {
   type AnnounceMsg, type ClientId, type DataMsg, type Message, type PacketRange,
-  ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
+  Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
 } from '../protocol/messages.ts';
 import { AckScheduler } from './acks.ts';
 import { Bitmap } from './bitmap.ts';
@@ -24,12 +24,16 @@ import { type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } fro
 
 /** Where a client's bytes go. Calls return at once; results come back through the machine. */
 export interface ClientStorage {
-  /** Queue a write of image bytes; false when the queue is full (the packet is then treated as lost). */
+  /** Queue a write at a target offset; false when the queue is full (the packet is then treated as lost). */
   offer(offset: number, bytes: Uint8Array): boolean;
-  /** Read back [offset, offset+length) after all queued writes; answer with Receiver.onChunkDigest. */
-  verify(chunk: number, offset: number, length: number): void;
-  /** Make everything written durable; answer with Receiver.onFlushed. */
-  flush(): void;
+  /**
+   * After all queued writes: read chunk k's stream bytes back from the front of its extents,
+   * match its digest, unpack and write it if packed, read it back and match its raw digest.
+   * Answer with Receiver.onChunkChecked.
+   */
+  finish(k: number, chunk: Chunk): void;
+  /** Zero these extents where they hold anything, then make everything durable; answer with Receiver.onFlushed. */
+  flush(zeros: Extent[]): void;
 }
 
 export interface ReceiverConfig {
@@ -88,6 +92,7 @@ export class Receiver {
   announce: AnnounceMsg | undefined;
   geo: Geometry | undefined;
   manifest: Manifest | undefined;
+  layout: Layout | undefined;
   have: Bitmap | undefined;
   acks: AckScheduler | undefined;
   finished = false;
@@ -116,6 +121,7 @@ export class Receiver {
   private requestAt = Infinity;
   private lastRequestAt = -Infinity;
   private lastRepairAt = -Infinity;
+  private nextManifestAt = 0;
   // End.
   private flushing = false;
   private doneSent = 0;
@@ -270,10 +276,10 @@ export class Receiver {
     this.segMissing = Array.from({ length: geo.segments }, (_, s) => geo.segmentEnd(s) - geo.segmentStart(s));
     this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng);
     this.events.emit({ type: 'found', announce: m, master: from, at: now });
-    if (m.imageSize > this.cfg.capacity) {
+    if (m.targetSize > this.cfg.capacity) {
       // Tell the master too, so its record names this PC and why it was not imaged.
       this.confirmed = true;
-      this.fail(`target too small: it holds ${this.cfg.capacity} bytes, the image is ${m.imageSize} bytes`, now, true);
+      this.fail(`target too small: it holds ${this.cfg.capacity} bytes, the image needs ${m.targetSize} bytes`, now, true);
       return;
     }
     if (this.cfg.autoConfirm) this.confirm(now);
@@ -305,15 +311,37 @@ export class Receiver {
     if (!repair) this.acks!.packet(geo.blockOf(m.packet), (m.flags & DataFlag.Last) !== 0, fresh, now);
     else this.lastRepairAt = now;
     if (!fresh) { this.stats.duplicates++; return; }
-    if (span.region === 'manifest') {
-      this.manifestBuf.set(m.payload, span.offset);
-    } else if (!this.storage.offer(span.offset, m.payload)) {
-      this.stats.queueFull++;
-      return;
-    }
+    if (span.region === 'manifest') this.manifestBuf.set(m.payload, span.offset);
+    else if (!this.place(span.offset, m.payload)) return;
     this.stats.received++;
     if (repair) this.stats.repaired++;
     this.mark(m.packet, now);
+  }
+
+  /** A mapped stream can be placed only through its manifest. */
+  private get mapped(): boolean { return (this.announce!.caps & Caps.Mapped) !== 0; }
+
+  /** Hand stream bytes to storage where they belong; false if they could not all be taken. */
+  private place(offset: number, payload: Uint8Array): boolean {
+    if (!this.layout) {
+      if (this.mapped) {
+        countDrop(this.stats.drops, 'early');
+        return false;
+      }
+      // Not mapped: stream offset and target offset are the same.
+      if (this.storage.offer(offset, payload)) return true;
+      this.stats.queueFull++;
+      return false;
+    }
+    for (const p of this.layout.pieces(offset, payload.length)) {
+      // Never over a chunk that is checked or being checked (a packet can straddle two chunks).
+      if (this.verified.has(p.chunk) || this.verifying.has(p.chunk)) continue;
+      if (!this.storage.offer(p.offset, payload.subarray(p.from, p.from + p.length))) {
+        this.stats.queueFull++;
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Record that we hold `packet`, and start whatever that completes. */
@@ -324,8 +352,9 @@ export class Receiver {
     if (--this.segMissing[s]! === 0) this.statusDirty = true;
     if (packet < geo.manifestPackets) {
       if (this.have!.countRange(0, geo.manifestPackets) === geo.manifestPackets) this.manifestArrived(now);
-    } else if (this.manifest) {
-      for (const k of this.chunksOf(packet)) if (--this.chunkMissing[k]! === 0) this.verifyChunk(k);
+    } else if (this.layout) {
+      const { first, end } = this.chunksOf(packet);
+      for (let k = first; k < end; k++) if (--this.chunkMissing[k]! === 0) this.verifyChunk(k);
     }
     this.checkComplete(now);
   }
@@ -334,19 +363,21 @@ export class Receiver {
     if (!this.have!.clear(packet)) return;
     const geo = this.geo!;
     this.segMissing[geo.segmentOf(packet)]!++;
-    if (packet >= geo.manifestPackets && this.manifest) for (const k of this.chunksOf(packet)) this.chunkMissing[k]!++;
+    if (packet >= geo.manifestPackets && this.layout) {
+      const { first, end } = this.chunksOf(packet);
+      for (let k = first; k < end; k++) this.chunkMissing[k]!++;
+    }
     this.statusDirty = true;
   }
 
-  private chunksOf(packet: number): number[] {
-    const span = this.geo!.span(packet), c = this.manifest!.chunkSize;
-    const first = Math.floor(span.offset / c), last = Math.floor((span.offset + span.length - 1) / c);
-    return first === last ? [first] : [first, last];
+  private chunksOf(packet: number): { first: number; end: number } {
+    const span = this.geo!.span(packet);
+    return this.layout!.chunksOf(span.offset, span.length);
   }
 
   private chunkPackets(k: number): { first: number; end: number } {
-    const c = this.manifest!.chunkSize;
-    return this.geo!.imagePacketsOf(k * c, c);
+    const l = this.layout!;
+    return this.geo!.imagePacketsOf(l.start(k), l.end(k) - l.start(k));
   }
 
   private manifestArrived(now: number): void {
@@ -354,15 +385,23 @@ export class Receiver {
     const digestOk = Buffer.compare(sha256(this.manifestBuf), a.manifestDigest) === 0;
     let m: Manifest | undefined;
     try { m = digestOk ? decodeManifest(this.manifestBuf) : undefined; } catch { m = undefined; }
-    if (!m || m.imageSize !== a.imageSize || m.kind !== a.kind || m.sectorSize !== a.sectorSize) {
+    if (!m) {
       // A manifest that does not match the announced digest is never trusted: fetch it again.
       this.stats.verifyFailures++;
       for (let p = 0; p < geo.manifestPackets; p++) this.unmark(p);
       this.events.emit({ type: 'verify-failed', chunk: -1, at: now });
       return;
     }
+    const layout = new Layout(m);
+    // The master signed off on this manifest (its digest), but it must also agree with what was announced,
+    // and bytes placed before it arrived (unmapped stream) must have gone where it says.
+    let at = 0;
+    const inPlace = m.chunks.every((c) => { const ok = isIdentity(c, at); at += c.streamLength; return ok; }) && m.zeros.length === 0;
+    if (layout.streamSize !== a.imageSize || m.targetSize !== a.targetSize || m.kind !== a.kind || m.sectorSize !== a.sectorSize || (!this.mapped && !inPlace))
+      return this.fail('the manifest disagrees with the announcement', now, true);
     this.manifest = m;
-    const n = chunkCount(m.imageSize, m.chunkSize);
+    this.layout = layout;
+    const n = m.chunks.length;
     this.chunkMissing = new Uint32Array(n);
     this.verified = new Bitmap(n);
     this.verifying = new Bitmap(n);
@@ -375,15 +414,13 @@ export class Receiver {
 
   private verifyChunk(k: number): void {
     if (this.verified.has(k) || !this.verifying.set(k)) return;
-    const m = this.manifest!;
-    const offset = k * m.chunkSize;
-    this.storage.verify(k, offset, Math.min(m.chunkSize, m.imageSize - offset));
+    this.storage.finish(k, this.manifest!.chunks[k]!);
   }
 
-  /** Storage read chunk k back and hashed it. */
-  onChunkDigest(k: number, digest: Uint8Array, now: number): void {
+  /** Storage checked chunk k (and unpacked it into place when ok). */
+  onChunkChecked(k: number, ok: boolean, now: number): void {
     if (!this.manifest || !this.verifying.clear(k)) return;
-    if (Buffer.compare(digest, chunkDigest(this.manifest, k)) === 0) {
+    if (ok) {
       this.verified.set(k);
       if (this.verified.full) this.statusDirty = true;
       this.checkComplete(now);
@@ -396,11 +433,19 @@ export class Receiver {
     for (let p = first; p < end; p++) this.unmark(p);
   }
 
-  /** A queued write failed: those bytes are missing again. */
+  /** A queued write to target range [offset, offset+length) failed: the packets of its chunks are missing again. */
   onWriteError(offset: number, length: number): void {
     this.stats.writeErrors++;
-    const { first, end } = this.geo!.imagePacketsOf(offset, length);
-    for (let p = first; p < end; p++) this.unmark(p);
+    if (!this.layout) {
+      const { first, end } = this.geo!.imagePacketsOf(offset, length);
+      for (let p = first; p < end; p++) this.unmark(p);
+      return;
+    }
+    this.manifest!.chunks.forEach((c, k) => {
+      if (this.verified.has(k) || !c.extents.some((e) => e.offset < offset + length && offset < e.offset + e.length)) return;
+      const { first, end } = this.chunkPackets(k);
+      for (let p = first; p < end; p++) this.unmark(p);
+    });
   }
 
   /** The disk cannot make the image durable: this PC fails, and the master is told why. */
@@ -421,7 +466,7 @@ export class Receiver {
     if (!this.have!.full || !this.manifest || !this.verified.full || this.flushing || this.phase === ClientPhase.Verified) return;
     this.flushing = true;
     this.setPhase(ClientPhase.Verifying, now);
-    this.storage.flush();
+    this.storage.flush(this.manifest.zeros);
   }
 
   private fail(reason: string, now: number, tellMaster: boolean): void {
@@ -469,6 +514,7 @@ export class Receiver {
     // tells us the master has us on its list, which the STATUS reports need.
     const ack = this.acks!.due(now);
     if (ack) this.sendAck(ack.block, ack.received);
+    this.manifestTimer(now);
     this.repairTimer(now);
     if (this.welcomed && (this.statusDirty || now >= this.nextStatusAt)) this.sendStatus(now);
   }
@@ -490,6 +536,16 @@ export class Receiver {
       ? encodeClassicHeader(block - this.geo!.segmentStart(a.segment), Top.Ack, false, 0)
       : encode({ type: MsgType.Ack, session: a.session, client: this.cfg.id, block, received });
     this.send({ dest: { kind: 'group', port: a.feedbackPort }, parts: [bytes] });
+  }
+
+  /** A mapped stream is useless without its manifest: ask for the missing packets of it at once, in any phase. */
+  private manifestTimer(now: number): void {
+    const a = this.announce!, geo = this.geo!;
+    if (!this.mapped || this.layout || a.mode !== WireMode.Default || now < this.nextManifestAt) return;
+    const runs = this.have!.clearRuns(0, geo.manifestPackets, this.p.requestRanges);
+    if (runs.length === 0) return;
+    this.nextManifestAt = now + RETRY_INTERVAL;
+    this.sendRequest(runs);
   }
 
   /** Range of packets this client may ask for now: classic SNs name only the current segment. */
@@ -583,6 +639,7 @@ export class Receiver {
       if (this.welcomed) t = Math.min(t, this.nextDoneAt);
     } else if (this.confirmed && this.acks) {
       t = Math.min(t, this.acks.nextDue(), this.requestAt);
+      if (this.announce && this.mapped && !this.layout) t = Math.min(t, this.nextManifestAt);
       if (this.statusDirty && this.welcomed) t = now;
     }
     return Math.max(t, now);

@@ -28,7 +28,10 @@ export interface SenderConfig {
   caps: number;
   manifest: Uint8Array;
   manifestDigest: Uint8Array;
+  /** Bytes of the stream after the manifest. */
   imageSize: number;
+  /** Bytes a client's target must hold. */
+  targetSize: number;
   sectorSize: number;
   /** Group port of ANNOUNCE (and of default-mode data). */
   controlPort: number;
@@ -130,6 +133,8 @@ export class Sender {
   private lastRequestAt = -Infinity;
   private repairBusy = false;
   private readonly passed: boolean[] = [];
+  /** Manifest packets asked for outside the repair phase: sent before anything else. */
+  private readonly urgent: Bitmap;
 
   constructor(cfg: SenderConfig, rng: Rng, now: number) {
     this.cfg = cfg;
@@ -141,6 +146,7 @@ export class Sender {
     this.tout = new AdaptiveTimeout(this.p.t0, this.p.alpha, this.p.tMax);
     this.rate = new RateController(this.p.rate, Math.max(this.p.t0, 20));
     this.wanted = new Bitmap(this.geo.packets);
+    this.urgent = new Bitmap(this.geo.manifestPackets);
     // Spread the first announcement a little so that two masters started together do not beat in step.
     this.nextAnnounceAt = now + rng() * 10;
   }
@@ -295,10 +301,16 @@ export class Sender {
     this.stats.requestDatagrams++;
     const c = client ? this.clients.get(client) : undefined;
     if (c) { c.requests++; c.lastHeard = now; }
-    // No NACK during the transfer (MTP 2.3): losses wait for the repair phase.
-    if (this.phase !== Phase.Repair) return void countDrop(this.stats.drops, 'phase');
     for (const r of ranges) {
       if (r.start + r.count > this.geo.packets) return void countDrop(this.stats.drops, 'field');
+    }
+    if (this.phase !== Phase.Repair) {
+      // No NACK during the transfer (MTP 2.3): losses wait for the repair phase. The one exception
+      // (default mode) is the manifest: a client of a mapped stream can place nothing without it.
+      const manifestOnly = this.p.mode === WireMode.Default && ranges.every((r) => r.start + r.count <= this.geo.manifestPackets);
+      if (!manifestOnly || this.phase === Phase.Done) return void countDrop(this.stats.drops, 'phase');
+      for (const r of ranges) this.urgent.setRange(r.start, r.start + r.count);
+      return;
     }
     for (const r of ranges) {
       this.stats.rangesRequested++;
@@ -412,7 +424,7 @@ export class Sender {
     const c = this.cfg;
     const bytes = encode({
       type: MsgType.Announce, session: c.session, phase: this.phase, mode: this.p.mode, kind: c.kind, caps: c.caps,
-      imageSize: c.imageSize, sectorSize: c.sectorSize, payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets,
+      imageSize: c.imageSize, targetSize: c.targetSize, sectorSize: c.sectorSize, payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets,
       manifestLength: c.manifest.length, manifestDigest: c.manifestDigest, epoch: this.epoch, segment: this.segment,
       segmentPackets: this.geo.segmentPackets === this.geo.packets ? 0 : this.geo.segmentPackets,
       dataPort: c.dataPort, feedbackPort: c.feedbackPort, clients: this.clients.size, name: c.name,
@@ -429,6 +441,15 @@ export class Sender {
     if (now >= this.nextAnnounceAt) {
       this.nextAnnounceAt = now + this.p.announceInterval;
       return this.announcement();
+    }
+    if (this.urgent.count > 0) {
+      if (!this.paceAllows(now)) return undefined;
+      const packet = this.urgent.find(true, 0);
+      this.urgent.clear(packet);
+      this.stats.repairSent++;
+      const t = this.dataTransmit(packet, true);
+      this.pace(now, t);
+      return t;
     }
     const packet = this.nextDataPacket();
     if (packet < 0 || !this.paceAllows(now)) return undefined;
@@ -502,7 +523,7 @@ export class Sender {
     if (this.phase === Phase.Transfer && this.outstanding.length > 0) t = Math.min(t, this.outstanding[0]!.sentAt + this.tout.value);
     if (this.phase === Phase.Repair && this.repairBusy && this.wanted.count === 0) t = Math.min(t, this.lastRequestAt + this.collectDelay());
     if (this.phase === Phase.Done) t = Math.min(t, this.doneAt + this.cfg.linger);
-    if (this.nextDataPacket() >= 0) t = Math.min(t, this.rate.paced ? this.nextSendAt : now);
+    if (this.urgent.count > 0 || this.nextDataPacket() >= 0) t = Math.min(t, this.rate.paced ? this.nextSendAt : now);
     return Math.max(t, now);
   }
 }

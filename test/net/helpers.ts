@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
@@ -13,10 +14,16 @@ export interface Run {
   output(): string;
 }
 
+// A test that fails before it stops its processes must not leave them holding the file's run open.
+const live = new Set<ChildProcess>();
+after(() => { for (const c of live) c.kill('SIGKILL'); });
+
 /** Start `must ARGS` (optionally through a wrapper such as `ip netns exec NS`). */
 export function must(args: string[], o: { wrap?: string[]; env?: Record<string, string> } = {}): Run {
   const cmd = [...(o.wrap ?? []), process.execPath, '--disable-warning=ExperimentalWarning', MAIN, ...args];
   const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
+  live.add(child);
+  child.on('exit', () => live.delete(child));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });

@@ -73,7 +73,7 @@ test('a target smaller than the image is refused, naming both sizes, and the mas
   const master = must(['master', '--image', img.path, '--min-clients', '1', ...lo(port)]);
   const c = await must(['client', '--target', small, '--yes', ...lo(port)]).done;
   assert.notEqual(c.code, 0);
-  assert.match(c.out, /target too small: it holds 2097152 bytes, the image is 4194304 bytes/);
+  assert.match(c.out, /target too small: it holds 2097152 bytes, the image needs 4194304 bytes/);
   // The master names the PC and why, and keeps waiting for PCs that can take the image.
   await waitFor(master, /WARN failed client=\S+ .*reason="target too small/);
   master.child.kill('SIGTERM');

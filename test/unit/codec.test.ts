@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { DecodeError } from '../../src/protocol/bytes.ts';
-import { HEADER_LENGTH, decode, encode, encodeDataHeader, rangesPerRequest } from '../../src/protocol/codec.ts';
+import { ANNOUNCE_MAPPED_HLEN, HEADER_LENGTH, decode, encode, encodeDataHeader, rangesPerRequest } from '../../src/protocol/codec.ts';
 import { type DataMsg, type Message, DataFlag, MsgType, NO_BLOCK } from '../../src/protocol/messages.ts';
 import { seeded } from '../../src/session/rng.ts';
 
@@ -15,12 +15,12 @@ const samples: Array<Exclude<Message, DataMsg>> = [
   { type: MsgType.Ack, session: 0xdeadbeef, client: '0123456789abcdef', block: 77, received: 64 },
   { type: MsgType.Ack, session: 1, client: 'ffffffffffffffff', block: 0xfffffffe, received: 0 },
   {
-    type: MsgType.Announce, session: 42, phase: 2, mode: 1, kind: 1, caps: 0, imageSize: 2 ** 40 + 12345, sectorSize: 4096,
+    type: MsgType.Announce, session: 42, phase: 2, mode: 1, kind: 1, caps: 0, imageSize: 2 ** 40 + 12345, targetSize: 2 ** 40 + 12345, sectorSize: 4096,
     payloadSize: 1448, blockPackets: 64, manifestLength: 33_000, manifestDigest: digest, epoch: 3, segment: 0,
     segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 12, name: 'lab image ✓',
   },
   {
-    type: MsgType.Announce, session: 7, phase: 3, mode: 2, kind: 2, caps: 0x8003, imageSize: 1, sectorSize: 512, payloadSize: 512,
+    type: MsgType.Announce, session: 7, phase: 3, mode: 2, kind: 2, caps: 0x8003, imageSize: 1, targetSize: 2 ** 41 + 1, sectorSize: 512, payloadSize: 512,
     blockPackets: 1, manifestLength: 1, manifestDigest: digest, epoch: 0xffffffff, segment: 9, segmentPackets: 2 ** 32,
     dataPort: 7702, feedbackPort: 7703, clients: 0, name: '',
   },
@@ -66,10 +66,12 @@ function reference(b: Buffer): Record<string, unknown> {
     case 2: return { ...base, client: id(12), block: b.readUInt32BE(20), received: b.readUInt16BE(24) };
     case 3: return {
       ...base, phase: b[12], mode: b[13], kind: b[14], caps: b.readUInt16BE(16), imageSize: Number(b.readBigUInt64BE(20)),
+      // Caps.Mapped: the target size follows the fixed fields, at 96.
+      targetSize: Number(b.readBigUInt64BE(b.readUInt16BE(16) & 1 ? 96 : 20)),
       sectorSize: b.readUInt32BE(28), payloadSize: b.readUInt16BE(32), blockPackets: b.readUInt16BE(34),
       manifestLength: b.readUInt32BE(36), manifestDigest: b.subarray(40, 72).toString('hex'), epoch: b.readUInt32BE(72),
       segment: b.readUInt32BE(76), segmentPackets: b.readUIntBE(80, 6), dataPort: b.readUInt16BE(88), feedbackPort: b.readUInt16BE(90),
-      clients: b.readUInt16BE(92), name: b.subarray(97, 97 + b[96]!).toString('utf8'),
+      clients: b.readUInt16BE(92), name: b.subarray(b[4]! + 1, b[4]! + 1 + b[b[4]!]!).toString('utf8'),
     };
     case 4: return {
       ...base, client: id(12), caps: b.readUInt16BE(20), capacity: Number(b.readBigUInt64BE(24)), have: b.readUIntBE(32, 6),
@@ -98,12 +100,15 @@ function randomMessage(r: () => number): Exclude<Message, DataMsg> {
   const session = int(2 ** 32);
   switch (int(8)) {
     case 0: return { type: MsgType.Ack, session, client: hex(), block: int(2 ** 32), received: int(65536) };
-    case 1: return {
-      type: MsgType.Announce, session, phase: (1 + int(4)) as 1, mode: (1 + int(2)) as 1, kind: (1 + int(2)) as 1, caps: int(65536),
-      imageSize: int(2 ** 50), sectorSize: 512 << int(8), payloadSize: 64 + int(9000), blockPackets: 1 + int(1000),
+    case 1: {
+      const caps = int(65536), imageSize = int(2 ** 50);
+      return {
+      type: MsgType.Announce, session, phase: (1 + int(4)) as 1, mode: (1 + int(2)) as 1, kind: (1 + int(2)) as 1, caps,
+      imageSize, targetSize: caps & 1 ? int(2 ** 50) : imageSize, sectorSize: 512 << int(8), payloadSize: 64 + int(9000), blockPackets: 1 + int(1000),
       manifestLength: 1 + int(2 ** 31), manifestDigest: Uint8Array.from({ length: 32 }, () => int(256)), epoch: int(2 ** 32),
       segment: int(2 ** 32), segmentPackets: int(2 ** 48), dataPort: 1 + int(65535), feedbackPort: 1 + int(65535), clients: int(65536), name: text(64),
-    };
+      };
+    }
     case 2: return {
       type: MsgType.Join, session, client: hex(), caps: int(65536), capacity: int(2 ** 53), have: int(2 ** 48),
       mac: Array.from({ length: 6 }, () => int(256).toString(16).padStart(2, '0')).join(':'), name: text(64),
@@ -130,7 +135,7 @@ test('the codec agrees with the reference decoder on 5,000 random messages', () 
     const ref = reference(bytes);
     assert.equal(ref.magic, 0x4d55);
     assert.equal(ref.version, 1);
-    assert.equal(ref.hlen, HEADER_LENGTH[m.type]);
+    assert.equal(ref.hlen, m.type === MsgType.Announce && m.caps & 1 ? ANNOUNCE_MAPPED_HLEN : HEADER_LENGTH[m.type]);
     const { magic: _m, version: _v, hlen: _h, ...fields } = ref;
     const mine: Record<string, unknown> = { ...decode(bytes) };
     for (const k of ['manifestDigest', 'digest']) if (mine[k] instanceof Uint8Array) mine[k] = Buffer.from(mine[k] as Uint8Array).toString('hex');

@@ -6,12 +6,14 @@ import { test } from 'node:test';
 import { DecodeError } from '../../src/protocol/bytes.ts';
 import { decodeClassic, encodeClassicHeader, Top } from '../../src/protocol/classic.ts';
 import { decode, encode, encodeDataHeader } from '../../src/protocol/codec.ts';
-import { decodeManifest, encodeManifest, sha256 } from '../../src/protocol/manifest.ts';
+import { manifestOfBytes } from '../../src/disk/manifest-build.ts';
+import { decodeManifest, sha256 } from '../../src/protocol/manifest.ts';
 import { ImageKind, MsgType, NO_BLOCK, WireMode } from '../../src/protocol/messages.ts';
 import { defaultParams } from '../../src/session/params.ts';
 import { Receiver } from '../../src/session/receiver.ts';
 import { Sender } from '../../src/session/sender.ts';
 import { seeded } from '../../src/session/rng.ts';
+import { sampleManifest } from './samples.ts';
 
 const CASES = Number(process.env.MUST_FUZZ_CASES ?? 100_000);
 
@@ -35,7 +37,8 @@ test(`decoders: ${CASES} random and mutated datagrams, only DecodeError escapes`
     encode({ type: MsgType.RepairRequest, session: 1, client: '0011223344556677', epoch: 1, ranges: [{ start: 5, count: 3 }] }),
     encode({ type: MsgType.Join, session: 1, client: '0011223344556677', caps: 0, capacity: 1e9, have: 0, mac: '52:54:00:00:00:01', name: 'pc' }),
     new Uint8Array([...encodeDataHeader(1, 1, 10, NO_BLOCK), ...new Uint8Array(100)]),
-    encodeManifest({ kind: 1, imageSize: 3 << 20, sectorSize: 512, chunkSize: 1 << 20, digests: new Uint8Array(96), files: [] }),
+    manifestOfBytes(new Uint8Array(3 << 20), ImageKind.Disk).bytes,
+    sampleManifest().bytes,
     new Uint8Array([...encodeClassicHeader(7, Top.Information, false, 512), ...new Uint8Array(512)]),
   ];
   let accepted = 0;
@@ -54,16 +57,16 @@ test(`decoders: ${CASES} random and mutated datagrams, only DecodeError escapes`
 
 /** A client that has found its master and confirmed: everything it writes is recorded. */
 function liveClient(): { rx: Receiver; writes: number[]; announce: Uint8Array; session: number } {
-  const manifest = encodeManifest({ kind: ImageKind.Disk, imageSize: 1 << 20, sectorSize: 512, chunkSize: 1 << 20, digests: new Uint8Array(32), files: [] });
+  const { bytes: manifest } = manifestOfBytes(new Uint8Array(1 << 20), ImageKind.Disk);
   const session = 0x1234_5678;
   const announce = encode({
-    type: MsgType.Announce, session, phase: 2, mode: WireMode.Default, kind: ImageKind.Disk, caps: 0, imageSize: 1 << 20, sectorSize: 512,
+    type: MsgType.Announce, session, phase: 2, mode: WireMode.Default, kind: ImageKind.Disk, caps: 0, imageSize: 1 << 20, targetSize: 1 << 20, sectorSize: 512,
     payloadSize: 1448, blockPackets: 64, manifestLength: manifest.length, manifestDigest: sha256(manifest), epoch: 0, segment: 0,
     segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 1, name: 'img',
   });
   const writes: number[] = [];
   const rx = new Receiver({ id: '00000000000000c1', name: 'c1', capacity: 1 << 30, kind: ImageKind.Disk, controlPort: 7700, autoConfirm: true },
-    { offer: (o) => { writes.push(o); return true; }, verify: () => {}, flush: () => {} }, seeded(1), 0);
+    { offer: (o) => { writes.push(o); return true; }, finish: () => {}, flush: () => {} }, seeded(1), 0);
   rx.onDatagram(announce, { address: '10.0.0.1', port: 5000 }, 7700, 0);
   return { rx, writes, announce, session };
 }
@@ -99,10 +102,10 @@ test('a client drops malformed, truncated, foreign and wrong-version datagrams a
 });
 
 test('a master survives random and mutated feedback and counts it', () => {
-  const manifest = encodeManifest({ kind: ImageKind.Disk, imageSize: 1 << 20, sectorSize: 512, chunkSize: 1 << 20, digests: new Uint8Array(32), files: [] });
+  const { bytes: manifest } = manifestOfBytes(new Uint8Array(1 << 20), ImageKind.Disk);
   const tx = new Sender({
     session: 77, params: defaultParams(), kind: ImageKind.Disk, name: 'x', caps: 0, manifest, manifestDigest: sha256(manifest),
-    imageSize: 1 << 20, sectorSize: 512, controlPort: 7700, dataPort: 7700, feedbackPort: 7701, minClients: 1, waitAfterJoin: undefined, linger: 10,
+    imageSize: 1 << 20, targetSize: 1 << 20, sectorSize: 512, controlPort: 7700, dataPort: 7700, feedbackPort: 7701, minClients: 1, waitAfterJoin: undefined, linger: 10,
   }, seeded(2), 0);
   const r = seeded(8);
   const ack = encode({ type: MsgType.Ack, session: 77, client: '0011223344556677', block: 0, received: 64 });

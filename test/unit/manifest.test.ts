@@ -1,33 +1,69 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { manifestOfBytes, sealManifest } from '../../src/disk/manifest-build.ts';
 import { DecodeError } from '../../src/protocol/bytes.ts';
-import { EntryType, decodeManifest, encodeManifest, sha256 } from '../../src/protocol/manifest.ts';
+import { Layout, decodeManifest, encodeManifest, streamSize } from '../../src/protocol/manifest.ts';
 import { ImageKind } from '../../src/protocol/messages.ts';
+import { sampleFiles, sampleManifest } from './samples.ts';
 
-const digests = (n: number): Uint8Array => { const d = new Uint8Array(32 * n); for (let i = 0; i < n; i++) d.set(sha256(new Uint8Array([i])), 32 * i); return d; };
+const reason = (b: Uint8Array): string => {
+  try { decodeManifest(b); return 'accepted'; } catch (e) { assert.ok(e instanceof DecodeError, String(e)); return e.reason; }
+};
 
-test('disk and file-set manifests round trip', () => {
-  const disk = { kind: ImageKind.Disk, imageSize: (5 << 20) + 7, sectorSize: 512, chunkSize: 1 << 20, digests: digests(6), files: [] };
-  assert.deepEqual(decodeManifest(encodeManifest(disk)), disk);
-  const files = {
-    kind: ImageKind.Files, imageSize: 10, sectorSize: 512, chunkSize: 1 << 20, digests: digests(1), files: [
-      { type: EntryType.Directory, path: 'etc', mode: 0o755, mtimeMs: 1_700_000_000_000, size: 0, offset: 0, target: '' },
-      { type: EntryType.File, path: 'etc/motd ✓', mode: 0o644, mtimeMs: 1_700_000_000_123, size: 10, offset: 0, target: '' },
-      { type: EntryType.Symlink, path: 'etc/link', mode: 0o777, mtimeMs: 0, size: 0, offset: 10, target: 'motd ✓' },
-    ],
-  };
-  assert.deepEqual(decodeManifest(encodeManifest(files)), files);
+test('manifests round trip: raw (identity chunks), captured (regions, packed chunks, extents, zeros), file sets', () => {
+  const raw = manifestOfBytes(Uint8Array.from({ length: (5 << 20) + 7 }, (_, i) => i * 31), ImageKind.Disk);
+  assert.deepEqual(decodeManifest(raw.bytes), raw.manifest);
+  assert.equal(raw.manifest.chunks.length, 6);
+  // Identity chunks carry no extent list: 39 bytes each.
+  assert.ok(raw.bytes.length < 80 + 6 * 40, `${raw.bytes.length} bytes`);
+  const captured = sampleManifest();
+  assert.deepEqual(decodeManifest(captured.bytes), captured.manifest);
+  const files = manifestOfBytes(new Uint8Array(10), ImageKind.Files);
+  const withFiles = sealManifest({ ...files.manifest, files: sampleFiles });
+  assert.deepEqual(decodeManifest(withFiles.bytes), withFiles.manifest);
 });
 
-test('inconsistent manifests are refused', () => {
-  const good = encodeManifest({ kind: ImageKind.Disk, imageSize: 3 << 20, sectorSize: 512, chunkSize: 1 << 20, digests: digests(3), files: [] });
-  const reason = (b: Uint8Array): string => { try { decodeManifest(b); return 'accepted'; } catch (e) { assert.ok(e instanceof DecodeError, String(e)); return e.reason; } };
-  assert.equal(reason(good), 'accepted');
-  assert.equal(reason(good.subarray(0, good.length - 1)), 'short');
-  assert.equal(reason(new Uint8Array([...good, 0])), 'length');
-  const wrongCount = Uint8Array.from(good); wrongCount[35] = 4; // chunk count low byte
-  assert.equal(reason(wrongCount), 'field');
-  const magic = Uint8Array.from(good); magic[0] = 0;
+test('inconsistent manifests are refused: truncated, trailing bytes, overlapping or outlying extents, packed larger than raw', () => {
+  const good = sampleManifest();
+  assert.equal(reason(good.bytes), 'accepted');
+  assert.equal(reason(good.bytes.subarray(0, good.bytes.length - 1)), 'short');
+  assert.equal(reason(new Uint8Array([...good.bytes, 0])), 'length');
+  const magic = Uint8Array.from(good.bytes); magic[0] = 0;
   assert.equal(reason(magic), 'magic');
-  assert.throws(() => encodeManifest({ kind: ImageKind.Disk, imageSize: 3 << 20, sectorSize: 512, chunkSize: 1 << 20, digests: digests(2), files: [] }));
+  const m = good.manifest;
+  const variant = (change: (c: typeof m) => void): Uint8Array => { const c = structuredClone(m); change(c); return encodeManifest(c); };
+  assert.equal(reason(variant((c) => { c.zeros.push({ offset: (1 << 20) + 100, length: 10 }); })), 'field', 'zeros over a chunk');
+  assert.equal(reason(variant((c) => { c.chunks[2]!.extents[0]!.offset = (8 << 20) - 100; })), 'field', 'past the target');
+  assert.equal(reason(variant((c) => { c.chunks[1]!.streamLength = 20000; })), 'field', 'packed larger than raw');
+  assert.equal(reason(variant((c) => { c.chunks[0]!.streamLength = 1000; })), 'field', 'stored of another length than raw');
+  assert.equal(reason(variant((c) => { c.chunks[0]!.region = 7; })), 'field', 'unknown region');
+  // A count that claims more chunks than bytes is caught before anything is allocated for them.
+  const huge = Uint8Array.from(good.bytes); huge.set([0x7f, 0xff, 0xff, 0xff], 32);
+  assert.equal(reason(huge), 'length');
+});
+
+test('the layout maps stream bytes to target pieces, packed bytes waiting at the front of their chunk\'s extents', () => {
+  const { manifest } = sampleManifest();
+  const l = new Layout(manifest);
+  assert.equal(l.streamSize, streamSize(manifest));
+  assert.equal(l.streamSize, 1024 + 3000 + 512);
+  assert.deepEqual([0, 1023, 1024, 4023, 4024, 4535].map((o) => l.chunkAt(o)), [0, 0, 1, 1, 2, 2]);
+  assert.deepEqual(l.chunksOf(1000, 100), { first: 0, end: 2 });
+  // A run straddling chunks 0 and 1, and chunk 1's two extents.
+  assert.deepEqual(l.pieces(1000, 100), [
+    { chunk: 0, from: 0, length: 24, offset: 1000 },
+    { chunk: 1, from: 24, length: 76, offset: 1 << 20 },
+  ]);
+  // 3000 stream bytes of chunk 1 fit in its first extent (4096): no piece lands in the second.
+  assert.deepEqual(l.pieces(1024 + 2990, 20), [
+    { chunk: 1, from: 0, length: 10, offset: (1 << 20) + 2990 },
+    { chunk: 2, from: 10, length: 10, offset: 4 << 20 },
+  ]);
+  // Every stream byte has exactly one target byte.
+  const seen = new Set<number>();
+  for (const p of l.pieces(0, l.streamSize)) for (let i = 0; i < p.length; i++) {
+    assert.ok(!seen.has(p.offset + i));
+    seen.add(p.offset + i);
+  }
+  assert.equal(seen.size, l.streamSize);
 });

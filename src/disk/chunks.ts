@@ -1,0 +1,106 @@
+// Checking and placing one chunk (docs/IMAGE-FORMAT.md). A chunk's stream bytes wait at
+// the front of its own extents; once they are all there they are read back, matched to
+// the chunk's digest, unpacked, matched to its raw digest, and only then written over
+// the extents. A packed chunk never reaches its place unchecked.
+
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { constants, zstdCompress, zstdDecompress } from 'node:zlib';
+import { type Chunk, type Extent, Codec } from '../protocol/manifest.ts';
+
+const unzstd = promisify(zstdDecompress);
+const zstd = promisify(zstdCompress);
+
+export interface RandomAccess {
+  read(offset: number, length: number): Promise<Uint8Array>;
+  writev(offset: number, buffers: Uint8Array[]): Promise<void>;
+}
+
+export type Checked = { ok: true; raw: Uint8Array } | { ok: false; reason: string };
+
+const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
+const digestOf = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
+
+/** The first `length` bytes held by `extents`, read in order. */
+export async function gather(io: Pick<RandomAccess, 'read'>, extents: Extent[], length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const e of extents) {
+    if (at >= length) break;
+    const n = Math.min(e.length, length - at);
+    out.set(await io.read(e.offset, n), at);
+    at += n;
+  }
+  return out;
+}
+
+/** Write `bytes` across `extents`, in order. */
+export async function scatter(io: Pick<RandomAccess, 'writev'>, extents: Extent[], bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  for (const e of extents) {
+    if (at >= bytes.length) break;
+    const n = Math.min(e.length, bytes.length - at);
+    await io.writev(e.offset, [bytes.subarray(at, at + n)]);
+    at += n;
+  }
+}
+
+/** Match a chunk's stream bytes to its digest and unpack them into its raw bytes, matched too. */
+export async function unpack(c: Chunk, stream: Uint8Array): Promise<Checked> {
+  if (stream.length !== c.streamLength) return { ok: false, reason: `${stream.length} stream bytes, the manifest says ${c.streamLength}` };
+  if (!same(digestOf(stream), c.digest)) return { ok: false, reason: 'stream digest mismatch' };
+  if (c.codec === Codec.Stored) return { ok: true, raw: stream };
+  let raw: Uint8Array;
+  try {
+    raw = await unzstd(stream, { maxOutputLength: c.rawLength });
+  } catch (e) {
+    return { ok: false, reason: `cannot unpack: ${(e as Error).message}` };
+  }
+  if (raw.length !== c.rawLength) return { ok: false, reason: `unpacks to ${raw.length} bytes, the manifest says ${c.rawLength}` };
+  if (!same(digestOf(raw), c.rawDigest)) return { ok: false, reason: 'raw digest mismatch' };
+  return { ok: true, raw };
+}
+
+/** Pack raw bytes at a zstd level; stored when packing does not make them smaller. */
+export async function pack(raw: Uint8Array, level: number): Promise<{ codec: Codec; stream: Uint8Array }> {
+  const packed = await zstd(raw, { params: { [constants.ZSTD_c_compressionLevel]: level } });
+  return packed.length < raw.length ? { codec: Codec.Zstd, stream: packed } : { codec: Codec.Stored, stream: raw };
+}
+
+/** Check the chunk whose stream bytes wait in its extents, and put its raw bytes in place. */
+export async function finishChunk(io: RandomAccess, c: Chunk): Promise<Checked> {
+  let stream: Uint8Array;
+  try {
+    stream = await gather(io, c.extents, c.streamLength);
+  } catch (e) {
+    return { ok: false, reason: `cannot read it back: ${(e as Error).message}` };
+  }
+  const u = await unpack(c, stream);
+  if (!u.ok || c.codec === Codec.Stored) return u;
+  try {
+    await scatter(io, c.extents, u.raw);
+    // The disk must hold what was unpacked, not just have been handed it.
+    if (!same(digestOf(await gather(io, c.extents, c.rawLength)), c.rawDigest)) return { ok: false, reason: 'reads back different' };
+  } catch (e) {
+    return { ok: false, reason: `cannot place it: ${(e as Error).message}` };
+  }
+  return u;
+}
+
+const ZERO_STEP = 4 << 20;
+
+/** Make `extents` read as zero, writing only where they do not already; returns bytes written. */
+export async function zeroExtents(io: RandomAccess, extents: Extent[]): Promise<number> {
+  let written = 0;
+  const zeros = new Uint8Array(ZERO_STEP);
+  for (const e of extents) {
+    for (let at = e.offset; at < e.offset + e.length; at += ZERO_STEP) {
+      const n = Math.min(ZERO_STEP, e.offset + e.length - at);
+      const held = await io.read(at, n);
+      if (Buffer.compare(held, zeros.subarray(0, n)) === 0) continue;
+      await io.writev(at, [zeros.subarray(0, n)]);
+      written += n;
+    }
+  }
+  return written;
+}
