@@ -4,6 +4,7 @@ import { initMain } from './boot/appliance.ts';
 import { menu } from './boot/menu.ts';
 import { Records } from './boot/records.ts';
 import { Options, UsageError, help, parse } from './cli/args.ts';
+import { capture, inspect, restore, verify } from './commands/image.ts';
 import { client, receiveFiles } from './commands/receive.ts';
 import { master, sendFiles } from './commands/serve.ts';
 import { demo } from './demo/demo.ts';
@@ -18,6 +19,10 @@ const RUN: Record<string, (o: Options) => Promise<number>> = {
   'send-files': sendFiles,
   'receive-files': receiveFiles,
   demo,
+  capture,
+  restore,
+  verify,
+  inspect,
   menu: () => menu(),
   records: async (o) => {
     const r = new Records(o.positionals[0] ?? 'must-records.json');

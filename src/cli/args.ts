@@ -8,6 +8,8 @@ export interface OptSpec {
   help: string;
   arg?: string;
   choices?: readonly string[];
+  /** One-letter form ("o" for -o). */
+  short?: string;
 }
 
 export interface CommandSpec {
@@ -94,6 +96,32 @@ export const COMMANDS: Record<string, CommandSpec> = {
     positional: { name: 'FILE', many: false, help: 'records file (default must-records.json)' },
     options: { csv: { type: 'boolean', help: 'CSV instead of JSON' } },
   },
+  capture: {
+    summary: 'capture a disk, a partition or a raw image file into a MUST image (used blocks only, zstd chunks)',
+    positional: { name: 'SOURCE', many: false, help: 'block device, partition or raw image file' },
+    options: {
+      output: { type: 'string', arg: 'IMAGE', short: 'o', help: 'image file to write (IMAGE.partial until it is complete)' },
+      level: { type: 'number', arg: 'N', help: 'zstd level, 1 to 19 (default 3)' },
+      'chunk-size': { type: 'number', arg: 'MIB', help: 'raw bytes per chunk (default 4)' },
+      force: { type: 'boolean', help: 'replace IMAGE if it exists' },
+      json: net.json!, verbose: net.verbose!,
+    },
+  },
+  restore: {
+    summary: 'write a MUST image to a disk, partition or file on this machine (no network)',
+    positional: { name: 'IMAGE TARGET', many: true, help: 'the image, then the device or file to write' },
+    options: { yes: receive.yes!, json: net.json! },
+  },
+  verify: {
+    summary: 'check that a MUST image is intact, and optionally that a device holds it',
+    positional: { name: 'IMAGE [DEVICE]', many: true, help: 'the image, and a device or file to compare' },
+    options: { json: net.json! },
+  },
+  inspect: {
+    summary: 'show what a MUST image holds, per partition: method, data, zeros, stored bytes, ratio',
+    positional: { name: 'IMAGE', many: false, help: 'the image' },
+    options: {},
+  },
   menu: { summary: 'the appliance\'s menu: image this PC, serve an image, shell', options: {} },
   init: { summary: 'the appliance\'s boot steps (run by /init in the initramfs)', options: {} },
   help: { summary: 'show this help, or a command\'s', positional: { name: 'COMMAND', many: false, help: 'command' }, options: {} },
@@ -117,9 +145,10 @@ export function parse(argv: readonly string[]): Parsed {
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (a === '--help' || a === '-h') return { command: 'help', positionals: [command], values: new Map() };
-    if (!a.startsWith('--')) { positionals.push(a); continue; }
-    const eq = a.indexOf('=');
-    const key = a.slice(2, eq < 0 ? undefined : eq);
+    const short = /^-([a-z])$/.exec(a)?.[1];
+    if (!a.startsWith('--') && !short) { positionals.push(a); continue; }
+    const eq = short ? -1 : a.indexOf('=');
+    const key = short ? Object.entries(spec.options).find(([, o]) => o.short === short)?.[0] ?? `-${short}` : a.slice(2, eq < 0 ? undefined : eq);
     const opt = spec.options[key];
     if (!opt) throw new UsageError(`${command}: unknown option --${key}`);
     if (opt.type === 'boolean') {
@@ -166,7 +195,7 @@ export function help(command?: string): string {
       ...Object.entries(COMMANDS).map(([c, s]) => `  ${c.padEnd(w)}  ${s.summary}`)].join('\n');
   }
   const pos = spec.positional ? ` ${spec.positional.name}${spec.positional.many ? '...' : ''}` : '';
-  const rows = Object.entries(spec.options).map(([k, o]) => [`--${k}${o.arg ? ` ${o.arg}` : ''}`, o.help] as const);
+  const rows = Object.entries(spec.options).map(([k, o]) => [`${o.short ? `-${o.short}, ` : ''}--${k}${o.arg ? ` ${o.arg}` : ''}`, o.help] as const);
   const w = Math.max(0, ...rows.map((r) => r[0].length));
   return [`usage: must ${command} [options]${pos}`, '', spec.summary, '', ...rows.map(([a, h]) => `  ${a.padEnd(w)}  ${h}`)].join('\n');
 }

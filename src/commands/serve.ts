@@ -5,18 +5,24 @@ import { dirname, join } from 'node:path';
 import { DEFAULT_KERNEL_ARGS, type PxeOptions } from '../boot/lab.ts';
 import { isSea } from '../cli/self.ts';
 import type { NetChoice } from './common.ts';
+import type { Logger } from '../log/logger.ts';
 import { type Options, UsageError } from '../cli/args.ts';
 import { FileSetSource, scanPaths } from '../disk/fileset.ts';
 import { RawSource } from '../disk/source.ts';
+import { looksLikeImage } from '../image/format.ts';
 import { ImageKind } from '../protocol/messages.ts';
-import { type MasterControl, runMaster } from '../net/master.ts';
+import { type MasterControl, type Served, runMaster, serveImageFile, serveRaw } from '../net/master.ts';
 import { makeLogger, netOptions, onSignal } from './common.ts';
 
 export async function master(o: Options): Promise<number> {
   const image = o.str('image') ?? o.positionals[0];
   if (!image) throw new UsageError('master: the image is required (--image PATH)');
-  const source = await RawSource.open(image);
-  return serve(o, source, ImageKind.Disk, undefined, image);
+  const log = makeLogger(o, 'master');
+  if (await looksLikeImage(image)) {
+    if (o.str('protocol') === 'classic') throw new UsageError('master: classic mode sends raw sectors as the paper does; serve a raw disk or file, not a MUST image');
+    return serve(o, await serveImageFile(image), image, log);
+  }
+  return serve(o, await serveRaw(await RawSource.open(image), ImageKind.Disk, undefined, log), image, log);
 }
 
 export async function sendFiles(o: Options): Promise<number> {
@@ -24,11 +30,11 @@ export async function sendFiles(o: Options): Promise<number> {
   const files = await scanPaths(o.positionals);
   const source = new FileSetSource(o.positionals, files);
   if (source.size === 0) throw new UsageError('send-files: the files are all empty; nothing to send');
-  return serve(o, source, ImageKind.Files, files, o.positionals.join(' '));
+  const log = makeLogger(o, 'master');
+  return serve(o, await serveRaw(source, ImageKind.Files, files, log), o.positionals.join(' '), log);
 }
 
-async function serve(o: Options, source: RawSource | FileSetSource, kind: ImageKind, files: Awaited<ReturnType<typeof scanPaths>> | undefined, label: string): Promise<number> {
-  const log = makeLogger(o, 'master');
+async function serve(o: Options, image: Served, label: string, log: Logger): Promise<number> {
   const n = netOptions(o);
   const minClients = o.num('min-clients') ?? 0;
   // Without a rule, start 10 s after the last client joined (and at once on the start key).
@@ -42,7 +48,7 @@ async function serve(o: Options, source: RawSource | FileSetSource, kind: ImageK
   });
   const result = await runMaster({
     pxe: o.flag('pxe') ? pxeOptions(o, n) : undefined,
-    source, kind, files, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
+    image, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
     protocol: (o.str('protocol') ?? 'default') as 'default' | 'classic', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
     ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, log,
     onReady: (c) => {

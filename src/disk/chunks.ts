@@ -67,16 +67,14 @@ export async function pack(raw: Uint8Array, level: number): Promise<{ codec: Cod
   return packed.length < raw.length ? { codec: Codec.Zstd, stream: packed } : { codec: Codec.Stored, stream: raw };
 }
 
-/** Check the chunk whose stream bytes wait in its extents, and put its raw bytes in place. */
-export async function finishChunk(io: RandomAccess, c: Chunk): Promise<Checked> {
-  let stream: Uint8Array;
-  try {
-    stream = await gather(io, c.extents, c.streamLength);
-  } catch (e) {
-    return { ok: false, reason: `cannot read it back: ${(e as Error).message}` };
-  }
+/**
+ * Unpack checked stream bytes and write the raw bytes over the chunk's extents, then read
+ * them back. `inPlace`: the stream bytes were just read from the extents, so a stored
+ * chunk is already where it belongs and that read was its read-back.
+ */
+export async function placeChunk(io: RandomAccess, c: Chunk, stream: Uint8Array, inPlace: boolean): Promise<Checked> {
   const u = await unpack(c, stream);
-  if (!u.ok || c.codec === Codec.Stored) return u;
+  if (!u.ok || (inPlace && c.codec === Codec.Stored)) return u;
   try {
     await scatter(io, c.extents, u.raw);
     // The disk must hold what was unpacked, not just have been handed it.
@@ -87,7 +85,36 @@ export async function finishChunk(io: RandomAccess, c: Chunk): Promise<Checked> 
   return u;
 }
 
+/** Check the chunk whose stream bytes wait in its extents, and put its raw bytes in place. */
+export async function finishChunk(io: RandomAccess, c: Chunk): Promise<Checked> {
+  let stream: Uint8Array;
+  try {
+    stream = await gather(io, c.extents, c.streamLength);
+  } catch (e) {
+    return { ok: false, reason: `cannot read it back: ${(e as Error).message}` };
+  }
+  return placeChunk(io, c, stream, true);
+}
+
+/** Whether the target holds chunk c's raw bytes. */
+export async function holdsChunk(io: Pick<RandomAccess, 'read'>, c: Chunk): Promise<boolean> {
+  return same(digestOf(await gather(io, c.extents, c.rawLength)), c.rawDigest);
+}
+
 const ZERO_STEP = 4 << 20;
+
+/** Bytes of `extents` that do not read as zero. */
+export async function nonZero(io: Pick<RandomAccess, 'read'>, extents: Extent[]): Promise<number> {
+  let bad = 0;
+  const zeros = new Uint8Array(ZERO_STEP);
+  for (const e of extents) {
+    for (let at = e.offset; at < e.offset + e.length; at += ZERO_STEP) {
+      const n = Math.min(ZERO_STEP, e.offset + e.length - at);
+      if (Buffer.compare(await io.read(at, n), zeros.subarray(0, n)) !== 0) bad += n;
+    }
+  }
+  return bad;
+}
 
 /** Make `extents` read as zero, writing only where they do not already; returns bytes written. */
 export async function zeroExtents(io: RandomAccess, extents: Extent[]): Promise<number> {

@@ -2,11 +2,12 @@
 // sockets until every client that joined is verified, failed or gone.
 
 import { randomInt } from 'node:crypto';
-import { buildManifest } from '../disk/manifest-build.ts';
+import { type BuiltManifest, buildManifest } from '../disk/manifest-build.ts';
 import { type ByteSource, PageCache } from '../disk/source.ts';
+import { openImage } from '../image/format.ts';
 import { type Logger, bytes } from '../log/logger.ts';
 import type { FileEntry } from '../protocol/manifest.ts';
-import { type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
+import { Caps, type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
 import type { Transmit } from '../session/types.ts';
@@ -15,10 +16,39 @@ import { type Iface, linkSpeed } from './iface.ts';
 import { Pump } from './pump.ts';
 import { closeAll, groupSocket, unicastSocket } from './udp.ts';
 
+/** What a master sends: a manifest and the stream it describes. */
+export interface Served {
+  stream: ByteSource;
+  built: BuiltManifest;
+  /** The stream goes through the manifest (a MUST image); otherwise it lands where it stands. */
+  mapped: boolean;
+}
+
+/** A raw file, device or file set: hashed into a manifest of stored chunks in place. */
+export async function serveRaw(source: ByteSource, kind: ImageKind, files: FileEntry[] | undefined, log: Logger): Promise<Served> {
+  log.info('hashing', { image: source.label, size: source.size });
+  let lastReport = 0;
+  const built = await buildManifest(source, {
+    kind, files,
+    onProgress: (done, total) => {
+      const t = performance.now();
+      if (t - lastReport > 2000) { lastReport = t; log.info('hashing', { percent: Math.floor((done / total) * 100) }); }
+    },
+  });
+  return { stream: source, built, mapped: false };
+}
+
+/** A MUST image file: its manifest and its stream of packed chunks, sent as they are. */
+export async function serveImageFile(path: string): Promise<Served> {
+  const img = await openImage(path);
+  return {
+    stream: img.stream, mapped: true,
+    built: { manifest: img.manifest, bytes: img.manifestBytes, digest: img.header.manifestDigest },
+  };
+}
+
 export interface MasterOptions {
-  source: ByteSource;
-  kind: ImageKind;
-  files?: FileEntry[];
+  image: Served;
   name: string;
   iface: Iface;
   group: string;
@@ -63,15 +93,8 @@ export function transferParams(o: Pick<MasterOptions, 'protocol' | 'rate' | 'mtu
 
 export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const log = o.log;
-  log.info('hashing', { image: o.source.label, size: o.source.size });
-  let lastReport = 0;
-  const built = await buildManifest(o.source, {
-    kind: o.kind, files: o.files,
-    onProgress: (done, total) => {
-      const t = performance.now();
-      if (t - lastReport > 2000) { lastReport = t; log.info('hashing', { percent: Math.floor((done / total) * 100) }); }
-    },
-  });
+  const { built, stream } = o.image;
+  const m = built.manifest;
   const base = transferParams(o);
   const params = o.tune ? o.tune(base) : { ...base, clientTimeout: o.clientTimeout * 1000 };
   const classic = o.protocol === 'classic';
@@ -79,13 +102,13 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const feedbackPort = dataPort + 1;
   const session = randomInt(1, 0xffff_ffff);
   const sender = new Sender({
-    session, params, kind: o.kind, name: o.name, caps: 0, manifest: built.bytes, manifestDigest: built.digest,
-    imageSize: o.source.size, targetSize: o.source.size, sectorSize: o.source.sectorSize, controlPort: o.port, dataPort, feedbackPort,
+    session, params, kind: m.kind, name: o.name, caps: o.image.mapped ? Caps.Mapped : 0, manifest: built.bytes, manifestDigest: built.digest,
+    imageSize: stream.size, targetSize: m.targetSize, sectorSize: m.sectorSize, controlPort: o.port, dataPort, feedbackPort,
     minClients: o.minClients, waitAfterJoin: o.wait === undefined ? undefined : o.wait * 1000, linger: 1500,
     persistent: o.pxe !== undefined,
   }, Math.random, performance.now());
 
-  const cache = new PageCache(o.source);
+  const cache = new PageCache(stream);
   const sockOpts = { group: o.group, iface: o.iface.address, ttl: o.ttl, loop: o.iface.loopback, rcvbuf: 4 << 20, sndbuf: 4 << 20 };
   let pump: Pump | undefined;
   const input = (b: Uint8Array, from: { address: string; port: number }, port: number): void => pump?.input(b, from, port);
@@ -133,7 +156,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   });
 
   log.info('serving', {
-    image: o.source.label, size: o.source.size, name: o.name, protocol: o.protocol, group: o.group, port: o.port,
+    image: stream.label, size: m.targetSize, stream: o.image.mapped ? stream.size : undefined, name: o.name, protocol: o.protocol, group: o.group, port: o.port,
     iface: `${o.iface.name}/${o.iface.address}`, session: session.toString(16), manifest: Buffer.from(built.digest).toString('hex').slice(0, 16),
     rate: params.rate.max > 0 ? `${Math.round(params.rate.max / MBIT)}Mbit/s` : 'stop-and-wait',
   });
@@ -170,7 +193,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   clearInterval(progress);
   await pxe?.stop();
   closeAll([tx, fb]);
-  await o.source.close();
+  await stream.close();
 
   const clients = [...sender.clients.values()];
   const seconds = (performance.now() - started) / 1000;

@@ -1,0 +1,339 @@
+// `must capture`: read a disk, a partition or a raw image file and write a MUST image of
+// what matters in it. Partitions come from the kernel (sysfs), filesystems from blkid,
+// used blocks from partclone's domain map; what no tool describes is kept except for its
+// zero blocks. Every region says which method chose its bytes.
+
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { type FileHandle, mkdtemp, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { pack } from '../disk/chunks.ts';
+import { DiskError, probe } from '../disk/device.ts';
+import { sealManifest } from '../disk/manifest-build.ts';
+import type { Logger } from '../log/logger.ts';
+import {
+  type Chunk, type Extent, type Region, MAX_CHUNK_RAW, Method, RegionKind, methodName, sha256,
+} from '../protocol/manifest.ts';
+import { ImageKind } from '../protocol/messages.ts';
+import { HEADER_BYTES, encodeImageHeader } from './format.ts';
+
+const run = promisify(execFile);
+
+/** Raw bytes per chunk of a captured image (Frisbee uses 1 MB of compressed output; we cut by input). */
+export const IMAGE_CHUNK = 4 << 20;
+/** Zero detection granularity. */
+const BLOCK = 4096;
+const READ = 1 << 20;
+const IN_FLIGHT = 4;
+
+/** blkid's filesystem names and the partclone program that maps each. */
+const PARTCLONE: Record<string, string> = {
+  ext2: 'extfs', ext3: 'extfs', ext4: 'extfs', vfat: 'fat', ntfs: 'ntfs', xfs: 'xfs', btrfs: 'btrfs', exfat: 'exfat',
+  hfsplus: 'hfsp', f2fs: 'f2fs', minix: 'minix', apfs: 'apfs', reiser4: 'reiser4',
+};
+
+export interface CaptureOptions {
+  source: string;
+  output: string;
+  level: number;
+  chunkSize?: number;
+  force?: boolean;
+  log: Logger;
+  signal?: AbortSignal;
+  onProgress?: (p: CaptureProgress) => void;
+}
+
+export interface CaptureProgress {
+  scanned: number;
+  total: number;
+  written: number;
+}
+
+export interface CaptureResult {
+  regions: Region[];
+  chunks: number;
+  dataBytes: number;
+  zeroBytes: number;
+  streamBytes: number;
+  imageBytes: number;
+  seconds: number;
+}
+
+interface SourceRegion {
+  region: Region;
+  /** Block device holding just this region (a partition), for partclone and blkid. */
+  node: string | undefined;
+}
+
+async function tool(cmd: string, args: string[]): Promise<string> {
+  const { stdout } = await run(cmd, args, { maxBuffer: 64 << 20 });
+  return stdout;
+}
+
+async function fsType(node: string): Promise<string> {
+  try {
+    return (await tool('blkid', ['-p', '-o', 'value', '-s', 'TYPE', node])).trim();
+  } catch {
+    return ''; // blkid exits 2 when it recognises nothing
+  }
+}
+
+/** Partitions of whole-disk device `dev` from sysfs, with device nodes (made if udev is absent). */
+async function partitions(name: string, tmp: string): Promise<Array<{ number: number; start: number; length: number; node: string }>> {
+  const sys = `/sys/class/block/${name}`;
+  const out = [];
+  for (const entry of await readdir(sys)) {
+    if (!existsSync(`${sys}/${entry}/partition`)) continue;
+    const read = async (f: string): Promise<number> => Number((await readFile(`${sys}/${entry}/${f}`, 'utf8')).trim());
+    let node = `/dev/${entry}`;
+    if (!existsSync(node)) {
+      const [major, minor] = (await readFile(`${sys}/${entry}/dev`, 'utf8')).trim().split(':');
+      node = join(tmp, entry);
+      await tool('mknod', [node, 'b', major!, minor!]);
+    }
+    out.push({ number: await read('partition'), start: (await read('start')) * 512, length: (await read('size')) * 512, node });
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/** What the source holds, region by region; `release` undoes any loop device made to read a file. */
+async function describe(path: string, tmp: string, log: Logger): Promise<{ dev: string; size: number; sectorSize: number; regions: SourceRegion[]; release: () => Promise<void> }> {
+  const info = await probe(path);
+  if (info.kind === 'missing') throw new DiskError(`${path} does not exist`);
+  if (info.size === 0) throw new DiskError(`${path} is empty`);
+  let dev = path, name = info.name, release = async (): Promise<void> => {};
+  if (info.kind === 'file') {
+    // A file may hold a partitioned disk: a read-only loop device lets the kernel, blkid and partclone read it.
+    dev = (await tool('losetup', ['--find', '--show', '--read-only', '--partscan', path])).trim();
+    name = dev.replace('/dev/', '');
+    release = async () => { await tool('losetup', ['-d', dev]).catch(() => {}); };
+  }
+  try {
+    const isPartition = name !== '' && existsSync(`/sys/class/block/${name}/partition`);
+    const parts = isPartition ? [] : await partitions(name, tmp);
+    const regions: SourceRegion[] = [];
+    if (parts.length === 0) {
+      const fs = await fsType(dev);
+      regions.push({ region: { kind: RegionKind.Whole, number: 0, method: Method.Zeros, start: 0, length: info.size, fs }, node: dev });
+    } else {
+      regions.push({ region: { kind: RegionKind.Outside, number: 0, method: Method.Zeros, start: 0, length: info.size, fs: '' }, node: undefined });
+      for (const p of parts) {
+        regions.push({ region: { kind: RegionKind.Partition, number: p.number, method: Method.Zeros, start: p.start, length: p.length, fs: await fsType(p.node) }, node: p.node });
+      }
+    }
+    log.debug('regions', { source: path, device: dev, regions: regions.length });
+    return { dev, size: info.size, sectorSize: info.sectorSize, regions, release };
+  } catch (e) {
+    await release();
+    throw e;
+  }
+}
+
+/** The bytes of a region worth reading, as absolute extents; sets the region's method. */
+async function usedExtents(sr: SourceRegion, all: SourceRegion[], tmp: string, log: Logger): Promise<Extent[]> {
+  const r = sr.region;
+  if (r.kind === RegionKind.Outside) {
+    // The partition table and every gap between partitions.
+    const out: Extent[] = [];
+    let at = 0;
+    for (const o of all.filter((x) => x.region.kind === RegionKind.Partition).map((x) => x.region)) {
+      if (o.start > at) out.push({ offset: at, length: o.start - at });
+      at = Math.max(at, o.start + o.length);
+    }
+    if (r.length > at) out.push({ offset: at, length: r.length - at });
+    return out;
+  }
+  if (r.fs === 'swap') {
+    r.method = Method.SwapHeader;
+    return [{ offset: r.start, length: Math.min(BLOCK, r.length) }];
+  }
+  const program = PARTCLONE[r.fs];
+  if (program && sr.node) {
+    const domain = join(tmp, `domain-${r.number}`);
+    try {
+      await tool(`partclone.${program}`, ['-s', sr.node, '-D', '-o', domain, '-q', '-L', join(tmp, 'partclone.log')]);
+      const used = parseDomain(await readFile(domain, 'utf8'), r.length).map((e) => ({ offset: r.start + e.offset, length: e.length }));
+      r.method = Method.Partclone;
+      return used;
+    } catch (e) {
+      log.warn('partclone-failed', { partition: r.number, fs: r.fs, error: (e as Error).message.split('\n')[0], fallback: methodName(Method.Zeros) });
+    }
+  }
+  r.method = Method.Zeros;
+  return [{ offset: r.start, length: r.length }];
+}
+
+/** The "+" (used) lines of a ddrescue domain map, merged, clipped to `limit`. */
+export function parseDomain(text: string, limit: number): Extent[] {
+  const out: Extent[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+\+\s*$/.exec(line);
+    if (!m) continue;
+    const offset = Number(m[1]), end = Math.min(limit, offset + Number(m[2]));
+    if (end <= offset) continue;
+    const last = out[out.length - 1];
+    if (last && last.offset + last.length === offset) last.length = end - last.offset;
+    else out.push({ offset, length: end - offset });
+  }
+  return out;
+}
+
+/** Collects a region's non-zero bytes into chunks and its zero blocks into extents. */
+class Chunker {
+  private parts: Uint8Array[] = [];
+  private extents: Extent[] = [];
+  private raw = 0;
+  readonly zeros: Extent[] = [];
+  private readonly chunkSize: number;
+  private readonly emit: (extents: Extent[], raw: Uint8Array) => Promise<void>;
+
+  constructor(chunkSize: number, emit: (extents: Extent[], raw: Uint8Array) => Promise<void>) {
+    this.chunkSize = chunkSize;
+    this.emit = emit;
+  }
+
+  async data(offset: number, bytes: Uint8Array): Promise<void> {
+    const last = this.extents[this.extents.length - 1];
+    if (last && last.offset + last.length === offset) last.length += bytes.length;
+    else this.extents.push({ offset, length: bytes.length });
+    this.parts.push(bytes);
+    this.raw += bytes.length;
+    if (this.raw >= this.chunkSize) await this.cut();
+  }
+
+  zero(offset: number, length: number): void {
+    const last = this.zeros[this.zeros.length - 1];
+    if (last && last.offset + last.length === offset) last.length += length;
+    else this.zeros.push({ offset, length });
+  }
+
+  async cut(): Promise<void> {
+    if (this.raw === 0) return;
+    const raw = Buffer.concat(this.parts, this.raw);
+    const extents = this.extents;
+    this.parts = []; this.extents = []; this.raw = 0;
+    await this.emit(extents, raw);
+  }
+}
+
+export async function capture(o: CaptureOptions): Promise<CaptureResult> {
+  const started = performance.now();
+  const chunkSize = o.chunkSize ?? IMAGE_CHUNK;
+  if (chunkSize < BLOCK || chunkSize + BLOCK > MAX_CHUNK_RAW) throw new DiskError(`chunk size ${chunkSize} is outside ${BLOCK}..${MAX_CHUNK_RAW - BLOCK}`);
+  if (!o.force && existsSync(o.output)) throw new DiskError(`${o.output} exists; pass --force to replace it`);
+  const tmp = await mkdtemp(join(tmpdir(), 'must-capture-'));
+  const partial = `${o.output}.partial`;
+  let out: FileHandle | undefined;
+  let src: FileHandle | undefined;
+  let release = async (): Promise<void> => {};
+  try {
+    const d = await describe(o.source, tmp, o.log);
+    release = d.release;
+    src = await open(d.dev, 'r');
+    const plans: Array<{ sr: SourceRegion; extents: Extent[] }> = [];
+    for (const sr of d.regions) plans.push({ sr, extents: await usedExtents(sr, d.regions, tmp, o.log) });
+    const total = plans.reduce((s, p) => s + p.extents.reduce((t, e) => t + e.length, 0), 0);
+
+    out = await open(partial, 'w');
+    await out.write(new Uint8Array(HEADER_BYTES), 0, HEADER_BYTES, 0);
+    const chunks: Array<Chunk | undefined> = [];
+    const zeros: Extent[] = [];
+    let streamAt = HEADER_BYTES, scanned = 0, dataBytes = 0;
+    // Packing runs on the thread pool, several chunks at once; chunks land in the file in order.
+    const pending: Array<Promise<void>> = [];
+    let tail = Promise.resolve();
+    const emitFor = (region: number) => async (extents: Extent[], raw: Uint8Array): Promise<void> => {
+      dataBytes += raw.length;
+      const packed = pack(raw, o.level);
+      const rawDigest = sha256(raw);
+      const slot = chunks.length;
+      chunks.push(undefined);
+      const write = tail.then(async () => {
+        const p = await packed;
+        chunks[slot] = {
+          codec: p.codec, region, streamLength: p.stream.length, extents, rawLength: raw.length,
+          digest: p.stream === raw ? rawDigest : sha256(p.stream), rawDigest,
+        };
+        await out!.write(p.stream, 0, p.stream.length, streamAt);
+        streamAt += p.stream.length;
+        o.onProgress?.({ scanned, total, written: streamAt });
+      });
+      tail = write;
+      pending.push(write);
+      if (pending.length >= IN_FLIGHT) await pending.shift();
+    };
+
+    const zeroBlock = new Uint8Array(BLOCK);
+    for (let ri = 0; ri < plans.length; ri++) {
+      const { sr, extents } = plans[ri]!;
+      const chunker = new Chunker(chunkSize, emitFor(ri));
+      for (const e of extents) {
+        for (let at = e.offset; at < e.offset + e.length;) {
+          o.signal?.throwIfAborted();
+          const n = Math.min(READ, e.offset + e.length - at);
+          const buf = Buffer.allocUnsafe(n);
+          const { bytesRead } = await src.read(buf, 0, n, at);
+          if (bytesRead !== n) throw new DiskError(`${o.source}: short read at byte ${at}`);
+          // Cut on absolute BLOCK boundaries: zero blocks become zero extents, the rest data.
+          for (let p = 0; p < n;) {
+            const q = Math.min(n, p + BLOCK - ((at + p) % BLOCK));
+            const piece = buf.subarray(p, q);
+            if (Buffer.compare(piece, zeroBlock.subarray(0, q - p)) === 0) chunker.zero(at + p, q - p);
+            else await chunker.data(at + p, piece);
+            p = q;
+          }
+          at += n;
+          scanned += n;
+        }
+      }
+      await chunker.cut();
+      zeros.push(...chunker.zeros);
+      o.log.debug('region', { number: sr.region.number, fs: sr.region.fs || '-', method: methodName(sr.region.method) });
+    }
+    await Promise.all(pending);
+    await tail;
+
+    const built = sealManifest({
+      kind: ImageKind.Disk, targetSize: d.size, sectorSize: d.sectorSize, label: o.source, createdMs: Date.now(),
+      regions: plans.map((p) => p.sr.region), chunks: chunks.map((c, k) => {
+        if (!c) throw new Error(`chunk ${k} was never written`);
+        return c;
+      }), zeros: mergeExtents(zeros), files: [],
+    });
+    const manifestOffset = streamAt;
+    await out.write(built.bytes, 0, built.bytes.length, manifestOffset);
+    await out.sync();
+    await out.write(encodeImageHeader({
+      streamOffset: HEADER_BYTES, streamSize: streamAt - HEADER_BYTES, manifestOffset, manifestLength: built.bytes.length, manifestDigest: built.digest,
+    }), 0, HEADER_BYTES, 0);
+    await out.sync();
+    await out.close();
+    out = undefined;
+    await rename(partial, o.output);
+    return {
+      regions: built.manifest.regions, chunks: chunks.length, dataBytes, zeroBytes: zeros.reduce((s, z) => s + z.length, 0),
+      streamBytes: streamAt - HEADER_BYTES, imageBytes: manifestOffset + built.bytes.length, seconds: (performance.now() - started) / 1000,
+    };
+  } catch (e) {
+    await out?.close().catch(() => {});
+    await unlink(partial).catch(() => {});
+    throw e;
+  } finally {
+    await src?.close().catch(() => {});
+    await release();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+function mergeExtents(list: Extent[]): Extent[] {
+  const sorted = [...list].sort((a, b) => a.offset - b.offset);
+  const out: Extent[] = [];
+  for (const e of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.offset + last.length === e.offset) last.length += e.length;
+    else out.push({ ...e });
+  }
+  return out;
+}
