@@ -62,6 +62,9 @@ export class PageCache {
     this.capacity = capacityPages;
   }
 
+  /** Forget every loaded page: the next reads go to the source again. */
+  clear(): void { this.pages.clear(); }
+
   /** The bytes if every page they touch is loaded, as one or two views (no copy). */
   get(offset: number, length: number): Uint8Array[] | undefined {
     const P = PageCache.PAGE;

@@ -1,11 +1,11 @@
 // `must capture`: read a disk, a partition or a raw image file and write a MUST image of
-// what matters in it. Partitions come from the kernel (sysfs), filesystems from blkid,
+// what matters in it. Partitions come from the table (sfdisk), filesystems from blkid,
 // used blocks from partclone's domain map; what no tool describes is kept except for its
 // zero blocks. Every region says which method chose its bytes.
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { type FileHandle, mkdtemp, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +27,8 @@ export const IMAGE_CHUNK = 4 << 20;
 const BLOCK = 4096;
 const READ = 1 << 20;
 const IN_FLIGHT = 4;
+/** Bytes at each end of a partclone-mapped partition that are kept whatever partclone says. */
+const GUARD = 64 << 10;
 
 /** blkid's filesystem names and the partclone program that maps each. */
 const PARTCLONE: Record<string, string> = {
@@ -80,39 +82,53 @@ async function fsType(node: string): Promise<string> {
   }
 }
 
-/** Partitions of whole-disk device `dev` from sysfs, with device nodes (made if udev is absent). */
-async function partitions(name: string, tmp: string): Promise<Array<{ number: number; start: number; length: number; node: string }>> {
-  const sys = `/sys/class/block/${name}`;
-  const out = [];
-  for (const entry of await readdir(sys)) {
-    if (!existsSync(`${sys}/${entry}/partition`)) continue;
-    const read = async (f: string): Promise<number> => Number((await readFile(`${sys}/${entry}/${f}`, 'utf8')).trim());
-    let node = `/dev/${entry}`;
-    if (!existsSync(node)) {
-      const [major, minor] = (await readFile(`${sys}/${entry}/dev`, 'utf8')).trim().split(':');
-      node = join(tmp, entry);
-      await tool('mknod', [node, 'b', major!, minor!]);
+interface Partition { number: number; start: number; length: number; node: string }
+
+/**
+ * Partitions of whole-disk device `dev` as sfdisk reads its table (MBR or GPT), each with a
+ * block device of its own: the kernel's node when it made one, else a read-only loop device
+ * over the partition's bytes (loop devices of files often get no partition nodes).
+ */
+async function partitions(dev: string, loops: string[]): Promise<Partition[]> {
+  let table: { partitiontable?: { sectorsize?: number; partitions?: Array<{ node: string; start: number; size: number }> } };
+  try {
+    table = JSON.parse(await tool('sfdisk', ['--json', dev])) as typeof table;
+  } catch {
+    return []; // no partition table
+  }
+  const sector = table.partitiontable?.sectorsize ?? 512;
+  const out: Partition[] = [];
+  for (const p of table.partitiontable?.partitions ?? []) {
+    const number = Number(/(\d+)$/.exec(p.node)?.[1] ?? out.length + 1);
+    const start = p.start * sector, length = p.size * sector;
+    let node = p.node;
+    if (!(await probe(node).then((i) => i.kind === 'block' && i.size === length, () => false))) {
+      node = (await tool('losetup', ['--find', '--show', '--read-only', '--offset', String(start), '--sizelimit', String(length), dev])).trim();
+      loops.push(node);
     }
-    out.push({ number: await read('partition'), start: (await read('start')) * 512, length: (await read('size')) * 512, node });
+    out.push({ number, start, length, node });
   }
   return out.sort((a, b) => a.start - b.start);
 }
 
 /** What the source holds, region by region; `release` undoes any loop device made to read a file. */
-async function describe(path: string, tmp: string, log: Logger): Promise<{ dev: string; size: number; sectorSize: number; regions: SourceRegion[]; release: () => Promise<void> }> {
+async function describe(path: string, log: Logger): Promise<{ dev: string; size: number; sectorSize: number; regions: SourceRegion[]; release: () => Promise<void> }> {
   const info = await probe(path);
   if (info.kind === 'missing') throw new DiskError(`${path} does not exist`);
   if (info.size === 0) throw new DiskError(`${path} is empty`);
-  let dev = path, name = info.name, release = async (): Promise<void> => {};
+  let dev = path;
+  const loops: string[] = [];
+  const release = async (): Promise<void> => {
+    for (const l of loops.reverse()) await tool('losetup', ['-d', l]).catch(() => {});
+  };
   if (info.kind === 'file') {
-    // A file may hold a partitioned disk: a read-only loop device lets the kernel, blkid and partclone read it.
-    dev = (await tool('losetup', ['--find', '--show', '--read-only', '--partscan', path])).trim();
-    name = dev.replace('/dev/', '');
-    release = async () => { await tool('losetup', ['-d', dev]).catch(() => {}); };
+    // blkid and partclone read block devices: a read-only loop device over the file.
+    dev = (await tool('losetup', ['--find', '--show', '--read-only', path])).trim();
+    loops.push(dev);
   }
   try {
-    const isPartition = name !== '' && existsSync(`/sys/class/block/${name}/partition`);
-    const parts = isPartition ? [] : await partitions(name, tmp);
+    const isPartition = info.name !== '' && existsSync(`/sys/class/block/${info.name}/partition`);
+    const parts = isPartition ? [] : await partitions(dev, loops);
     const regions: SourceRegion[] = [];
     if (parts.length === 0) {
       const fs = await fsType(dev);
@@ -156,7 +172,10 @@ async function usedExtents(sr: SourceRegion, all: SourceRegion[], tmp: string, l
       await tool(`partclone.${program}`, ['-s', sr.node, '-D', '-o', domain, '-q', '-L', join(tmp, 'partclone.log')]);
       const used = parseDomain(await readFile(domain, 'utf8'), r.length).map((e) => ({ offset: r.start + e.offset, length: e.length }));
       r.method = Method.Partclone;
-      return used;
+      // Filesystems keep copies outside their blocks (NTFS: the backup boot sector in the partition's
+      // last sector): the head and the tail of the partition always travel.
+      const guard = Math.min(GUARD, r.length);
+      return union([...used, { offset: r.start, length: guard }, { offset: r.start + r.length - guard, length: guard }]);
     } catch (e) {
       log.warn('partclone-failed', { partition: r.number, fs: r.fs, error: (e as Error).message.split('\n')[0], fallback: methodName(Method.Zeros) });
     }
@@ -228,8 +247,11 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
   let out: FileHandle | undefined;
   let src: FileHandle | undefined;
   let release = async (): Promise<void> => {};
+  // Packing runs on the thread pool, several chunks at once; chunks land in the file in order.
+  const pending: Array<Promise<void>> = [];
+  let tail = Promise.resolve();
   try {
-    const d = await describe(o.source, tmp, o.log);
+    const d = await describe(o.source, o.log);
     release = d.release;
     src = await open(d.dev, 'r');
     const plans: Array<{ sr: SourceRegion; extents: Extent[] }> = [];
@@ -241,9 +263,6 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     const chunks: Array<Chunk | undefined> = [];
     const zeros: Extent[] = [];
     let streamAt = HEADER_BYTES, scanned = 0, dataBytes = 0;
-    // Packing runs on the thread pool, several chunks at once; chunks land in the file in order.
-    const pending: Array<Promise<void>> = [];
-    let tail = Promise.resolve();
     const emitFor = (region: number) => async (extents: Extent[], raw: Uint8Array): Promise<void> => {
       dataBytes += raw.length;
       const packed = pack(raw, o.level);
@@ -300,7 +319,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
       regions: plans.map((p) => p.sr.region), chunks: chunks.map((c, k) => {
         if (!c) throw new Error(`chunk ${k} was never written`);
         return c;
-      }), zeros: mergeExtents(zeros), files: [],
+      }), zeros: union(zeros), files: [],
     });
     const manifestOffset = streamAt;
     await out.write(built.bytes, 0, built.bytes.length, manifestOffset);
@@ -317,6 +336,8 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
       streamBytes: streamAt - HEADER_BYTES, imageBytes: manifestOffset + built.bytes.length, seconds: (performance.now() - started) / 1000,
     };
   } catch (e) {
+    // Let chunks already on their way finish (or fail) before the file goes.
+    await Promise.allSettled([...pending, tail]);
     await out?.close().catch(() => {});
     await unlink(partial).catch(() => {});
     throw e;
@@ -327,12 +348,13 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
   }
 }
 
-function mergeExtents(list: Extent[]): Extent[] {
+/** Extents covering every byte of the list once, in order (overlaps and neighbours merged). */
+function union(list: Extent[]): Extent[] {
   const sorted = [...list].sort((a, b) => a.offset - b.offset);
   const out: Extent[] = [];
   for (const e of sorted) {
     const last = out[out.length - 1];
-    if (last && last.offset + last.length === e.offset) last.length += e.length;
+    if (last && e.offset <= last.offset + last.length) last.length = Math.max(last.length, e.offset + e.length - last.offset);
     else out.push({ ...e });
   }
   return out;

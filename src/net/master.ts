@@ -115,8 +115,12 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const tx = await unicastSocket(sockOpts, input);
   const fb = await groupSocket(sockOpts, feedbackPort, input);
 
+  // Each repair round reads the image afresh: a bad read, or a file the operator repaired,
+  // is not served again from memory.
+  let cachedEpoch = 0;
   const send = (t: Transmit): boolean => {
     if (tx.getSendQueueCount() > 256) return false;
+    if (sender.epoch !== cachedEpoch) { cachedEpoch = sender.epoch; cache.clear(); }
     let parts = t.parts;
     if (t.image) {
       const data = cache.get(t.image.offset, t.image.length);

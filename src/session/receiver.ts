@@ -79,6 +79,8 @@ export interface ReceiverStats {
 const STATUS_INTERVAL = 1000;
 const RETRY_INTERVAL = 500;
 const DONE_TRIES = 10;
+/** Times one chunk may fail its check before this client gives up on the session. */
+const MAX_REFUSALS = 10;
 
 export class Receiver {
   readonly cfg: ReceiverConfig;
@@ -114,6 +116,7 @@ export class Receiver {
   private chunkMissing = new Uint32Array(0);
   private verified = new Bitmap(0);
   private verifying = new Bitmap(0);
+  private readonly refusals = new Map<number, number>();
   private segMissing: number[] = [];
   // Repair.
   private readonly heard = new IntervalSet();
@@ -426,9 +429,12 @@ export class Receiver {
       this.checkComplete(now);
       return;
     }
-    // The disk does not hold what the master sent: get the whole chunk again.
+    // The chunk arrived damaged, or the disk does not hold it: get the whole chunk again, a few times.
     this.stats.verifyFailures++;
     this.events.emit({ type: 'verify-failed', chunk: k, at: now });
+    const tries = (this.refusals.get(k) ?? 0) + 1;
+    this.refusals.set(k, tries);
+    if (tries >= MAX_REFUSALS) return this.fail(`chunk ${k} was damaged ${tries} times: the master's image or this disk is bad there`, now, true);
     const { first, end } = this.chunkPackets(k);
     for (let p = first; p < end; p++) this.unmark(p);
   }
