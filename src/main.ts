@@ -1,5 +1,6 @@
 // must: one executable, one subcommand per job.
 
+import './cli/pool.ts';
 import { initMain } from './boot/appliance.ts';
 import { menu } from './boot/menu.ts';
 import { Records } from './boot/records.ts';

@@ -3,7 +3,7 @@
 // the chunk's digest, unpacked, matched to its raw digest, and only then written over
 // the extents. A packed chunk never reaches its place unchecked.
 
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { promisify } from 'node:util';
 import { constants, zstdCompress, zstdDecompress } from 'node:zlib';
 import { type Chunk, type Extent, Codec } from '../protocol/manifest.ts';
@@ -52,7 +52,8 @@ export async function unpack(c: Chunk, stream: Uint8Array): Promise<Checked> {
   if (c.codec === Codec.Stored) return { ok: true, raw: stream };
   let raw: Uint8Array;
   try {
-    raw = await unzstd(stream, { maxOutputLength: c.rawLength });
+    // One output buffer for the whole chunk: one trip to the thread pool, not one per 16 KiB.
+    raw = await unzstd(stream, { maxOutputLength: c.rawLength, chunkSize: Math.max(64, c.rawLength) });
   } catch (e) {
     return { ok: false, reason: `cannot unpack: ${(e as Error).message}` };
   }
@@ -61,10 +62,19 @@ export async function unpack(c: Chunk, stream: Uint8Array): Promise<Checked> {
   return { ok: true, raw };
 }
 
-/** Pack raw bytes at a zstd level; stored when packing does not make them smaller. */
-export async function pack(raw: Uint8Array, level: number): Promise<{ codec: Codec; stream: Uint8Array }> {
-  const packed = await zstd(raw, { params: { [constants.ZSTD_c_compressionLevel]: level } });
-  return packed.length < raw.length ? { codec: Codec.Zstd, stream: packed } : { codec: Codec.Stored, stream: raw };
+/** SHA-256 on the thread pool (WebCrypto), leaving the event loop free. */
+export const sha256Async = async (b: Uint8Array): Promise<Uint8Array> => new Uint8Array(await webcrypto.subtle.digest('SHA-256', b as Uint8Array<ArrayBuffer>));
+
+export interface Packed { codec: Codec; stream: Uint8Array; digest: Uint8Array; rawDigest: Uint8Array }
+
+/** Pack raw bytes at a zstd level (stored when packing does not make them smaller) and hash both sides, all off the event loop. */
+export async function pack(raw: Uint8Array, level: number): Promise<Packed> {
+  const [packed, rawDigest] = await Promise.all([
+    zstd(raw, { chunkSize: raw.length + 4096, params: { [constants.ZSTD_c_compressionLevel]: level } }),
+    sha256Async(raw),
+  ]);
+  if (packed.length >= raw.length) return { codec: Codec.Stored, stream: raw, digest: rawDigest, rawDigest };
+  return { codec: Codec.Zstd, stream: packed, digest: await sha256Async(packed), rawDigest };
 }
 
 /**

@@ -3,18 +3,19 @@
 // used blocks from partclone's domain map; what no tool describes is kept except for its
 // zero blocks. Every region says which method chose its bytes.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { type FileHandle, mkdtemp, open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { crc32 } from 'node:zlib';
 import { pack } from '../disk/chunks.ts';
 import { DiskError, probe } from '../disk/device.ts';
 import { sealManifest } from '../disk/manifest-build.ts';
 import type { Logger } from '../log/logger.ts';
 import {
-  type Chunk, type Extent, type Region, MAX_CHUNK_RAW, Method, RegionKind, methodName, sha256,
+  type Chunk, type Extent, type Region, MAX_CHUNK_RAW, Method, RegionKind, methodName,
 } from '../protocol/manifest.ts';
 import { ImageKind } from '../protocol/messages.ts';
 import { HEADER_BYTES, encodeImageHeader } from './format.ts';
@@ -26,7 +27,7 @@ export const IMAGE_CHUNK = 4 << 20;
 /** Zero detection granularity. */
 const BLOCK = 4096;
 const READ = 1 << 20;
-const IN_FLIGHT = 4;
+const IN_FLIGHT = 8;
 /** Bytes at each end of a partclone-mapped partition that are kept whatever partclone says. */
 const GUARD = 64 << 10;
 
@@ -167,10 +168,8 @@ async function usedExtents(sr: SourceRegion, all: SourceRegion[], tmp: string, l
   }
   const program = PARTCLONE[r.fs];
   if (program && sr.node) {
-    const domain = join(tmp, `domain-${r.number}`);
     try {
-      await tool(`partclone.${program}`, ['-s', sr.node, '-D', '-o', domain, '-q', '-L', join(tmp, 'partclone.log')]);
-      const used = parseDomain(await readFile(domain, 'utf8'), r.length).map((e) => ({ offset: r.start + e.offset, length: e.length }));
+      const used = (await partcloneBitmap(program, sr.node, join(tmp, 'partclone.log'), r.length)).map((e) => ({ offset: r.start + e.offset, length: e.length }));
       r.method = Method.Partclone;
       // Filesystems keep copies outside their blocks (NTFS: the backup boot sector in the partition's
       // last sector): the head and the tail of the partition always travel.
@@ -184,55 +183,120 @@ async function usedExtents(sr: SourceRegion, all: SourceRegion[], tmp: string, l
   return [{ offset: r.start, length: r.length }];
 }
 
-/** The "+" (used) lines of a ddrescue domain map, merged, clipped to `limit`. */
-export function parseDomain(text: string, limit: number): Extent[] {
-  const out: Extent[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\s*(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+\+\s*$/.exec(line);
-    if (!m) continue;
-    const offset = Number(m[1]), end = Math.min(limit, offset + Number(m[2]));
-    if (end <= offset) continue;
-    const last = out[out.length - 1];
-    if (last && last.offset + last.length === offset) last.length = end - last.offset;
-    else out.push({ offset, length: end - offset });
+/** Fixed part of a partclone image header (format 0002, packed, little-endian). */
+const PC_HEAD = 110;
+
+/**
+ * The used blocks of a filesystem, as partclone sees them: `partclone.X -c` writes its image
+ * header and block bitmap first; we read those and stop it before it copies any block.
+ * (Its -D domain map says the same, but partclone sleeps two seconds before writing it.)
+ */
+export async function partcloneBitmap(program: string, node: string, logFile: string, limit: number): Promise<Extent[]> {
+  const child = spawn(`partclone.${program}`, ['-c', '-s', node, '-o', '-', '-q', '-L', logFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-2000); });
+  const parts: Buffer[] = [];
+  let have = 0, need = PC_HEAD;
+  try {
+    for await (const d of child.stdout as AsyncIterable<Buffer>) {
+      parts.push(d);
+      have += d.length;
+      if (have >= PC_HEAD && need === PC_HEAD) need = PC_HEAD + Math.ceil(Number(Buffer.concat(parts).readBigUInt64LE(0x3c)) / 8) + 4;
+      if (have >= need) break;
+    }
+  } finally {
+    child.kill('SIGKILL');
   }
+  const b = Buffer.concat(parts);
+  if (b.length < PC_HEAD || b.length < need) throw new DiskError(`partclone.${program} gave no bitmap for ${node}: ${err.trim().split('\n').pop() ?? ''}`);
+  return parsePartcloneHead(b, limit);
+}
+
+/** Used extents (bytes from the filesystem's start) from a partclone image header and bitmap. */
+export function parsePartcloneHead(b: Buffer, limit: number): Extent[] {
+  if (b.subarray(0, 15).toString('latin1') !== 'partclone-image' || b.subarray(0x1e, 0x22).toString('latin1') !== '0002' || b.readUInt16LE(0x22) !== 0xc0de)
+    throw new DiskError('not a partclone 0002 image header');
+  const total = Number(b.readBigUInt64LE(0x3c)), used = Number(b.readBigUInt64LE(0x44));
+  const blockSize = b.readUInt32LE(0x54);
+  if (b[0x69] !== 1) throw new DiskError(`partclone bitmap mode ${b[0x69]} (only the bit map is read)`);
+  const bitmap = b.subarray(PC_HEAD, PC_HEAD + Math.ceil(total / 8));
+  // partclone stores the CRC-32 without its final inversion.
+  if (((~crc32(bitmap)) >>> 0) !== b.readUInt32LE(PC_HEAD + bitmap.length)) throw new DiskError('partclone bitmap checksum mismatch');
+  const out: Extent[] = [];
+  let count = 0;
+  for (let block = 0; block < total;) {
+    const byte = bitmap[block >>> 3]!;
+    if (byte === 0 && (block & 7) === 0) { block += 8; continue; }
+    if (!(byte & (1 << (block & 7)))) { block++; continue; }
+    const first = block;
+    while (block < total && bitmap[block >>> 3]! & (1 << (block & 7))) block++;
+    count += block - first;
+    const offset = first * blockSize, end = Math.min(limit, block * blockSize);
+    if (end > offset) out.push({ offset, length: end - offset });
+  }
+  if (count !== used) throw new DiskError(`partclone bitmap has ${count} used blocks, its header says ${used}`);
   return out;
 }
 
-/** Collects a region's non-zero bytes into chunks and its zero blocks into extents. */
+/**
+ * Reads a region's extents straight into the chunk being filled, keeps its non-zero blocks
+ * (moved together in place) and notes its zero blocks as extents; hands over full chunks.
+ */
 class Chunker {
-  private parts: Uint8Array[] = [];
-  private extents: Extent[] = [];
-  private raw = 0;
   readonly zeros: Extent[] = [];
+  private buf: Buffer;
+  private fill = 0;
+  private extents: Extent[] = [];
   private readonly chunkSize: number;
   private readonly emit: (extents: Extent[], raw: Uint8Array) => Promise<void>;
+  private readonly pool: Uint8Array[];
+  private static readonly ZERO = new Uint8Array(BLOCK);
 
-  constructor(chunkSize: number, emit: (extents: Extent[], raw: Uint8Array) => Promise<void>) {
+  constructor(chunkSize: number, emit: (extents: Extent[], raw: Uint8Array) => Promise<void>, pool: Uint8Array[]) {
     this.chunkSize = chunkSize;
     this.emit = emit;
+    this.pool = pool;
+    this.buf = this.take();
   }
 
-  async data(offset: number, bytes: Uint8Array): Promise<void> {
-    const last = this.extents[this.extents.length - 1];
-    if (last && last.offset + last.length === offset) last.length += bytes.length;
-    else this.extents.push({ offset, length: bytes.length });
-    this.parts.push(bytes);
-    this.raw += bytes.length;
-    if (this.raw >= this.chunkSize) await this.cut();
+  /** A buffer of chunkSize + READ bytes, reused when one was given back. */
+  private take(): Buffer {
+    const b = this.pool.pop();
+    return b ? Buffer.from(b.buffer, b.byteOffset, this.chunkSize + READ) : Buffer.allocUnsafe(this.chunkSize + READ);
   }
 
-  zero(offset: number, length: number): void {
-    const last = this.zeros[this.zeros.length - 1];
-    if (last && last.offset + last.length === offset) last.length += length;
-    else this.zeros.push({ offset, length });
+  /** Read [at, at+n) of the source (n <= READ) and sort its blocks. */
+  async read(src: FileHandle, at: number, n: number, what: string): Promise<void> {
+    const { bytesRead } = await src.read(this.buf, this.fill, n, at);
+    if (bytesRead !== n) throw new DiskError(`${what}: short read at byte ${at}`);
+    // Cut on absolute BLOCK boundaries: zero blocks become zero extents, the rest stays.
+    let w = this.fill;
+    for (let p = 0; p < n;) {
+      const q = Math.min(n, p + BLOCK - ((at + p) % BLOCK));
+      const from = this.fill + p, len = q - p;
+      if (this.buf.compare(Chunker.ZERO, 0, len, from, from + len) === 0) {
+        const last = this.zeros[this.zeros.length - 1];
+        if (last && last.offset + last.length === at + p) last.length += len;
+        else this.zeros.push({ offset: at + p, length: len });
+      } else {
+        if (w !== from) this.buf.copyWithin(w, from, from + len);
+        const last = this.extents[this.extents.length - 1];
+        if (last && last.offset + last.length === at + p) last.length += len;
+        else this.extents.push({ offset: at + p, length: len });
+        w += len;
+      }
+      p = q;
+    }
+    this.fill = w;
+    if (this.fill >= this.chunkSize) await this.cut();
   }
 
   async cut(): Promise<void> {
-    if (this.raw === 0) return;
-    const raw = Buffer.concat(this.parts, this.raw);
-    const extents = this.extents;
-    this.parts = []; this.extents = []; this.raw = 0;
+    if (this.fill === 0) return;
+    const raw = this.buf.subarray(0, this.fill), extents = this.extents;
+    this.buf = this.take();
+    this.fill = 0;
+    this.extents = [];
     await this.emit(extents, raw);
   }
 }
@@ -263,20 +327,19 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     const chunks: Array<Chunk | undefined> = [];
     const zeros: Extent[] = [];
     let streamAt = HEADER_BYTES, scanned = 0, dataBytes = 0;
+    // Chunk buffers go back to the pool once written: no garbage per chunk.
+    const pool: Uint8Array[] = [];
     const emitFor = (region: number) => async (extents: Extent[], raw: Uint8Array): Promise<void> => {
       dataBytes += raw.length;
       const packed = pack(raw, o.level);
-      const rawDigest = sha256(raw);
       const slot = chunks.length;
       chunks.push(undefined);
       const write = tail.then(async () => {
         const p = await packed;
-        chunks[slot] = {
-          codec: p.codec, region, streamLength: p.stream.length, extents, rawLength: raw.length,
-          digest: p.stream === raw ? rawDigest : sha256(p.stream), rawDigest,
-        };
+        chunks[slot] = { codec: p.codec, region, streamLength: p.stream.length, extents, rawLength: raw.length, digest: p.digest, rawDigest: p.rawDigest };
         await out!.write(p.stream, 0, p.stream.length, streamAt);
         streamAt += p.stream.length;
+        pool.push(raw);
         o.onProgress?.({ scanned, total, written: streamAt });
       });
       tail = write;
@@ -284,25 +347,14 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
       if (pending.length >= IN_FLIGHT) await pending.shift();
     };
 
-    const zeroBlock = new Uint8Array(BLOCK);
     for (let ri = 0; ri < plans.length; ri++) {
       const { sr, extents } = plans[ri]!;
-      const chunker = new Chunker(chunkSize, emitFor(ri));
+      const chunker = new Chunker(chunkSize, emitFor(ri), pool);
       for (const e of extents) {
         for (let at = e.offset; at < e.offset + e.length;) {
           o.signal?.throwIfAborted();
           const n = Math.min(READ, e.offset + e.length - at);
-          const buf = Buffer.allocUnsafe(n);
-          const { bytesRead } = await src.read(buf, 0, n, at);
-          if (bytesRead !== n) throw new DiskError(`${o.source}: short read at byte ${at}`);
-          // Cut on absolute BLOCK boundaries: zero blocks become zero extents, the rest data.
-          for (let p = 0; p < n;) {
-            const q = Math.min(n, p + BLOCK - ((at + p) % BLOCK));
-            const piece = buf.subarray(p, q);
-            if (Buffer.compare(piece, zeroBlock.subarray(0, q - p)) === 0) chunker.zero(at + p, q - p);
-            else await chunker.data(at + p, piece);
-            p = q;
-          }
+          await chunker.read(src, at, n, o.source);
           at += n;
           scanned += n;
         }
