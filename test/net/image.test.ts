@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -241,4 +241,27 @@ test('a damaged chunk: must verify names it; a client refuses it, asks again, an
   assert.equal((await master.done).code, 0);
   assert.equal(sha(readFileSync(target)), sha(readFileSync(good)), 'the client disk differs from a local restore');
   checkFs('ext4', target, files);
+});
+
+test('an image over the network with 5% loss: a client from the start and one joining mid-transfer (it asks for the manifest at once) both match a local restore', { skip, timeout: 180_000 }, async () => {
+  const files = sampleFiles(5);
+  const disk = join(dir, 'lossy.fs'), image = join(dir, 'lossy.must'), good = join(dir, 'lossy.good');
+  blank(disk, mib(64));
+  makeFs('ext4', disk, new Map([...files, ['more.bin', randomBytes(mib(24))]]));
+  capture(disk, image, '--chunk-size', '1');
+  assert.equal(cli('restore', image, good, '--yes').code, 0);
+  const port = freePort();
+  const lo = ['--iface', '127.0.0.1', '--port', String(port)];
+  const master = must(['master', image, '--min-clients', '1', '--rate', '100', ...lo]);
+  const early = must(['client', '--target', join(dir, 'lossy.a'), '--yes', '--name', 'early', '--simulate-loss', '5', ...lo]);
+  await waitFor(master, /phase phase=transfer/, 30_000);
+  const late = must(['client', '--target', join(dir, 'lossy.b'), '--yes', '--name', 'late', '--simulate-loss', '5', ...lo]);
+  const [a, b] = await Promise.all([early.done, late.done]);
+  assert.equal(a.code, 0, a.out.slice(-2000));
+  assert.equal(b.code, 0, b.out.slice(-2000));
+  assert.equal((await master.done).code, 0);
+  for (const t of ['lossy.a', 'lossy.b']) assert.equal(sha(readFileSync(join(dir, t))), sha(readFileSync(good)), `${t} differs from a local restore`);
+  // The late client found the master in its transfer phase (2): chunks were already flowing, and it
+  // could place none before it had asked for and got the manifest.
+  assert.match(b.out, /found master=\S+ .*phase=2/);
 });
