@@ -252,11 +252,11 @@ export class Sender {
     c.lastHeard = now;
     c.lastJoin = now;
     c.endpoint = from;
-    if (c.state === 'active' && m.capacity < this.cfg.imageSize) {
+    if (c.state === 'active' && m.capacity < this.cfg.targetSize) {
       // It cannot take the image; it says so itself with DONE, but it must not count towards --min-clients.
       c.state = 'failed';
       c.phase = ClientPhase.Failed;
-      c.reason = `target too small: it holds ${m.capacity} bytes, the image is ${this.cfg.imageSize} bytes`;
+      c.reason = `target too small: it holds ${m.capacity} bytes, the image needs ${this.cfg.targetSize} bytes`;
       c.doneAt = now;
       this.events.emit({ type: 'client-done', client: c, at: now });
     }

@@ -57,7 +57,7 @@ test('a device smaller than the image is refused, naming the device and both siz
   master.child.kill('SIGTERM');
   await master.done;
   assert.notEqual(r.code, 0);
-  assert.match(r.out, new RegExp(`target=${small} .*target too small: it holds ${4 * MIB} bytes, the image is ${8 * MIB} bytes`));
+  assert.match(r.out, new RegExp(`target=${small} .*target too small: it holds ${4 * MIB} bytes, the image needs ${8 * MIB} bytes`));
   assert.ok((await readFile(join(dir, 'small.img'))).every((b) => b === 0), 'the small device was written');
 });
 
