@@ -74,7 +74,7 @@ try {
   mkdirSync(staged);
   const data = stage(staged, DATA);
   console.log(`# image bench: ${mb(SIZE)} MiB disks holding ${mb(data)} MiB of files from /usr; zstd level ${LEVEL}; ${sh('nproc', []).trim()} cores`);
-  console.log('# partclone+zstd: partclone.<fs> -c -s DISK -o - | zstd -T1 (one thread, zstd's own default)');
+  console.log('# partclone+zstd: partclone.<fs> -c -s DISK -o - | zstd -T1 (one thread, the zstd default)');
   console.log('# every source is in the page cache before it is measured (it was just written)');
   console.log('# pc+zstd -T0: the same with zstd on every core; raw zstd: zstd -T1 of the whole device');
   const rows: string[][] = [['fs', 'must MiB', 'pc+zstd MiB', 'size ratio', 'raw zstd MiB', 'must s', 'pc+zstd s', 'time ratio', 'pc+zstd -T0 s', 'raw zstd s']];
