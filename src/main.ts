@@ -6,11 +6,13 @@ import { menu } from './boot/menu.ts';
 import { Records } from './boot/records.ts';
 import { Options, UsageError, help, parse } from './cli/args.ts';
 import { capture, inspect, restore, verify } from './commands/image.ts';
+import { keygen } from './commands/keys.ts';
 import { client, receiveFiles } from './commands/receive.ts';
 import { master, sendFiles } from './commands/serve.ts';
 import { demo } from './demo/demo.ts';
 import { DiskError } from './disk/device.ts';
 import { IfaceError } from './net/iface.ts';
+import { KeyError } from './protocol/auth.ts';
 
 export const VERSION = '0.1.0';
 
@@ -20,6 +22,7 @@ const RUN: Record<string, (o: Options) => Promise<number>> = {
   'send-files': sendFiles,
   'receive-files': receiveFiles,
   demo,
+  keygen,
   capture,
   restore,
   verify,
@@ -41,7 +44,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await RUN[parsed.command]!(new Options(parsed));
   } catch (e) {
     // Errors a person can act on are one line; anything else is a bug and keeps its stack.
-    if (e instanceof UsageError || e instanceof DiskError || e instanceof IfaceError) {
+    if (e instanceof UsageError || e instanceof DiskError || e instanceof IfaceError || e instanceof KeyError) {
       console.error(`must: ${e.message}`);
       return 2;
     }

@@ -176,7 +176,7 @@ export function modeCommand(b: BootSettings, disks: Disk[], prepared: Prepared =
       const choice = chooseDisk(disks, rule);
       if (!choice.ok) return { error: choice.reason };
       // Unattended only when the line says so; otherwise the client asks on the console.
-      return { argv: ['client', '--target', choice.disk.path, ...(b.auto ? ['--yes'] : []), ...net], shell: false };
+      return { argv: ['client', '--target', choice.disk.path, ...(b.auto ? ['--yes'] : []), ...(b.key ? ['--trust', b.key] : []), ...net], shell: false };
     }
     case 'master': {
       if (!b.image) return { error: 'must.mode=master needs must.image= (a disk, partition or image file to serve)' };

@@ -40,6 +40,7 @@ const serve: Record<string, OptSpec> = {
   mtu: { type: 'number', arg: 'BYTES', help: 'path MTU the packets are sized for (default 1500; 9000 for jumbo frames)' },
   ttl: { type: 'number', arg: 'N', help: 'multicast TTL (default 1: this LAN only)' },
   'client-timeout': { type: 'number', arg: 'SECONDS', help: 'a client silent this long is counted lost (default 30)' },
+  key: { type: 'string', arg: 'FILE', help: 'sign the session with this Ed25519 key (must keygen): clients that trust it write nothing else' },
 };
 
 const pxe: Record<string, OptSpec> = {
@@ -58,6 +59,7 @@ const receive: Record<string, OptSpec> = {
   server: { type: 'string', arg: 'ADDRESS', help: 'follow only the master at this address' },
   yes: { type: 'boolean', help: 'do not ask before overwriting the target' },
   'simulate-loss': { type: 'number', arg: 'PERCENT', help: 'drop this share of incoming datagrams at random (testing and demos)' },
+  trust: { type: 'string', arg: 'KEY|FILE', help: 'follow only a master that signs with this public key (text from must keygen, or its .pub file); without it a signed master is trusted on first use and an unsigned one is followed unauthenticated' },
 };
 
 export const COMMANDS: Record<string, CommandSpec> = {
@@ -95,6 +97,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
     summary: 'print a master\'s per-PC records (MAC, IP, host name, image, start, end, result, digest)',
     positional: { name: 'FILE', many: false, help: 'records file (default must-records.json)' },
     options: { csv: { type: 'boolean', help: 'CSV instead of JSON' } },
+  },
+  keygen: {
+    summary: 'make an Ed25519 key pair for signed sessions: FILE (private, for the master) and FILE.pub (for clients)',
+    options: { output: { type: 'string', arg: 'FILE', short: 'o', help: 'private key file to write (FILE.pub beside it)' } },
   },
   capture: {
     summary: 'capture a disk, a partition or a raw image file into a MUST image (used blocks only, zstd chunks)',

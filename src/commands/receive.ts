@@ -1,5 +1,6 @@
 // `must client` and `must receive-files`.
 
+import { parseTrust } from '../protocol/auth.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
@@ -60,7 +61,9 @@ async function receive(
   if (loss >= 1) throw new UsageError('--simulate-loss must be below 100');
   let stop: (() => void) | undefined;
   onSignal(() => stop?.());
-  const result = await runClient({ target, kind, ...n, server: o.str('server'), name, log, confirm, simulateLoss: loss, onStart: (s) => { stop = s; } });
+  const trustSpec = o.str('trust');
+  const trust = trustSpec ? parseTrust(trustSpec) : undefined;
+  const result = await runClient({ target, kind, ...n, server: o.str('server'), name, log, confirm, simulateLoss: loss, trust, onStart: (s) => { stop = s; } });
   await after(result.ok, result.receiver.manifest);
   process.stdin.pause();
   return result.ok ? 0 : 1;

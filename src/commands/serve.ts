@@ -1,5 +1,6 @@
 // `must master` and `must send-files`.
 
+import { type Signer, keyText, loadSigner } from '../protocol/auth.ts';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DEFAULT_KERNEL_ARGS, type PxeOptions } from '../boot/lab.ts';
@@ -35,6 +36,9 @@ export async function sendFiles(o: Options): Promise<number> {
 }
 
 async function serve(o: Options, image: Served, label: string, log: Logger): Promise<number> {
+  const keyFile = o.str('key');
+  const signer = keyFile ? loadSigner(keyFile) : undefined;
+  if (signer && o.str('protocol') === 'classic') throw new UsageError('--key: classic mode is the paper\'s protocol as written, unsigned; sign default-mode sessions');
   const n = netOptions(o);
   const minClients = o.num('min-clients') ?? 0;
   // Without a rule, start 10 s after the last client joined (and at once on the start key).
@@ -47,7 +51,7 @@ async function serve(o: Options, image: Served, label: string, log: Logger): Pro
     if (k === 'q' || k === '\u0003') control?.abort('quit by the operator');
   });
   const result = await runMaster({
-    pxe: o.flag('pxe') ? pxeOptions(o, n) : undefined,
+    pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer,
     image, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
     protocol: (o.str('protocol') ?? 'default') as 'default' | 'classic', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
     ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, log,
@@ -72,7 +76,7 @@ function defaultAppliance(): string {
   return isSea() ? dirname(process.execPath) : join(import.meta.dirname, '../../out/appliance');
 }
 
-function pxeOptions(o: Options, n: NetChoice): PxeOptions {
+function pxeOptions(o: Options, n: NetChoice, signer: Signer | undefined): PxeOptions {
   const range = o.str('dhcp-range');
   let dhcp: PxeOptions['dhcp'];
   if (range) {
@@ -85,6 +89,6 @@ function pxeOptions(o: Options, n: NetChoice): PxeOptions {
   return {
     appliance: o.str('appliance') ?? defaultAppliance(), dhcp, httpPort: o.num('http-port') ?? 8080,
     records: o.str('records') ?? 'must-records.json', unknown: (o.str('unknown') ?? 'image') as 'image' | 'local',
-    disk: o.str('disk') ?? 'auto', attended: o.flag('attended'), kernelArgs: o.str('kernel-args') ?? DEFAULT_KERNEL_ARGS, dnsmasq: 'dnsmasq',
+    disk: o.str('disk') ?? 'auto', attended: o.flag('attended'), kernelArgs: `${o.str('kernel-args') ?? DEFAULT_KERNEL_ARGS}${signer ? ` must.key=${keyText(signer.publicKey)}` : ''}`, dnsmasq: 'dnsmasq',
   };
 }

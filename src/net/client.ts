@@ -1,6 +1,7 @@
 // `must client`: find a master, confirm the target, run the Receiver machine on real
 // sockets, write through the bounded queue, and end verified or failed.
 
+import { type Verifier } from '../protocol/auth.ts';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
@@ -28,6 +29,8 @@ export interface ClientOptions {
   simulateLoss: number;
   /** Called once running, with a function that interrupts the client (a signal). */
   onStart?: (stop: () => void) => void;
+  /** The master's public key to insist on (undefined: trust on first use, or unauthenticated). */
+  trust?: Verifier;
 }
 
 export interface ClientResult {
@@ -70,7 +73,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const id = clientId(o.name, o.iface, o.target.path);
   const receiver: Receiver = new Receiver({
     id, name: o.name, mac: o.iface.mac, capacity: o.target.capacity, kind: o.kind, controlPort: o.port, server: o.server,
-    autoConfirm: o.confirm === undefined,
+    autoConfirm: o.confirm === undefined, trust: o.trust,
   }, queue, Math.random, now());
 
   const sockOpts = { group: o.group, iface: o.iface.address, ttl: 1, loop: o.iface.loopback, rcvbuf: 8 << 20, sndbuf: 1 << 20 };
@@ -98,6 +101,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
           master: e.master.address, image: e.announce.name, size: e.announce.targetSize,
           stream: e.announce.targetSize !== e.announce.imageSize ? e.announce.imageSize : undefined,
           mode: e.announce.mode === 2 ? 'classic' : 'default', phase: e.announce.phase,
+          auth: e.trust.kind === 'unauthenticated' ? 'none (unauthenticated: anyone on this network could have sent this image)' : `${e.trust.kind} key=${e.trust.fingerprint}`,
         });
         if (o.target.fit && e.announce.targetSize <= o.target.capacity) {
           o.target.fit(e.announce.targetSize).catch((err: Error) => log.error('resize', { target: o.target.path, error: err.message }));

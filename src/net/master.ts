@@ -7,7 +7,9 @@ import { type ByteSource, PageCache } from '../disk/source.ts';
 import { openImage } from '../image/format.ts';
 import { type Logger, bytes } from '../log/logger.ts';
 import type { FileEntry } from '../protocol/manifest.ts';
-import { Caps, type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
+import { type Signer, fingerprint, packetHash, signTrailer } from '../protocol/auth.ts';
+import { PACKET_HASH_BYTES, SIGNATURE_BYTES, encode } from '../protocol/codec.ts';
+import { Caps, type ImageKind, MsgType, Phase, phaseName } from '../protocol/messages.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
 import type { Transmit } from '../session/types.ts';
@@ -69,6 +71,8 @@ export interface MasterOptions {
   tune?: (p: TransferParams) => TransferParams;
   /** Also boot the lab: DHCP/TFTP (dnsmasq), HTTP, boot policy, per-PC records. */
   pxe?: PxeOptions;
+  /** Sign the session with this key (clients that trust it write only what it vouched for). */
+  signer?: Signer;
 }
 
 export interface MasterControl {
@@ -105,7 +109,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     session, params, kind: m.kind, name: o.name, caps: o.image.mapped ? Caps.Mapped : 0, manifest: built.bytes, manifestDigest: built.digest,
     imageSize: stream.size, targetSize: m.targetSize, sectorSize: m.sectorSize, controlPort: o.port, dataPort, feedbackPort,
     minClients: o.minClients, waitAfterJoin: o.wait === undefined ? undefined : o.wait * 1000, linger: 1500,
-    persistent: o.pxe !== undefined,
+    persistent: o.pxe !== undefined, signer: o.signer,
   }, Math.random, performance.now());
 
   const cache = new PageCache(stream);
@@ -121,6 +125,13 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const send = (t: Transmit): boolean => {
     if (tx.getSendQueueCount() > 256) return false;
     if (sender.epoch !== cachedEpoch) { cachedEpoch = sender.epoch; cache.clear(); }
+    const dest = (): [number, string] => (t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address]);
+    if (t.auth) {
+      const bytes = authBytes(t.auth.first, t.auth.count);
+      if (!bytes) return false;
+      tx.send([bytes], ...dest());
+      return true;
+    }
     let parts = t.parts;
     if (t.image) {
       const data = cache.get(t.image.offset, t.image.length);
@@ -136,6 +147,23 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     const [port, address] = t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address];
     tx.send(parts, port, address);
     return true;
+  };
+
+  /** AUTH for object packets [first, first+count), or undefined until their image bytes are read. */
+  const authBytes = (first: number, count: number): Uint8Array | undefined => {
+    const geo = sender.geo, hashes = new Uint8Array(count * PACKET_HASH_BYTES);
+    for (let i = 0; i < count; i++) {
+      const span = geo.span(first + i);
+      const payload = span.region === 'manifest' ? built.bytes.subarray(span.offset, span.offset + span.length) : cache.get(span.offset, span.length);
+      if (!payload) {
+        if (cache.failure) throw cache.failure;
+        cache.load(span.offset, span.length, 2).then(() => pump?.kick(), () => pump?.kick());
+        return undefined;
+      }
+      hashes.set(packetHash(first + i, payload), i * PACKET_HASH_BYTES);
+    }
+    const bytes = encode({ type: MsgType.Auth, session, first, hashes, signature: new Uint8Array(SIGNATURE_BYTES) });
+    return signTrailer(bytes, o.signer!);
   };
 
   const started = performance.now();
@@ -163,6 +191,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     image: stream.label, size: m.targetSize, stream: o.image.mapped ? stream.size : undefined, name: o.name, protocol: o.protocol, group: o.group, port: o.port,
     iface: `${o.iface.name}/${o.iface.address}`, session: session.toString(16), manifest: Buffer.from(built.digest).toString('hex').slice(0, 16),
     rate: params.rate.max > 0 ? `${Math.round(params.rate.max / MBIT)}Mbit/s` : 'stop-and-wait',
+    auth: o.signer ? `signed key=${fingerprint(o.signer.publicKey)}` : 'none (unauthenticated: clients cannot tell this master from anyone else)',
   });
   let lastBytes = 0, lastAt = performance.now();
   const progress = setInterval(() => {

@@ -3,7 +3,7 @@
 
 import { DecodeError, Reader, Writer, utf8 } from './bytes.ts';
 import {
-  type AckMsg, type AnnounceMsg, type ClientId, type DataMsg, type DoneAckMsg, type DoneMsg, type DropMsg,
+  type AckMsg, type AnnounceMsg, type AuthMsg, type ClientId, type DataMsg, type DoneAckMsg, type DoneMsg, type DropMsg,
   type JoinMsg, type Message, type RepairRequestMsg, type StatusMsg, type WelcomeMsg,
   Caps, ClientPhase, DoneResult, ImageKind, MsgType, Phase, WireMode,
 } from './messages.ts';
@@ -14,6 +14,13 @@ export const COMMON_HEADER = 12;
 export const DIGEST_BYTES = 32;
 /** ANNOUNCE header length when the target size follows the fixed fields (Caps.Mapped). */
 export const ANNOUNCE_MAPPED_HLEN = 104;
+/** Ed25519 signature and public key lengths. */
+export const SIGNATURE_BYTES = 64;
+export const KEY_BYTES = 32;
+/** Bytes of a packet's hash in AUTH (SHA-256, truncated). */
+export const PACKET_HASH_BYTES = 16;
+/** Bytes a signed ANNOUNCE carries after its name: key, sequence number, signature. */
+export const ANNOUNCE_TRAILER = KEY_BYTES + 8 + SIGNATURE_BYTES;
 /** Bytes of one range in a REPAIR_REQUEST body. */
 export const RANGE_BYTES = 10;
 
@@ -29,6 +36,7 @@ export const HEADER_LENGTH: Record<MsgType, number> = {
   [MsgType.Done]: 56,
   [MsgType.DoneAck]: 20,
   [MsgType.Drop]: 20,
+  [MsgType.Auth]: 24,
 };
 
 /** Largest UDP payload for a path MTU (IPv4 20 + UDP 8). */
@@ -81,7 +89,16 @@ export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
         .u32(m.epoch).u32(m.segment).u48(m.segmentPackets).u16(0)
         .u16(m.dataPort).u16(m.feedbackPort).u16(Math.min(m.clients, 0xffff)).u16(0);
       if (mapped) w.u64(m.targetSize);
-      return w.text(name).done();
+      w.text(name);
+      const signed = (m.caps & Caps.Signed) !== 0;
+      if (signed !== (m.signed !== undefined)) throw new Error('Caps.Signed and the signed trailer go together');
+      const head = w.done();
+      if (!m.signed) return head;
+      const out = new Uint8Array(head.length + ANNOUNCE_TRAILER);
+      out.set(head);
+      const t = new Writer(ANNOUNCE_TRAILER).put(m.signed.key).u64(m.signed.seq).put(m.signed.signature).done();
+      out.set(t, out.length - ANNOUNCE_TRAILER);
+      return out;
     }
     case MsgType.Join: {
       const name = utf8(m.name, 64);
@@ -115,8 +132,16 @@ export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
     }
     case MsgType.Drop: {
       const reason = utf8(m.reason, 200);
-      const w = new Writer(HEADER_LENGTH[m.type] + 1 + reason.length);
-      return header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).text(reason).done();
+      const w = new Writer(HEADER_LENGTH[m.type] + 1 + reason.length + (m.signature ? SIGNATURE_BYTES : 0));
+      header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).text(reason);
+      if (m.signature) w.put(m.signature);
+      return w.done();
+    }
+    case MsgType.Auth: {
+      if (m.hashes.length % PACKET_HASH_BYTES !== 0) throw new Error('AUTH hashes must be whole');
+      const w = new Writer(HEADER_LENGTH[m.type] + m.hashes.length + SIGNATURE_BYTES);
+      return header(w, m.type, 0, m.session).u48(m.first).u16(m.hashes.length / PACKET_HASH_BYTES).u32(0)
+        .put(m.hashes).put(m.signature).done();
     }
   }
 }
@@ -179,6 +204,11 @@ export function decode(bytes: Uint8Array): Message {
       if (mapped && hlen < ANNOUNCE_MAPPED_HLEN) throw new DecodeError('length', `a mapped ANNOUNCE needs a ${ANNOUNCE_MAPPED_HLEN}-byte header, has ${hlen}`);
       const targetSize = mapped ? r.u64('target size') : imageSize;
       const name = body.text('name');
+      let signed: AnnounceMsg['signed'];
+      if (caps & Caps.Signed) {
+        signed = { key: Uint8Array.from(body.take(KEY_BYTES, 'key')), seq: body.u64('sequence'), signature: Uint8Array.from(body.take(SIGNATURE_BYTES, 'signature')) };
+      }
+      if (body.remaining !== 0) throw new DecodeError('length', `${body.remaining} bytes after the ANNOUNCE`);
       if (!isOneOf(phase, Phase)) throw new DecodeError('field', `phase ${phase}`);
       if (!isOneOf(mode, WireMode)) throw new DecodeError('field', `mode ${mode}`);
       if (!isOneOf(kind, ImageKind)) throw new DecodeError('field', `kind ${kind}`);
@@ -191,7 +221,7 @@ export function decode(bytes: Uint8Array): Message {
       return {
         type: t, session, phase: phase as Phase, mode: mode as WireMode, kind: kind as ImageKind, caps, imageSize, targetSize,
         sectorSize, payloadSize, blockPackets, manifestLength, manifestDigest, epoch, segment, segmentPackets,
-        dataPort, feedbackPort, clients, name,
+        dataPort, feedbackPort, clients, name, ...(signed ? { signed } : {}),
       } satisfies AnnounceMsg;
     }
     case MsgType.Join: {
@@ -247,7 +277,19 @@ export function decode(bytes: Uint8Array): Message {
     }
     case MsgType.Drop: {
       const client = readClient(r);
-      return { type: t, session, client, reason: body.text('reason') } satisfies DropMsg;
+      const reason = body.text('reason');
+      if (body.remaining !== 0 && body.remaining !== SIGNATURE_BYTES) throw new DecodeError('length', `${body.remaining} bytes after the DROP reason`);
+      const signature = body.remaining ? Uint8Array.from(body.take(SIGNATURE_BYTES, 'signature')) : undefined;
+      return { type: t, session, client, reason, ...(signature ? { signature } : {}) } satisfies DropMsg;
+    }
+    case MsgType.Auth: {
+      const first = r.u48('first packet');
+      const count = r.u16('count');
+      if (count === 0) throw new DecodeError('field', 'AUTH for no packets');
+      if (body.remaining !== count * PACKET_HASH_BYTES + SIGNATURE_BYTES)
+        throw new DecodeError('length', `AUTH for ${count} packets needs ${count * PACKET_HASH_BYTES + SIGNATURE_BYTES} bytes, has ${body.remaining}`);
+      const hashes = Uint8Array.from(body.take(count * PACKET_HASH_BYTES, 'hashes'));
+      return { type: t, session, first, hashes, signature: Uint8Array.from(body.take(SIGNATURE_BYTES, 'signature')) } satisfies AuthMsg;
     }
   }
 }

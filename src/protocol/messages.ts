@@ -12,6 +12,7 @@ export const MsgType = {
   Done: 8,
   DoneAck: 9,
   Drop: 10,
+  Auth: 11,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -39,14 +40,6 @@ export type WireMode = (typeof WireMode)[keyof typeof WireMode];
 /** What the session carries; a client refuses a kind it was not started for. */
 export const ImageKind = { Disk: 1, Files: 2 } as const;
 export type ImageKind = (typeof ImageKind)[keyof typeof ImageKind];
-
-/** Capability bits (ANNOUNCE and JOIN). Unknown bits are ignored by a receiver. */
-export const Cap = {
-  /** Reserved for signed manifests and authenticated control (not yet sent). */
-  Auth: 0x0001,
-  /** Reserved for compressed chunk images (not yet sent). */
-  Chunked: 0x0002,
-} as const;
 
 export const ClientPhase = {
   Searching: 1,
@@ -91,10 +84,12 @@ export interface AckMsg {
   received: number;
 }
 
-/** ANNOUNCE capability bits. */
+/** ANNOUNCE capability bits. Unknown bits are ignored by a receiver. */
 export const Caps = {
   /** The stream is placed through the manifest (packed chunks, extents): nothing can be written before it is in. */
-  Mapped: 1,
+  Mapped: 0x0001,
+  /** The master signs (Ed25519): ANNOUNCE and DROP end in a signature, and AUTH vouches for every data packet. */
+  Signed: 0x0002,
 } as const;
 
 export interface AnnounceMsg {
@@ -123,6 +118,17 @@ export interface AnnounceMsg {
   feedbackPort: number;
   clients: number;
   name: string;
+  /** Signed sessions (Caps.Signed): the master's Ed25519 public key, a sequence number that only grows, and the signature over every byte before it. */
+  signed?: { key: Uint8Array; seq: number; signature: Uint8Array };
+}
+
+/** Vouches for packets [first, first+count): a 16-byte hash of each, signed by the master. */
+export interface AuthMsg {
+  type: typeof MsgType.Auth;
+  session: number;
+  first: number;
+  hashes: Uint8Array;
+  signature: Uint8Array;
 }
 
 export interface JoinMsg {
@@ -191,6 +197,8 @@ export interface DropMsg {
   session: number;
   client: ClientId;
   reason: string;
+  /** Present in signed sessions: Ed25519 over every byte before it. */
+  signature?: Uint8Array;
 }
 
 export type Message =
@@ -203,4 +211,5 @@ export type Message =
   | RepairRequestMsg
   | DoneMsg
   | DoneAckMsg
-  | DropMsg;
+  | DropMsg
+  | AuthMsg;

@@ -33,9 +33,11 @@ export class AckScheduler {
     if (block > this.current) {
       // Every block between the one we were in and this one has ended for us.
       for (let b = Math.max(this.current, block - this.window - 1); b < block; b++) this.ended(b, now);
+      // The master sends block B only once block B - window is resolved: stop waiting for those. Only
+      // from the next block in order: a packet far ahead may be lost data's successor, or a forgery,
+      // and must not silence this client's ACKs for the blocks in between.
+      if (block === this.current + 1) this.ackedUpTo(block - this.window);
       this.current = block;
-      // The master sends block B only once block B - window is resolved: stop waiting for those.
-      this.ackedUpTo(block - this.window);
       for (const b of this.counts.keys()) if (b < block - 2 * this.window) this.counts.delete(b);
     }
     if (last) this.ended(block, now);
@@ -46,8 +48,13 @@ export class AckScheduler {
     this.pending.set(block, now + drawWait(this.artp, this.rng()));
   }
 
-  /** Someone acknowledged up to `block`: any ACK of ours for it or an earlier block is redundant. */
+  /**
+   * Someone acknowledged up to `block`: any ACK of ours for it or an earlier block is redundant.
+   * Never past the blocks we have seen: nobody can have acknowledged what the master has not sent,
+   * and a forged ACK for the far future must not silence this client for the rest of the pass.
+   */
   ackedUpTo(block: number): void {
+    block = Math.min(block, this.current);
     if (block <= this.acked) return;
     this.acked = block;
     for (const b of this.pending.keys()) {

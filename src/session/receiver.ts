@@ -8,10 +8,11 @@
 
 import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
 import { DecodeError } from '../protocol/bytes.ts';
-import { decode, encode } from '../protocol/codec.ts';
+import { type Verifier, fingerprint, packetHash, trailerValid, verifierOf } from '../protocol/auth.ts';
+import { PACKET_HASH_BYTES, decode, encode } from '../protocol/codec.ts';
 import { type Chunk, type Extent, type Manifest, Layout, decodeManifest, isIdentity, sha256 } from '../protocol/manifest.ts';
 import {
-  type AnnounceMsg, type ClientId, type DataMsg, type Message, type PacketRange,
+  type AnnounceMsg, type AuthMsg, type ClientId, type DataMsg, type Message, type PacketRange,
   Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
 } from '../protocol/messages.ts';
 import { AckScheduler } from './acks.ts';
@@ -54,10 +55,21 @@ export interface ReceiverConfig {
   tunables?: (mode: WireMode) => TransferParams;
   /** Give up when the master has been silent this long. */
   masterTimeout?: number;
+  /**
+   * The master's public key. Given: only sessions it signs are followed, and every data packet must be
+   * vouched for by a signed AUTH before it is written. Not given: a signed master's key is trusted on
+   * first use (its fingerprint is shown); an unsigned master is followed unauthenticated.
+   */
+  trust?: Verifier;
 }
 
+/** How far this client can trust what it writes. */
+export type Trust =
+  | { kind: 'unauthenticated' }
+  | { kind: 'pinned' | 'first-use'; fingerprint: string };
+
 export type ClientEvent =
-  | { type: 'found'; announce: AnnounceMsg; master: Endpoint; at: number }
+  | { type: 'found'; announce: AnnounceMsg; master: Endpoint; trust: Trust; at: number }
   | { type: 'confirm'; announce: AnnounceMsg; at: number }
   | { type: 'phase'; phase: ClientPhase; at: number }
   | { type: 'verify-failed'; chunk: number; at: number }
@@ -81,6 +93,8 @@ const RETRY_INTERVAL = 500;
 const DONE_TRIES = 10;
 /** Times one chunk may fail its check before this client gives up on the session. */
 const MAX_REFUSALS = 10;
+/** Blocks whose AUTH a client keeps (about 1 KiB each). */
+const MAX_VOUCHED = 16384;
 
 export class Receiver {
   readonly cfg: ReceiverConfig;
@@ -117,6 +131,11 @@ export class Receiver {
   private verified = new Bitmap(0);
   private verifying = new Bitmap(0);
   private readonly refusals = new Map<number, number>();
+  // Signed sessions: the key in force, the last ANNOUNCE sequence number, and the packet hashes AUTH vouched for, by block.
+  private verifier: Verifier | undefined;
+  private lastSeq = 0;
+  private readonly vouched = new Map<number, Uint8Array>();
+  trust: Trust = { kind: 'unauthenticated' };
   private segMissing: number[] = [];
   // Repair.
   private readonly heard = new IntervalSet();
@@ -163,11 +182,13 @@ export class Receiver {
       if (!(e instanceof DecodeError)) throw e;
       return this.reject(e.reason, from, now);
     }
-    if (m.type === MsgType.Announce) return this.onAnnounce(m, from, now);
+    if (m.type === MsgType.Announce) return this.onAnnounce(m, bytes, from, now);
     if (!a || m.session !== a.session) return this.reject('session', from, now);
     switch (m.type) {
       case MsgType.Ack:
-        if (m.client !== this.cfg.id) this.acks?.ackedUpTo(m.block);
+        // Another client's ACK makes ours redundant (MTP's suppression). Anyone can send one, though: in a
+        // signed session only the master's echo in its vouched DATA suppresses our ACKs.
+        if (m.client !== this.cfg.id && !this.verifier) this.acks?.ackedUpTo(m.block);
         return;
       case MsgType.RepairRequest:
         if (m.client !== this.cfg.id && (m.epoch === a.epoch || a.mode === WireMode.Classic))
@@ -183,8 +204,11 @@ export class Receiver {
     // Everything else comes from the master only.
     if (!this.master || from.address !== this.master.address) return this.reject('source', from, now);
     this.lastHeardMaster = now;
+    // A signed session's DROP carries the master's signature; anything else is someone else's.
+    if (this.verifier && m.type === MsgType.Drop && !trailerValid(bytes, this.verifier)) return this.reject('forged', from, now);
     switch (m.type) {
       case MsgType.Data: return this.onData(m, now);
+      case MsgType.Auth: return this.onAuth(m, bytes, from, now);
       case MsgType.Welcome:
         if (m.client === this.cfg.id && !this.welcomed) {
           this.welcomed = true;
@@ -230,8 +254,24 @@ export class Receiver {
     this.events.emit({ type: 'rejected', reason, from, at: now });
   }
 
-  private onAnnounce(m: AnnounceMsg, from: Endpoint, now: number): void {
+  /** A signed ANNOUNCE that does not check out against the key in force (or the pinned one) is dropped. */
+  private announceTrusted(m: AnnounceMsg, bytes: Uint8Array, from: Endpoint, now: number): boolean {
+    const key = this.verifier ?? this.cfg.trust;
+    if (!m.signed) {
+      if (!key) return true;
+      this.reject('unsigned', from, now);
+      return false;
+    }
+    const v = key ?? verifierOf(m.signed.key);
+    if (Buffer.compare(m.signed.key, v.publicKey) !== 0) { this.reject('key', from, now); return false; }
+    if (!trailerValid(bytes, v)) { this.reject('forged', from, now); return false; }
+    if (this.announce && m.session === this.announce.session && m.signed.seq <= this.lastSeq) { this.reject('replay', from, now); return false; }
+    return true;
+  }
+
+  private onAnnounce(m: AnnounceMsg, bytes: Uint8Array, from: Endpoint, now: number): void {
     if (this.cfg.server && from.address !== this.cfg.server) return this.reject('source', from, now);
+    if (!this.announceTrusted(m, bytes, from, now)) return;
     const a = this.announce;
     if (a && m.session !== a.session) {
       // Another master; or ours restarted (same image, new session): follow it and keep what we hold.
@@ -243,6 +283,8 @@ export class Receiver {
       this.welcomed = false;
       this.nextJoinAt = now;
       this.lastHeardMaster = now;
+      this.lastSeq = m.signed?.seq ?? 0;
+      this.vouched.clear();
       return;
     }
     if (!a) {
@@ -252,6 +294,7 @@ export class Receiver {
     }
     if (from.address !== this.master!.address) return this.reject('source', from, now);
     this.lastHeardMaster = now;
+    if (m.signed) this.lastSeq = m.signed.seq;
     const epochChanged = m.epoch !== a.epoch;
     const segmentChanged = m.segment !== a.segment;
     this.announce = m;
@@ -265,6 +308,11 @@ export class Receiver {
   }
 
   private adopt(m: AnnounceMsg, from: Endpoint, now: number): void {
+    if (m.signed) {
+      this.verifier = this.cfg.trust ?? verifierOf(m.signed.key);
+      this.lastSeq = m.signed.seq;
+      this.trust = { kind: this.cfg.trust ? 'pinned' : 'first-use', fingerprint: fingerprint(m.signed.key) };
+    }
     this.announce = m;
     this.master = from;
     this.lastHeardMaster = now;
@@ -278,7 +326,7 @@ export class Receiver {
     this.manifestBuf = new Uint8Array(m.manifestLength);
     this.segMissing = Array.from({ length: geo.segments }, (_, s) => geo.segmentEnd(s) - geo.segmentStart(s));
     this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng);
-    this.events.emit({ type: 'found', announce: m, master: from, at: now });
+    this.events.emit({ type: 'found', announce: m, master: from, trust: this.trust, at: now });
     if (m.targetSize > this.cfg.capacity) {
       // Tell the master too, so its record names this PC and why it was not imaged.
       this.confirmed = true;
@@ -308,9 +356,19 @@ export class Receiver {
     if (m.packet >= geo.packets) return void countDrop(this.stats.drops, 'field');
     const span = geo.span(m.packet);
     if (m.payload.length !== span.length) return void countDrop(this.stats.drops, 'length');
-    if (m.ackedBlock !== NO_BLOCK) this.acks!.ackedUpTo(m.ackedBlock);
+    if (this.verifier) {
+      // Signed session: a packet counts for nothing (no ACK, no echo, no byte written) unless an AUTH
+      // of the master vouched for it.
+      const hashes = this.vouched.get(geo.blockOf(m.packet));
+      if (!hashes) return void countDrop(this.stats.drops, 'unvouched');
+      const i = (m.packet - geo.blockStart(geo.blockOf(m.packet))) * PACKET_HASH_BYTES;
+      if (Buffer.compare(packetHash(m.packet, m.payload), hashes.subarray(i, i + PACKET_HASH_BYTES)) !== 0) return void countDrop(this.stats.drops, 'forged');
+    }
     const repair = (m.flags & DataFlag.Repair) !== 0;
     const fresh = !have.has(m.packet);
+    // The echo is in the header, which AUTH does not cover: in a signed session take it only from a first
+    // copy (a replayed packet with an altered header is a duplicate by then).
+    if (m.ackedBlock !== NO_BLOCK && (fresh || !this.verifier)) this.acks!.ackedUpTo(m.ackedBlock);
     if (!repair) this.acks!.packet(geo.blockOf(m.packet), (m.flags & DataFlag.Last) !== 0, fresh, now);
     else this.lastRepairAt = now;
     if (!fresh) { this.stats.duplicates++; return; }
@@ -345,6 +403,17 @@ export class Receiver {
       }
     }
     return true;
+  }
+
+  private onAuth(m: AuthMsg, bytes: Uint8Array, from: Endpoint, now: number): void {
+    const geo = this.geo!;
+    if (!this.verifier) return this.reject('unsigned', from, now);
+    const block = geo.blockOf(m.first);
+    if (m.first !== geo.blockStart(block) || m.first + m.hashes.length / PACKET_HASH_BYTES !== geo.blockEnd(block)) return this.reject('field', from, now);
+    if (!trailerValid(bytes, this.verifier)) return this.reject('forged', from, now);
+    this.vouched.set(block, m.hashes);
+    // Keep the most recent blocks: the window in flight and a repair round's worth.
+    if (this.vouched.size > MAX_VOUCHED) this.vouched.delete(this.vouched.keys().next().value!);
   }
 
   /** Record that we hold `packet`, and start whatever that completes. */

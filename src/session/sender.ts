@@ -7,10 +7,11 @@
 
 import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
 import { DecodeError } from '../protocol/bytes.ts';
-import { decode, encode, encodeDataHeader } from '../protocol/codec.ts';
+import { type Signer, signTrailer } from '../protocol/auth.ts';
+import { PACKET_HASH_BYTES, SIGNATURE_BYTES, decode, encode, encodeDataHeader } from '../protocol/codec.ts';
 import {
   type AckMsg, type ClientId, type JoinMsg, type Message, type PacketRange, type StatusMsg,
-  ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
+  Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
 } from '../protocol/messages.ts';
 import { Bitmap } from './bitmap.ts';
 import { Geometry } from './geometry.ts';
@@ -45,6 +46,8 @@ export interface SenderConfig {
   linger: number;
   /** Never end by itself (a master that boots a lab keeps serving PCs that come later). */
   persistent?: boolean;
+  /** Sign the session (Caps.Signed): ANNOUNCE, DROP, and an AUTH before each block's packets. */
+  signer?: Signer;
 }
 
 export type ClientState = 'active' | 'verified' | 'failed' | 'lost' | 'dropped';
@@ -84,6 +87,7 @@ export type MasterEvent =
 export interface SenderStats {
   dataSent: number;
   repairSent: number;
+  authSent: number;
   bytesSent: number;
   ackDatagrams: number;
   blocksAcked: number;
@@ -104,7 +108,7 @@ export class Sender {
   readonly events = new Emitter<MasterEvent>();
   readonly clients = new Map<ClientId, ClientRecord>();
   readonly stats: SenderStats = {
-    dataSent: 0, repairSent: 0, bytesSent: 0, ackDatagrams: 0, blocksAcked: 0, usefulAcks: 0, blocksTimedOut: 0,
+    dataSent: 0, repairSent: 0, authSent: 0, bytesSent: 0, ackDatagrams: 0, blocksAcked: 0, usefulAcks: 0, blocksTimedOut: 0,
     staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, drops: {},
   };
   readonly tout: AdaptiveTimeout;
@@ -135,6 +139,10 @@ export class Sender {
   private readonly passed: boolean[] = [];
   /** Manifest packets asked for outside the repair phase: sent before anything else. */
   private readonly urgent: Bitmap;
+  // Signed sessions: the epoch (+1) in which each block's AUTH went out; blocks AUTHed for the current urgent burst.
+  private readonly authEpoch: Int32Array;
+  private readonly urgentAuthed = new Set<number>();
+  private announceSeq = 0;
 
   constructor(cfg: SenderConfig, rng: Rng, now: number) {
     this.cfg = cfg;
@@ -147,6 +155,7 @@ export class Sender {
     this.rate = new RateController(this.p.rate, Math.max(this.p.t0, 20));
     this.wanted = new Bitmap(this.geo.packets);
     this.urgent = new Bitmap(this.geo.manifestPackets);
+    this.authEpoch = new Int32Array(cfg.signer ? this.geo.blocks : 0);
     // Spread the first announcement a little so that two masters started together do not beat in step.
     this.nextAnnounceAt = now + rng() * 10;
   }
@@ -165,7 +174,7 @@ export class Sender {
     c.state = 'dropped';
     c.reason = reason;
     c.doneAt = now;
-    this.control.push({ dest: { kind: 'unicast', to: c.endpoint }, parts: [encode({ type: MsgType.Drop, session: this.cfg.session, client: id, reason })] });
+    this.control.push({ dest: { kind: 'unicast', to: c.endpoint }, parts: [this.dropBytes(id, reason)] });
     this.events.emit({ type: 'dropped', client: c, at: now });
   }
 
@@ -261,9 +270,15 @@ export class Sender {
       this.events.emit({ type: 'client-done', client: c, at: now });
     }
     const reply = c.state === 'dropped'
-      ? encode({ type: MsgType.Drop, session: this.cfg.session, client: c.id, reason: c.reason })
+      ? this.dropBytes(c.id, c.reason)
       : encode({ type: MsgType.Welcome, session: this.cfg.session, client: m.client });
     this.control.push({ dest: { kind: 'unicast', to: from }, parts: [reply] });
+  }
+
+  private dropBytes(client: ClientId, reason: string): Uint8Array {
+    const signer = this.cfg.signer;
+    const bytes = encode({ type: MsgType.Drop, session: this.cfg.session, client, reason, ...(signer ? { signature: new Uint8Array(SIGNATURE_BYTES) } : {}) });
+    return signer ? signTrailer(bytes, signer) : bytes;
   }
 
   private onStatus(m: StatusMsg, from: Endpoint, now: number): void {
@@ -280,6 +295,8 @@ export class Sender {
     this.stats.ackDatagrams++;
     const c = m.client ? this.clients.get(m.client) : undefined;
     if (c) { c.acks++; c.lastHeard = now; }
+    // Default-mode ACKs name their client: one that never joined is not one of ours (classic ACKs name nobody).
+    if (!c && this.p.mode === WireMode.Default) return void countDrop(this.stats.drops, 'unknown');
     const first = this.outstanding[0];
     // Only an ACK for a block still awaited counts; the paper discards any other sequence number.
     if (this.phase !== Phase.Transfer || !first || m.block < first.block || m.block > this.outstanding[this.outstanding.length - 1]!.block) {
@@ -301,6 +318,7 @@ export class Sender {
     this.stats.requestDatagrams++;
     const c = client ? this.clients.get(client) : undefined;
     if (c) { c.requests++; c.lastHeard = now; }
+    if (!c && this.p.mode === WireMode.Default) return void countDrop(this.stats.drops, 'unknown');
     for (const r of ranges) {
       if (r.start + r.count > this.geo.packets) return void countDrop(this.stats.drops, 'field');
     }
@@ -422,14 +440,34 @@ export class Sender {
 
   private announcement(): Transmit {
     const c = this.cfg;
+    const signed = c.signer ? { key: c.signer.publicKey, seq: ++this.announceSeq, signature: new Uint8Array(SIGNATURE_BYTES) } : undefined;
     const bytes = encode({
-      type: MsgType.Announce, session: c.session, phase: this.phase, mode: this.p.mode, kind: c.kind, caps: c.caps,
+      type: MsgType.Announce, session: c.session, phase: this.phase, mode: this.p.mode, kind: c.kind,
+      caps: c.signer ? c.caps | Caps.Signed : c.caps & ~Caps.Signed, ...(signed ? { signed } : {}),
       imageSize: c.imageSize, targetSize: c.targetSize, sectorSize: c.sectorSize, payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets,
       manifestLength: c.manifest.length, manifestDigest: c.manifestDigest, epoch: this.epoch, segment: this.segment,
       segmentPackets: this.geo.segmentPackets === this.geo.packets ? 0 : this.geo.segmentPackets,
       dataPort: c.dataPort, feedbackPort: c.feedbackPort, clients: this.clients.size, name: c.name,
     });
-    return { dest: { kind: 'group', port: c.controlPort }, parts: [bytes] };
+    return { dest: { kind: 'group', port: c.controlPort }, parts: [c.signer ? signTrailer(bytes, c.signer) : bytes] };
+  }
+
+  /** AUTH for `block` is due before its next packet: once per block and epoch, and before every urgent burst. */
+  private authFirst(packet: number, urgent: boolean, now: number): Transmit | undefined {
+    if (!this.cfg.signer) return undefined;
+    const b = this.geo.blockOf(packet);
+    if (urgent) {
+      if (this.urgentAuthed.has(b)) return undefined;
+      this.urgentAuthed.add(b);
+    } else {
+      if (this.authEpoch[b] === this.epoch + 1) return undefined;
+      this.authEpoch[b] = this.epoch + 1;
+    }
+    const first = this.geo.blockStart(b);
+    const t: Transmit = { dest: { kind: 'group', port: this.cfg.dataPort }, parts: [], auth: { first, count: this.geo.blockEnd(b) - first } };
+    this.stats.authSent++;
+    this.pace(now, t);
+    return t;
   }
 
   // ---- output -----------------------------------------------------------------------------
@@ -445,7 +483,10 @@ export class Sender {
     if (this.urgent.count > 0) {
       if (!this.paceAllows(now)) return undefined;
       const packet = this.urgent.find(true, 0);
+      const auth = this.authFirst(packet, true, now);
+      if (auth) return auth;
       this.urgent.clear(packet);
+      if (this.urgent.count === 0) this.urgentAuthed.clear();
       this.stats.repairSent++;
       const t = this.dataTransmit(packet, true);
       this.pace(now, t);
@@ -453,6 +494,8 @@ export class Sender {
     }
     const packet = this.nextDataPacket();
     if (packet < 0 || !this.paceAllows(now)) return undefined;
+    const auth = this.authFirst(packet, false, now);
+    if (auth) return auth;
     const repair = this.phase === Phase.Repair;
     if (repair) {
       this.wanted.clear(packet);
@@ -488,7 +531,7 @@ export class Sender {
   private paceAllows(now: number): boolean { return !this.rate.paced || now >= this.nextSendAt; }
 
   private pace(now: number, t: Transmit): void {
-    const bytes = t.parts.reduce((s, b) => s + b.length, 0) + (t.image?.length ?? 0);
+    const bytes = t.parts.reduce((s, b) => s + b.length, 0) + (t.image?.length ?? 0) + (t.auth ? t.auth.count * PACKET_HASH_BYTES + 88 : 0);
     this.stats.bytesSent += bytes;
     if (!this.rate.paced) return;
     // Credit at most 2 ms of idle time, so a late wake-up sends a short burst, not a flood.

@@ -12,6 +12,8 @@ export interface Transmit {
   dest: Dest;
   parts: Uint8Array[];
   image?: { offset: number; length: number };
+  /** An AUTH for object packets [first, first+count): the driver hashes their payloads and signs. */
+  auth?: { first: number; count: number };
 }
 
 export const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.address === b.address && a.port === b.port;

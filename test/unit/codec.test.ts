@@ -23,6 +23,7 @@ const samples: Array<Exclude<Message, DataMsg>> = [
     type: MsgType.Announce, session: 7, phase: 3, mode: 2, kind: 2, caps: 0x8003, imageSize: 1, targetSize: 2 ** 41 + 1, sectorSize: 512, payloadSize: 512,
     blockPackets: 1, manifestLength: 1, manifestDigest: digest, epoch: 0xffffffff, segment: 9, segmentPackets: 2 ** 32,
     dataPort: 7702, feedbackPort: 7703, clients: 0, name: '',
+    signed: { key: digest, seq: 2 ** 40 + 3, signature: Uint8Array.from({ length: 64 }, (_, i) => 255 - i) },
   },
   { type: MsgType.Join, session: 5, client: '00000000000000aa', caps: 3, capacity: 500_107_862_016, have: 123456, mac: '52:54:00:12:34:56', name: 'pc-17' },
   { type: MsgType.Welcome, session: 5, client: '00000000000000aa' },
@@ -36,6 +37,8 @@ const samples: Array<Exclude<Message, DataMsg>> = [
   { type: MsgType.Done, session: 3, client: 'abcdefabcdefabcd', result: 2, digest, reason: 'write error at byte 4096 on /dev/sda' },
   { type: MsgType.DoneAck, session: 3, client: 'abcdefabcdefabcd' },
   { type: MsgType.Drop, session: 3, client: 'abcdefabcdefabcd', reason: 'dropped by the operator' },
+  { type: MsgType.Drop, session: 3, client: 'abcdefabcdefabcd', reason: 'signed', signature: Uint8Array.from({ length: 64 }, (_, i) => i) },
+  { type: MsgType.Auth, session: 3, first: 2 ** 40 + 64, hashes: Uint8Array.from({ length: 64 * 16 }, (_, i) => i * 3), signature: Uint8Array.from({ length: 64 }, (_, i) => i) },
 ];
 
 test('every message survives encode then decode', () => {
@@ -72,6 +75,8 @@ function reference(b: Buffer): Record<string, unknown> {
       manifestLength: b.readUInt32BE(36), manifestDigest: b.subarray(40, 72).toString('hex'), epoch: b.readUInt32BE(72),
       segment: b.readUInt32BE(76), segmentPackets: b.readUIntBE(80, 6), dataPort: b.readUInt16BE(88), feedbackPort: b.readUInt16BE(90),
       clients: b.readUInt16BE(92), name: b.subarray(b[4]! + 1, b[4]! + 1 + b[b[4]!]!).toString('utf8'),
+      // Caps.Signed: key, sequence number and signature follow the name.
+      ...(b.readUInt16BE(16) & 2 ? { signed: { key: b.subarray(b.length - 104, b.length - 72).toString('hex'), seq: Number(b.readBigUInt64BE(b.length - 72)), signature: b.subarray(b.length - 64).toString('hex') } } : {}),
     };
     case 4: return {
       ...base, client: id(12), caps: b.readUInt16BE(20), capacity: Number(b.readBigUInt64BE(24)), have: b.readUIntBE(32, 6),
@@ -88,7 +93,14 @@ function reference(b: Buffer): Record<string, unknown> {
       return { ...base, client: id(12), epoch: b.readUInt32BE(20), ranges };
     }
     case 8: return { ...base, client: id(12), result: b[20], digest: b.subarray(24, 56).toString('hex'), reason: b.subarray(57, 57 + b[56]!).toString('utf8') };
-    case 10: return { ...base, client: id(12), reason: b.subarray(21, 21 + b[20]!).toString('utf8') };
+    case 10: {
+      const sig = b.length > 21 + b[20]! ? { signature: b.subarray(b.length - 64).toString('hex') } : {};
+      return { ...base, client: id(12), reason: b.subarray(21, 21 + b[20]!).toString('utf8'), ...sig };
+    }
+    case 11: {
+      const n = b.readUInt16BE(18);
+      return { ...base, first: b.readUIntBE(12, 6), hashes: b.subarray(24, 24 + 16 * n).toString('hex'), signature: b.subarray(24 + 16 * n).toString('hex') };
+    }
     default: throw new Error(`reference decoder has no type ${b[3]}`);
   }
 }
@@ -98,12 +110,13 @@ function randomMessage(r: () => number): Exclude<Message, DataMsg> {
   const hex = (): string => Array.from({ length: 16 }, () => '0123456789abcdef'[int(16)]).join('');
   const text = (max: number): string => Array.from({ length: int(max) }, () => String.fromCharCode(0x20 + int(0x5e))).join('');
   const session = int(2 ** 32);
-  switch (int(8)) {
+  switch (int(9)) {
     case 0: return { type: MsgType.Ack, session, client: hex(), block: int(2 ** 32), received: int(65536) };
     case 1: {
       const caps = int(65536), imageSize = int(2 ** 50);
       return {
       type: MsgType.Announce, session, phase: (1 + int(4)) as 1, mode: (1 + int(2)) as 1, kind: (1 + int(2)) as 1, caps,
+      ...(caps & 2 ? { signed: { key: Uint8Array.from({ length: 32 }, () => int(256)), seq: int(2 ** 53), signature: Uint8Array.from({ length: 64 }, () => int(256)) } } : {}),
       imageSize, targetSize: caps & 1 ? int(2 ** 50) : imageSize, sectorSize: 512 << int(8), payloadSize: 64 + int(9000), blockPackets: 1 + int(1000),
       manifestLength: 1 + int(2 ** 31), manifestDigest: Uint8Array.from({ length: 32 }, () => int(256)), epoch: int(2 ** 32),
       segment: int(2 ** 32), segmentPackets: int(2 ** 48), dataPort: 1 + int(65535), feedbackPort: 1 + int(65535), clients: int(65536), name: text(64),
@@ -123,7 +136,8 @@ function randomMessage(r: () => number): Exclude<Message, DataMsg> {
       ranges: Array.from({ length: int(rangesPerRequest(1500)) }, () => ({ start: int(2 ** 48), count: 1 + int(2 ** 32 - 1) })),
     };
     case 6: return { type: MsgType.Done, session, client: hex(), result: (1 + int(2)) as 1, digest: Uint8Array.from({ length: 32 }, () => int(256)), reason: text(200) };
-    default: return { type: MsgType.Drop, session, client: hex(), reason: text(200) };
+    case 7: return { type: MsgType.Drop, session, client: hex(), reason: text(200), ...(int(2) ? { signature: Uint8Array.from({ length: 64 }, () => int(256)) } : {}) };
+    default: return { type: MsgType.Auth, session, first: int(2 ** 48), hashes: Uint8Array.from({ length: 16 * (1 + int(64)) }, () => int(256)), signature: Uint8Array.from({ length: 64 }, () => int(256)) };
   }
 }
 
@@ -138,7 +152,9 @@ test('the codec agrees with the reference decoder on 5,000 random messages', () 
     assert.equal(ref.hlen, m.type === MsgType.Announce && m.caps & 1 ? ANNOUNCE_MAPPED_HLEN : HEADER_LENGTH[m.type]);
     const { magic: _m, version: _v, hlen: _h, ...fields } = ref;
     const mine: Record<string, unknown> = { ...decode(bytes) };
-    for (const k of ['manifestDigest', 'digest']) if (mine[k] instanceof Uint8Array) mine[k] = Buffer.from(mine[k] as Uint8Array).toString('hex');
+    for (const k of ['manifestDigest', 'digest', 'hashes', 'signature']) if (mine[k] instanceof Uint8Array) mine[k] = Buffer.from(mine[k] as Uint8Array).toString('hex');
+    const signed = mine.signed as { key: Uint8Array; seq: number; signature: Uint8Array } | undefined;
+    if (signed) mine.signed = { key: Buffer.from(signed.key).toString('hex'), seq: signed.seq, signature: Buffer.from(signed.signature).toString('hex') };
     assert.deepEqual(mine, fields, `message ${i} (type ${m.type})`);
   }
 });

@@ -1,0 +1,94 @@
+// A rogue host on the lab network (test/net/rogue.ts) floods the session with forged data,
+// AUTH, ANNOUNCEs, DROPs, ACKs, repair requests, and replays of another session. On the
+// loopback interface its datagrams even come from the master's own address, so only the
+// signatures stand between it and the disks.
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { sampleDisk } from '../../src/demo/sample.ts';
+import { freePort, must, sha256, waitFor } from './helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'must-trust-'));
+const rogues: ChildProcess[] = [];
+after(() => { for (const r of rogues) r.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); });
+
+const ROGUE = join(import.meta.dirname, 'rogue.ts');
+function rogue(args: string[]): Promise<{ sent: Record<string, number>; recorded: number; clients: number }> {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ROGUE, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  rogues.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`rogue exited ${code}: ${out}`)))));
+}
+
+/** Drop counts from a client's final line ("rejected=forged:12,unvouched:3"). */
+const drops = (out: string): Record<string, number> => {
+  const m = /(?:verified|failed) client=.* rejected=(\S+)/.exec(out);
+  return Object.fromEntries((m?.[1] ?? '').split(',').filter(Boolean).map((kv) => { const [k, v] = kv.split(':'); return [k!, Number(v)]; }));
+};
+const verifyFailures = (out: string): number => Number(/(?:verified|failed) client=.* verifyFailures=(\d+)/.exec(out)?.[1] ?? NaN);
+
+const image = join(dir, 'lab.img');
+const bytes = sampleDisk(16 << 20, 21);
+writeFileSync(image, bytes);
+const digest = sha256(bytes);
+
+function keygen(name: string): string {
+  execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(import.meta.dirname, '../../src/main.ts'), 'keygen', '-o', join(dir, name)]);
+  return join(dir, name);
+}
+
+test('signed session under a rogue flood: zero forged bytes reach a disk, every client ends verified, the rogue is counted', { timeout: 240_000 }, async () => {
+  const key = keygen('master.key'), rogueKey = keygen('rogue.key');
+  const lo = (p: number): string[] => ['--iface', '127.0.0.1', '--port', String(p)];
+
+  // Another session of the same image, recorded for replay.
+  const p1 = freePort();
+  const recording = rogue(['--group', '239.255.77.77', '--port', String(p1), '--seconds', '8', '--record', join(dir, 'replay.json')]);
+  const m1 = must(['master', image, '--key', key, '--min-clients', '1', '--rate', '200', ...lo(p1)]);
+  const c1 = await must(['client', '--target', join(dir, 'first.img'), '--yes', '--trust', `${key}.pub`, ...lo(p1)]).done;
+  assert.equal(c1.code, 0, c1.out.slice(-1500));
+  await m1.done;
+  assert.ok((await recording).recorded > 100);
+
+  // The session under attack: throttled so the flood overlaps the whole transfer.
+  const p2 = freePort();
+  const master = must(['master', image, '--key', key, '--min-clients', '2', '--rate', '40', ...lo(p2)]);
+  const flood = rogue(['--group', '239.255.77.77', '--port', String(p2), '--seconds', '12', '--rate', '3000', '--replay', join(dir, 'replay.json'), '--key', rogueKey]);
+  const clients = ['a', 'b'].map((n) => must(['client', '--target', join(dir, `${n}.img`), '--yes', '--name', n, '--trust', `${key}.pub`, ...lo(p2)]));
+  await waitFor(master, /phase phase=transfer/, 30_000);
+  const results = await Promise.all(clients.map((c) => c.done));
+  const sent = (await flood).sent;
+  const m = await master.done;
+  for (const [i, r] of results.entries()) {
+    assert.equal(r.code, 0, r.out.slice(-2500));
+    assert.equal(sha256(readFileSync(join(dir, `${'ab'[i]}.img`))), digest, `client ${i} disk differs`);
+    // A forged byte written to a stored chunk would have failed its check: none did.
+    assert.equal(verifyFailures(r.out), 0, r.out.slice(-1500));
+    const d = drops(r.out);
+    assert.ok((d.forged ?? 0) > 0 && (d.unsigned ?? 0) + (d.key ?? 0) > 0, `client ${i} counted ${JSON.stringify(d)} against ${JSON.stringify(sent)}`);
+  }
+  assert.equal(m.code, 0, m.out.slice(-2000));
+  for (const k of ['data', 'auth', 'announce', 'ack', 'repair-request', 'replay']) assert.ok((sent[k] ?? 0) > 100, `the rogue sent too little ${k}: ${JSON.stringify(sent)}`);
+});
+
+test('the same forged data against an unsigned session does reach the disk (only the chunk check catches it): why sessions are signed', { timeout: 120_000 }, async () => {
+  const p = freePort();
+  const lo = ['--iface', '127.0.0.1', '--port', String(p)];
+  const master = must(['master', image, '--min-clients', '1', '--rate', '40', ...lo]);
+  const flood = rogue(['--group', '239.255.77.77', '--port', String(p), '--seconds', '6', '--rate', '3000', '--only', 'data']);
+  const client = must(['client', '--target', join(dir, 'plain.img'), '--yes', ...lo]);
+  try {
+    await waitFor(client, /auth="none \(unauthenticated/, 30_000);
+    // Forged bytes were written, then refused when their chunk did not match the manifest.
+    await waitFor(client, /chunk-refused chunk=\d+ reason="stream digest mismatch"/, 60_000);
+  } finally {
+    client.child.kill('SIGKILL');
+    master.child.kill('SIGKILL');
+    await flood;
+  }
+});
