@@ -3,55 +3,21 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DecodeError } from '../../src/protocol/bytes.ts';
-import { decodeClassic, encodeClassicHeader, Top } from '../../src/protocol/classic.ts';
-import { decode, encode, encodeDataHeader } from '../../src/protocol/codec.ts';
+import { encode, encodeDataHeader } from '../../src/protocol/codec.ts';
 import { manifestOfBytes } from '../../src/disk/manifest-build.ts';
-import { decodeManifest, sha256 } from '../../src/protocol/manifest.ts';
+import { sha256 } from '../../src/protocol/manifest.ts';
 import { ImageKind, MsgType, NO_BLOCK, WireMode } from '../../src/protocol/messages.ts';
 import { defaultParams } from '../../src/session/params.ts';
 import { Receiver } from '../../src/session/receiver.ts';
 import { Sender } from '../../src/session/sender.ts';
 import { seeded } from '../../src/session/rng.ts';
-import { sampleManifest } from './samples.ts';
+import { fuzzDecoders, mutate } from '../fuzz.ts';
 
 const CASES = Number(process.env.MUST_FUZZ_CASES ?? 100_000);
 
-function mutate(r: () => number, b: Uint8Array): Uint8Array {
-  const out = Uint8Array.from(b);
-  const n = 1 + Math.floor(r() * 4);
-  for (let i = 0; i < n; i++) {
-    switch (Math.floor(r() * 4)) {
-      case 0: out[Math.floor(r() * out.length)] ^= 1 << Math.floor(r() * 8); break;
-      case 1: out[Math.floor(r() * out.length)] = Math.floor(r() * 256); break;
-      case 2: return out.subarray(0, Math.floor(r() * out.length));
-      default: return new Uint8Array([...out, ...Array.from({ length: Math.floor(r() * 16) }, () => Math.floor(r() * 256))]);
-    }
-  }
-  return out;
-}
-
 test(`decoders: ${CASES} random and mutated datagrams, only DecodeError escapes`, () => {
-  const r = seeded(99);
-  const seeds = [
-    encode({ type: MsgType.RepairRequest, session: 1, client: '0011223344556677', epoch: 1, ranges: [{ start: 5, count: 3 }] }),
-    encode({ type: MsgType.Join, session: 1, client: '0011223344556677', caps: 0, capacity: 1e9, have: 0, mac: '52:54:00:00:00:01', name: 'pc' }),
-    new Uint8Array([...encodeDataHeader(1, 1, 10, NO_BLOCK), ...new Uint8Array(100)]),
-    manifestOfBytes(new Uint8Array(3 << 20), ImageKind.Disk).bytes,
-    sampleManifest().bytes,
-    new Uint8Array([...encodeClassicHeader(7, Top.Information, false, 512), ...new Uint8Array(512)]),
-  ];
-  let accepted = 0;
-  for (let i = 0; i < CASES; i++) {
-    const input = i % 3 === 0
-      ? Uint8Array.from({ length: Math.floor(r() * 1600) }, () => Math.floor(r() * 256))
-      : mutate(r, seeds[i % seeds.length]!);
-    for (const d of [decode, decodeClassic, decodeManifest] as Array<(b: Uint8Array) => unknown>) {
-      try { d(input); accepted++; } catch (e) {
-        if (!(e instanceof DecodeError)) assert.fail(`case ${i}: ${d.name} threw ${(e as Error).name}: ${(e as Error).message} on ${Buffer.from(input).toString('hex').slice(0, 80)}`);
-      }
-    }
-  }
+  const { accepted, failures } = fuzzDecoders(CASES, 99);
+  assert.deepEqual(failures, []);
   assert.ok(accepted > 0, 'mutations never produced a valid datagram: the fuzzer is not reaching the decoders\' happy paths');
 });
 
