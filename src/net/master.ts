@@ -7,9 +7,8 @@ import { type ByteSource, PageCache } from '../disk/source.ts';
 import { openImage } from '../image/format.ts';
 import { type Logger, bytes } from '../log/logger.ts';
 import type { FileEntry } from '../protocol/manifest.ts';
-import { type Signer, fingerprint, packetHash, signTrailer } from '../protocol/auth.ts';
-import { PACKET_HASH_BYTES, SIGNATURE_BYTES, encode } from '../protocol/codec.ts';
-import { Caps, type ImageKind, MsgType, Phase, phaseName } from '../protocol/messages.ts';
+import { type Signer, buildAuth, fingerprint } from '../protocol/auth.ts';
+import { Caps, type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
 import type { Transmit } from '../session/types.ts';
@@ -150,21 +149,15 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   };
 
   /** AUTH for object packets [first, first+count), or undefined until their image bytes are read. */
-  const authBytes = (first: number, count: number): Uint8Array | undefined => {
-    const geo = sender.geo, hashes = new Uint8Array(count * PACKET_HASH_BYTES);
-    for (let i = 0; i < count; i++) {
-      const span = geo.span(first + i);
-      const payload = span.region === 'manifest' ? built.bytes.subarray(span.offset, span.offset + span.length) : cache.get(span.offset, span.length);
-      if (!payload) {
-        if (cache.failure) throw cache.failure;
-        cache.load(span.offset, span.length, 2).then(() => pump?.kick(), () => pump?.kick());
-        return undefined;
-      }
-      hashes.set(packetHash(first + i, payload), i * PACKET_HASH_BYTES);
+  const authBytes = (first: number, count: number): Uint8Array | undefined => buildAuth(sender.geo, session, first, count, o.signer!, (span) => {
+    if (span.region === 'manifest') return built.bytes.subarray(span.offset, span.offset + span.length);
+    const bytes = cache.get(span.offset, span.length);
+    if (!bytes) {
+      if (cache.failure) throw cache.failure;
+      cache.load(span.offset, span.length, 2).then(() => pump?.kick(), () => pump?.kick());
     }
-    const bytes = encode({ type: MsgType.Auth, session, first, hashes, signature: new Uint8Array(SIGNATURE_BYTES) });
-    return signTrailer(bytes, o.signer!);
-  };
+    return bytes;
+  });
 
   const started = performance.now();
   const done = new Promise<void>((resolve) => { pump = new Pump(sender, send, () => performance.now(), resolve); });

@@ -4,7 +4,9 @@
 
 import { type KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { KEY_BYTES, PACKET_HASH_BYTES, SIGNATURE_BYTES } from './codec.ts';
+import type { Geometry, Span } from '../session/geometry.ts';
+import { KEY_BYTES, PACKET_HASH_BYTES, SIGNATURE_BYTES, encode } from './codec.ts';
+import { MsgType } from './messages.ts';
 
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows. */
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -95,4 +97,19 @@ export function signTrailer(bytes: Uint8Array, signer: Signer): Uint8Array {
 export function trailerValid(bytes: Uint8Array, v: Verifier): boolean {
   if (bytes.length <= SIGNATURE_BYTES) return false;
   return v.verify(bytes.subarray(0, bytes.length - SIGNATURE_BYTES), bytes.subarray(bytes.length - SIGNATURE_BYTES));
+}
+
+/**
+ * The signed AUTH for object packets [first, first+count) of a session; `payload` gives each packet's
+ * bytes (as one or more views), or undefined when they are not at hand yet (then so is the AUTH).
+ */
+export function buildAuth(geo: Geometry, session: number, first: number, count: number, signer: Signer,
+  payload: (span: Span) => Uint8Array | Uint8Array[] | undefined): Uint8Array | undefined {
+  const hashes = new Uint8Array(count * PACKET_HASH_BYTES);
+  for (let i = 0; i < count; i++) {
+    const bytes = payload(geo.span(first + i));
+    if (!bytes) return undefined;
+    hashes.set(packetHash(first + i, bytes), i * PACKET_HASH_BYTES);
+  }
+  return signTrailer(encode({ type: MsgType.Auth, session, first, hashes, signature: new Uint8Array(SIGNATURE_BYTES) }), signer);
 }
