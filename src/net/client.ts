@@ -66,7 +66,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     flushFailed: (e) => { receiver.onStorageFailure(`cannot flush ${o.target.path}: ${e.message}`, now()); pump?.kick(); },
     writeError: (offset, length, e) => {
       log.warn('write-error', { target: o.target.path, offset, length, error: e.message });
-      receiver.onWriteError(offset, length);
+      receiver.onWriteError(offset, length, `${o.target.path}: ${e.message}`, now());
       pump?.kick();
     },
   });

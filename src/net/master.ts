@@ -168,7 +168,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
       case 'phase':
         log.info('phase', { phase: phaseName(e.phase), segment: e.segment, epoch: e.epoch, clients: sender.activeClients.length });
         break;
-      case 'joined': log.info(e.rejoined ? 'rejoined' : 'joined', { ...describe(e.client), capacity: e.client.capacity }); break;
+      case 'joined': log.info(e.rejoined ? 'rejoined' : 'joined', { ...describe(e.client), capacity: e.client.capacity, have: e.client.have }); break;
       case 'client-done':
         if (e.client.state === 'verified') log.info('verified', { ...describe(e.client), seconds: ((e.at - e.client.joinedAt) / 1000).toFixed(1), repaired: e.client.repaired });
         else log.warn('failed', { ...describe(e.client), reason: e.client.reason });

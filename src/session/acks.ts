@@ -27,9 +27,10 @@ export class AckScheduler {
     this.rng = rng;
   }
 
-  /** A first-pass packet of `block` arrived (`fresh` if new to us); `last` if it is the block's final packet. */
-  packet(block: number, last: boolean, fresh: boolean, now: number): void {
-    if (fresh) this.counts.set(block, (this.counts.get(block) ?? 0) + 1);
+  /** A first-pass packet of `block` arrived; `last` if it is the block's final packet. */
+  packet(block: number, last: boolean, now: number): void {
+    // Every arrival counts, new to us or not: a client that rejoined holding the block still has it to acknowledge.
+    this.counts.set(block, (this.counts.get(block) ?? 0) + 1);
     if (block > this.current) {
       // Every block between the one we were in and this one has ended for us.
       for (let b = Math.max(this.current, block - this.window - 1); b < block; b++) this.ended(b, now);

@@ -93,6 +93,8 @@ const RETRY_INTERVAL = 500;
 const DONE_TRIES = 10;
 /** Times one chunk may fail its check before this client gives up on the session. */
 const MAX_REFUSALS = 10;
+/** Failed writes after which the target is given up on. */
+const MAX_WRITE_ERRORS = 8;
 /** Blocks whose AUTH a client keeps (about 1 KiB each). */
 const MAX_VOUCHED = 16384;
 
@@ -285,6 +287,10 @@ export class Receiver {
       this.lastHeardMaster = now;
       this.lastSeq = m.signed?.seq ?? 0;
       this.vouched.clear();
+      // Block and epoch numbers start again with the new session.
+      this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng);
+      this.heard.clear();
+      this.requestedEpoch = -1;
       return;
     }
     if (!a) {
@@ -369,7 +375,7 @@ export class Receiver {
     // The echo is in the header, which AUTH does not cover: in a signed session take it only from a first
     // copy (a replayed packet with an altered header is a duplicate by then).
     if (m.ackedBlock !== NO_BLOCK && (fresh || !this.verifier)) this.acks!.ackedUpTo(m.ackedBlock);
-    if (!repair) this.acks!.packet(geo.blockOf(m.packet), (m.flags & DataFlag.Last) !== 0, fresh, now);
+    if (!repair) this.acks!.packet(geo.blockOf(m.packet), (m.flags & DataFlag.Last) !== 0, now);
     else this.lastRepairAt = now;
     if (!fresh) { this.stats.duplicates++; return; }
     if (span.region === 'manifest') this.manifestBuf.set(m.payload, span.offset);
@@ -508,9 +514,15 @@ export class Receiver {
     for (let p = first; p < end; p++) this.unmark(p);
   }
 
-  /** A queued write to target range [offset, offset+length) failed: the packets of its chunks are missing again. */
-  onWriteError(offset: number, length: number): void {
+  /**
+   * A queued write to target range [offset, offset+length) failed: the packets of its chunks are missing
+   * again, and are fetched and written again; a disk that keeps failing fails this client (the master is
+   * told where and why, and the session goes on for the others).
+   */
+  onWriteError(offset: number, length: number, reason: string, now: number): void {
+    if (this.ended) return;
     this.stats.writeErrors++;
+    if (this.stats.writeErrors >= MAX_WRITE_ERRORS) return this.fail(`write error at byte ${offset} of the target (${this.stats.writeErrors} so far): ${reason}`, now, true);
     if (!this.layout) {
       const { first, end } = this.geo!.imagePacketsOf(offset, length);
       for (let p = first; p < end; p++) this.unmark(p);

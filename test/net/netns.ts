@@ -64,7 +64,7 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
         'table inet must_loss', 'delete table inet must_loss',
         'table inet must_loss {',
         '  chain input { type filter hook input priority 0; policy accept;',
-        `    meta l4proto udp numgen random mod 100 < ${Math.round(percent)} counter drop`,
+        percent >= 100 ? '    meta l4proto udp counter drop' : `    meta l4proto udp numgen random mod 100 < ${Math.round(percent)} counter drop`,
         '  }',
         '}',
       ].join('\n'));

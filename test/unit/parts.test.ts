@@ -54,17 +54,28 @@ test('ARTP draws stay in range; the exponential policy waits long more often', (
 
 test('ACK scheduling: block end, suppression by a heard ACK, one ACK covers earlier blocks', () => {
   const a = new AckScheduler({ kind: 'uniform', max: 10, lambda: 0 }, 4, () => 0.5);
-  a.packet(0, false, true, 0);
-  a.packet(0, true, true, 1);          // block 0 ends: ACK due at 6
-  a.packet(1, false, true, 2);
-  a.packet(2, false, true, 3);         // block 1 ended by a packet of block 2: due at 8
+  a.packet(0, false, 0);
+  a.packet(0, true, 1);          // block 0 ends: ACK due at 6
+  a.packet(1, false, 2);
+  a.packet(2, false, 3);         // block 1 ended by a packet of block 2: due at 8
   assert.equal(a.nextDue(), 6);
   assert.deepEqual(a.due(9), { block: 1, received: 1 }); // both due: one ACK for the higher
   assert.equal(a.due(100), undefined);
-  a.packet(2, true, true, 10);         // block 2 ends: due at 15
+  a.packet(2, true, 10);         // block 2 ends: due at 15
   a.ackedUpTo(2);                      // another client acknowledged it
   assert.equal(a.due(100), undefined);
   assert.equal(a.suppressed, 1);
+});
+
+test('ACK scheduling is not silenced by what it has not seen: an ACK or a packet far ahead', () => {
+  const a = new AckScheduler({ kind: 'uniform', max: 10, lambda: 0 }, 4, () => 0.5);
+  a.packet(0, true, 0);                // block 0 ends: ACK due at 5
+  a.ackedUpTo(1_000_000);              // a forged ACK for the far future: capped at block 0
+  assert.equal(a.due(100), undefined); // block 0 itself is suppressed, as MTP wants
+  a.packet(1, true, 101);              // block 1 ends: due at 106
+  a.packet(500, false, 102);           // a packet far ahead (a forgery, or a long loss)
+  a.packet(2, true, 103);              // block 2 ends: due at 108; the jump must not have covered it
+  assert.deepEqual(a.due(200), { block: 2, received: 1 });
 });
 
 test('geometry: manifest packets first, then the image; chunk packet ranges', () => {

@@ -1,0 +1,106 @@
+// Faults a lab meets: a disk that fails writes, a master that dies and comes back, a PC
+// whose network goes away for seconds. What each client ends with, what the master says,
+// and the time it cost.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { sampleDisk } from '../../src/demo/sample.ts';
+import { freePort, must, sha256, sleep, waitFor } from './helpers.ts';
+import { type NetLab, createLab, isRoot } from './netns.ts';
+
+const skip = isRoot() ? false : 'needs root (tmpfs, network namespaces)';
+const dir = mkdtempSync(join(tmpdir(), 'must-faults-'));
+const mounts: string[] = [];
+let lab: NetLab | undefined;
+after(() => {
+  for (const m of mounts) try { execFileSync('umount', [m]); } catch { /* gone */ }
+  lab?.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const lo = (port: number): string[] => ['--iface', '127.0.0.1', '--port', String(port)];
+const seconds = (out: string): number => Number(/ (?:verified|failed) client=.* seconds=([\d.]+)/.exec(out)?.[1] ?? NaN);
+
+function image(name: string, mib: number, seed: number): { path: string; digest: string; bytes: Uint8Array } {
+  const bytes = sampleDisk(mib << 20, seed);
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  return { path, digest: sha256(bytes), bytes };
+}
+
+test('a disk that fails writes: that client fails naming the target and the byte, the master reports it, the other PC ends verified', { skip, timeout: 120_000 }, async () => {
+  const img = image('wr.img', 16, 1);
+  // A 4 MiB tmpfs: the target file on it takes the image's size, and writes past 4 MiB get ENOSPC.
+  const small = join(dir, 'small');
+  mkdirSync(small);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'must-faults', small]);
+  mounts.push(small);
+  const port = freePort();
+  const master = must(['master', img.path, '--min-clients', '2', '--rate', '200', ...lo(port)]);
+  const good = must(['client', '--target', join(dir, 'good.img'), '--yes', '--name', 'good', ...lo(port)]);
+  const bad = must(['client', '--target', join(small, 'bad.img'), '--yes', '--name', 'bad', ...lo(port)]);
+  const [g, b] = await Promise.all([good.done, bad.done]);
+  assert.equal(g.code, 0, g.out.slice(-1500));
+  assert.equal(sha256(readFileSync(join(dir, 'good.img'))), img.digest);
+  assert.equal(b.code, 1);
+  const reason = new RegExp(`write error at byte \\d+ of the target \\(8 so far\\): ${small}/bad.img: .*(ENOSPC|no space)`, 'i');
+  assert.match(b.out, reason);
+  const m = await master.done;
+  assert.equal(m.code, 1, 'not every PC was imaged, so the master must not report success');
+  assert.match(m.out, /WARN failed client=bad .*reason="write error at byte \d+/);
+  assert.match(m.out, /summary client=good .*result=verified/);
+});
+
+test('the master dies mid-transfer and is started again: the client follows the new session, keeps what it has, ends verified', { skip, timeout: 120_000 }, async () => {
+  const img = image('restart.img', 32, 2);
+  const port = freePort();
+  const target = join(dir, 'restart-pc.img');
+  const first = must(['master', img.path, '--min-clients', '1', '--rate', '50', ...lo(port)]);
+  const client = must(['client', '--target', target, '--yes', '--name', 'pc', ...lo(port)]);
+  await waitFor(client, /phase phase=receiving/, 30_000);
+  await sleep(2500);
+  first.child.kill('SIGKILL');
+  const killedAt = Date.now();
+  await sleep(3000);
+  const second = must(['master', img.path, '--min-clients', '1', '--rate', '50', ...lo(port)]);
+  const c = await client.done;
+  assert.equal(c.code, 0, c.out.slice(-2000));
+  assert.equal(sha256(readFileSync(target)), img.digest);
+  const m = await second.done;
+  assert.equal(m.code, 0, m.out.slice(-2000));
+  // It kept the first session's packets: the new master saw it join holding some, and it did not take the image twice.
+  const have = Number(/joined client=pc .*have=(\d+)/.exec(m.out)?.[1] ?? 0);
+  const packets = Math.ceil((32 << 20) / 1448);
+  assert.ok(have > packets / 10, `the client joined the new master holding ${have} of ${packets} packets`);
+  const received = Number(/verified client=pc .*received=(\d+)/.exec(c.out)?.[1]);
+  assert.ok(received < packets * 1.2, `received ${received} packets for ${packets}`);
+  console.log(`# master restart: down ${((Date.now() - killedAt) / 1000).toFixed(1)} s until the client finished; client total ${seconds(c.out)} s for an image of ${(((32 << 20) * 8) / 50e6).toFixed(1)} s at the rate`);
+});
+
+test('one PC loses its network for 5 s: the other is not held back, both end verified', { skip, timeout: 180_000 }, async () => {
+  lab = createLab('mustf', ['m', 'c1', 'c2']);
+  const img = image('outage.img', 24, 3);
+  const port = String(freePort());
+  const opts = ['--iface', 'eth0', '--port', port];
+  const master = must(['master', img.path, '--min-clients', '2', '--rate', '60', ...opts], { wrap: lab.wrap('m') });
+  const runs = ['c1', 'c2'].map((c) => must(['client', '--target', join(dir, `${c}.img`), '--yes', '--name', c, ...opts], { wrap: lab!.wrap(c) }));
+  await waitFor(runs[1]!, /phase phase=receiving/, 30_000);
+  await sleep(1000);
+  lab.setLoss('c2', 100);
+  await sleep(5000);
+  lab.setLoss('c2', 0);
+  const [r1, r2] = await Promise.all(runs.map((r) => r.done));
+  assert.equal(r1!.code, 0, r1!.out.slice(-1500));
+  assert.equal(r2!.code, 0, r2!.out.slice(-1500));
+  for (const c of ['c1', 'c2']) assert.equal(sha256(readFileSync(join(dir, `${c}.img`))), img.digest, `${c} differs`);
+  const m = await master.done;
+  assert.equal(m.code, 0, m.out.slice(-2000));
+  // The pass went on at the rate while c2 was away: c1 needed no more than the image's time at the rate plus slack.
+  const nominal = ((24 << 20) * 8) / 60e6;
+  assert.ok(seconds(r1!.out) < nominal + 6, `c1 took ${seconds(r1!.out)} s for a ${nominal.toFixed(1)} s image: held back by c2`);
+  console.log(`# outage: c1 ${seconds(r1!.out)} s, c2 ${seconds(r2!.out)} s (5 s without network), image ${nominal.toFixed(1)} s at the rate`);
+});
