@@ -104,3 +104,26 @@ test('one PC loses its network for 5 s: the other is not held back, both end ver
   assert.ok(seconds(r1!.out) < nominal + 6, `c1 took ${seconds(r1!.out)} s for a ${nominal.toFixed(1)} s image: held back by c2`);
   console.log(`# outage: c1 ${seconds(r1!.out)} s, c2 ${seconds(r2!.out)} s (5 s without network), image ${nominal.toFixed(1)} s at the rate`);
 });
+
+test('a PC on a slow link (20 Mbit/s against 60): the others finish at the full rate, the slow one completes afterwards', { skip, timeout: 240_000 }, async () => {
+  lab ??= createLab('mustf', ['m', 'c1', 'c2']);
+  for (const h of lab.hosts) lab.setLoss(h, 0);
+  const img = image('slow.img', 24, 4);
+  const port = String(freePort());
+  const opts = ['--iface', 'eth0', '--port', port];
+  lab.setRate('c2', 20);
+  try {
+    const master = must(['master', img.path, '--min-clients', '2', '--rate', '60', ...opts], { wrap: lab.wrap('m') });
+    const runs = ['c1', 'c2'].map((c) => must(['client', '--target', join(dir, `slow-${c}.img`), '--yes', '--name', c, ...opts], { wrap: lab!.wrap(c) }));
+    const [r1, r2] = await Promise.all(runs.map((r) => r.done));
+    assert.equal(r1!.code, 0, r1!.out.slice(-1500));
+    assert.equal(r2!.code, 0, r2!.out.slice(-1500));
+    for (const c of ['c1', 'c2']) assert.equal(sha256(readFileSync(join(dir, `slow-${c}.img`))), img.digest, `${c} differs`);
+    assert.equal((await master.done).code, 0);
+    const nominal = ((24 << 20) * 8) / 60e6;
+    console.log(`# slow link: c1 ${seconds(r1!.out)} s, c2 ${seconds(r2!.out)} s; image ${nominal.toFixed(1)} s at 60 Mbit/s, ${(nominal * 3).toFixed(1)} s at 20`);
+    assert.ok(seconds(r1!.out) < nominal * 1.5 + 2, `c1 took ${seconds(r1!.out)} s: held back by the slow PC`);
+  } finally {
+    lab.setRate('c2', 1000);
+  }
+});
