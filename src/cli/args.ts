@@ -41,6 +41,7 @@ const serve: Record<string, OptSpec> = {
   ttl: { type: 'number', arg: 'N', help: 'multicast TTL (default 1: this LAN only)' },
   'client-timeout': { type: 'number', arg: 'SECONDS', help: 'a client silent this long is counted lost (default 30)' },
   key: { type: 'string', arg: 'FILE', help: 'sign the session with this Ed25519 key (must keygen): clients that trust it write nothing else' },
+  secret: { type: 'string', arg: 'FILE', help: 'seal (encrypt, AES-256-GCM) every payload with this shared secret (must keygen --secret); clients need the same file' },
 };
 
 const pxe: Record<string, OptSpec> = {
@@ -59,6 +60,7 @@ const receive: Record<string, OptSpec> = {
   server: { type: 'string', arg: 'ADDRESS', help: 'follow only the master at this address' },
   yes: { type: 'boolean', help: 'do not ask before overwriting the target' },
   'simulate-loss': { type: 'number', arg: 'PERCENT', help: 'drop this share of incoming datagrams at random (testing and demos)' },
+  secret: { type: 'string', arg: 'FILE', help: 'the shared secret of a sealed (encrypted) session' },
   trust: { type: 'string', arg: 'KEY|FILE', help: 'follow only a master that signs with this public key (text from must keygen, or its .pub file); without it a signed master is trusted on first use and an unsigned one is followed unauthenticated' },
 };
 
@@ -100,7 +102,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
   keygen: {
     summary: 'make an Ed25519 key pair for signed sessions: FILE (private, for the master) and FILE.pub (for clients)',
-    options: { output: { type: 'string', arg: 'FILE', short: 'o', help: 'private key file to write (FILE.pub beside it)' } },
+    options: {
+      output: { type: 'string', arg: 'FILE', short: 'o', help: 'private key file to write (FILE.pub beside it)' },
+      secret: { type: 'boolean', help: 'make a shared secret for sealed (encrypted) sessions instead' },
+    },
   },
   capture: {
     summary: 'capture a disk, a partition or a raw image file into a MUST image (used blocks only, zstd chunks)',

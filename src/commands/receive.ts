@@ -1,6 +1,7 @@
 // `must client` and `must receive-files`.
 
 import { parseTrust } from '../protocol/auth.ts';
+import { loadSecret } from '../protocol/secret.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
@@ -63,7 +64,7 @@ async function receive(
   onSignal(() => stop?.());
   const trustSpec = o.str('trust');
   const trust = trustSpec ? parseTrust(trustSpec) : undefined;
-  const result = await runClient({ target, kind, ...n, server: o.str('server'), name, log, confirm, simulateLoss: loss, trust, onStart: (s) => { stop = s; } });
+  const result = await runClient({ target, kind, ...n, server: o.str('server'), name, log, confirm, simulateLoss: loss, trust, secret: o.str('secret') ? loadSecret(o.str('secret')!) : undefined, onStart: (s) => { stop = s; } });
   await after(result.ok, result.receiver.manifest);
   process.stdin.pause();
   return result.ok ? 0 : 1;

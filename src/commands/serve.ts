@@ -1,6 +1,7 @@
 // `must master` and `must send-files`.
 
 import { type Signer, keyText, loadSigner } from '../protocol/auth.ts';
+import { loadSecret } from '../protocol/secret.ts';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DEFAULT_KERNEL_ARGS, type PxeOptions } from '../boot/lab.ts';
@@ -38,7 +39,7 @@ export async function sendFiles(o: Options): Promise<number> {
 async function serve(o: Options, image: Served, label: string, log: Logger): Promise<number> {
   const keyFile = o.str('key');
   const signer = keyFile ? loadSigner(keyFile) : undefined;
-  if (signer && o.str('protocol') === 'classic') throw new UsageError('--key: classic mode is the paper\'s protocol as written, unsigned; sign default-mode sessions');
+  if ((signer || o.str('secret')) && o.str('protocol') === 'classic') throw new UsageError('--key and --secret: classic mode is the paper\'s protocol as written, unsigned and in the clear; use the default mode');
   const n = netOptions(o);
   const minClients = o.num('min-clients') ?? 0;
   // Without a rule, start 10 s after the last client joined (and at once on the start key).
@@ -51,7 +52,7 @@ async function serve(o: Options, image: Served, label: string, log: Logger): Pro
     if (k === 'q' || k === '\u0003') control?.abort('quit by the operator');
   });
   const result = await runMaster({
-    pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer,
+    pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer, secret: o.str('secret') ? loadSecret(o.str('secret')!) : undefined,
     image, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
     protocol: (o.str('protocol') ?? 'default') as 'default' | 'classic', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
     ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, log,

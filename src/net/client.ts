@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { type ByteTarget, WriteQueue } from '../disk/writer.ts';
 import { type Logger, bytes } from '../log/logger.ts';
-import { type AnnounceMsg, type ClientId, type ImageKind, clientPhaseName } from '../protocol/messages.ts';
+import { type AnnounceMsg, type ClientId, type ImageKind, Caps, clientPhaseName } from '../protocol/messages.ts';
 import { Receiver } from '../session/receiver.ts';
 import type { Transmit } from '../session/types.ts';
 import type { Iface } from './iface.ts';
@@ -31,6 +31,8 @@ export interface ClientOptions {
   onStart?: (stop: () => void) => void;
   /** The master's public key to insist on (undefined: trust on first use, or unauthenticated). */
   trust?: Verifier;
+  /** Shared secret for sealed sessions. */
+  secret?: Uint8Array;
 }
 
 export interface ClientResult {
@@ -73,7 +75,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const id = clientId(o.name, o.iface, o.target.path);
   const receiver: Receiver = new Receiver({
     id, name: o.name, mac: o.iface.mac, capacity: o.target.capacity, kind: o.kind, controlPort: o.port, server: o.server,
-    autoConfirm: o.confirm === undefined, trust: o.trust,
+    autoConfirm: o.confirm === undefined, trust: o.trust, secret: o.secret,
   }, queue, Math.random, now());
 
   const sockOpts = { group: o.group, iface: o.iface.address, ttl: 1, loop: o.iface.loopback, rcvbuf: 8 << 20, sndbuf: 1 << 20 };
@@ -101,6 +103,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
           master: e.master.address, image: e.announce.name, size: e.announce.targetSize,
           stream: e.announce.targetSize !== e.announce.imageSize ? e.announce.imageSize : undefined,
           mode: e.announce.mode === 2 ? 'classic' : 'default', phase: e.announce.phase,
+          sealed: e.announce.caps & Caps.Sealed ? 'AES-256-GCM' : undefined,
           auth: e.trust.kind === 'unauthenticated' ? 'none (unauthenticated: anyone on this network could have sent this image)' : `${e.trust.kind} key=${e.trust.fingerprint}`,
         });
         if (o.target.fit && e.announce.targetSize <= o.target.capacity) {

@@ -8,6 +8,7 @@ import { openImage } from '../image/format.ts';
 import { type Logger, bytes } from '../log/logger.ts';
 import type { FileEntry } from '../protocol/manifest.ts';
 import { type Signer, buildAuth, fingerprint } from '../protocol/auth.ts';
+import { SEAL_OVERHEAD, SessionSeal } from '../protocol/secret.ts';
 import { Caps, type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
@@ -72,6 +73,8 @@ export interface MasterOptions {
   pxe?: PxeOptions;
   /** Sign the session with this key (clients that trust it write only what it vouched for). */
   signer?: Signer;
+  /** Seal every payload with this shared secret (clients need it to read anything). */
+  secret?: Uint8Array;
 }
 
 export interface MasterControl {
@@ -99,19 +102,22 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const { built, stream } = o.image;
   const m = built.manifest;
   const base = transferParams(o);
-  const params = o.tune ? o.tune(base) : { ...base, clientTimeout: o.clientTimeout * 1000 };
+  // A sealed payload carries a 16-byte tag: the plaintext per packet shrinks so datagrams keep their size.
+  const sized = o.secret ? { ...base, payloadSize: base.payloadSize - SEAL_OVERHEAD } : base;
+  const params = o.tune ? o.tune(sized) : { ...sized, clientTimeout: o.clientTimeout * 1000 };
   const classic = o.protocol === 'classic';
   const dataPort = classic ? o.port + 2 : o.port;
   const feedbackPort = dataPort + 1;
   const session = randomInt(1, 0xffff_ffff);
   const sender = new Sender({
-    session, params, kind: m.kind, name: o.name, caps: o.image.mapped ? Caps.Mapped : 0, manifest: built.bytes, manifestDigest: built.digest,
+    session, params, kind: m.kind, name: o.name, caps: (o.image.mapped ? Caps.Mapped : 0) | (o.secret ? Caps.Sealed : 0), manifest: built.bytes, manifestDigest: built.digest,
     imageSize: stream.size, targetSize: m.targetSize, sectorSize: m.sectorSize, controlPort: o.port, dataPort, feedbackPort,
     minClients: o.minClients, waitAfterJoin: o.wait === undefined ? undefined : o.wait * 1000, linger: 1500,
     persistent: o.pxe !== undefined, signer: o.signer,
   }, Math.random, performance.now());
 
   const cache = new PageCache(stream);
+  const seal = o.secret ? new SessionSeal(o.secret, session, built.digest) : undefined;
   const sockOpts = { group: o.group, iface: o.iface.address, ttl: o.ttl, loop: o.iface.loopback, rcvbuf: 4 << 20, sndbuf: 4 << 20 };
   let pump: Pump | undefined;
   const input = (b: Uint8Array, from: { address: string; port: number }, port: number): void => pump?.input(b, from, port);
@@ -132,6 +138,16 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
       return true;
     }
     let parts = t.parts;
+    if (seal && t.packet !== undefined) {
+      const plain = t.image ? cache.get(t.image.offset, t.image.length) : parts.slice(1);
+      if (!plain) {
+        if (cache.failure) throw cache.failure;
+        cache.load(t.image!.offset, t.image!.length, 2).then(() => pump?.kick(), () => pump?.kick());
+        return false;
+      }
+      tx.send([parts[0]!, seal.seal(t.packet, plain)], ...dest());
+      return true;
+    }
     if (t.image) {
       const data = cache.get(t.image.offset, t.image.length);
       if (!data) {
@@ -149,14 +165,15 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   };
 
   /** AUTH for object packets [first, first+count), or undefined until their image bytes are read. */
-  const authBytes = (first: number, count: number): Uint8Array | undefined => buildAuth(sender.geo, session, first, count, o.signer!, (span) => {
-    if (span.region === 'manifest') return built.bytes.subarray(span.offset, span.offset + span.length);
-    const bytes = cache.get(span.offset, span.length);
+  const authBytes = (first: number, count: number): Uint8Array | undefined => buildAuth(sender.geo, session, first, count, o.signer!, (span, packet) => {
+    const bytes = span.region === 'manifest' ? built.bytes.subarray(span.offset, span.offset + span.length) : cache.get(span.offset, span.length);
     if (!bytes) {
       if (cache.failure) throw cache.failure;
       cache.load(span.offset, span.length, 2).then(() => pump?.kick(), () => pump?.kick());
+      return undefined;
     }
-    return bytes;
+    // AUTH vouches for what travels: the sealed payload when the session is sealed.
+    return seal ? seal.seal(packet, bytes) : bytes;
   });
 
   const started = performance.now();
@@ -185,6 +202,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     iface: `${o.iface.name}/${o.iface.address}`, session: session.toString(16), manifest: Buffer.from(built.digest).toString('hex').slice(0, 16),
     rate: params.rate.max > 0 ? `${Math.round(params.rate.max / MBIT)}Mbit/s` : 'stop-and-wait',
     auth: o.signer ? `signed key=${fingerprint(o.signer.publicKey)}` : 'none (unauthenticated: clients cannot tell this master from anyone else)',
+    sealed: o.secret ? 'AES-256-GCM' : undefined,
   });
   let lastBytes = 0, lastAt = performance.now();
   const progress = setInterval(() => {

@@ -104,10 +104,10 @@ export function trailerValid(bytes: Uint8Array, v: Verifier): boolean {
  * bytes (as one or more views), or undefined when they are not at hand yet (then so is the AUTH).
  */
 export function buildAuth(geo: Geometry, session: number, first: number, count: number, signer: Signer,
-  payload: (span: Span) => Uint8Array | Uint8Array[] | undefined): Uint8Array | undefined {
+  payload: (span: Span, packet: number) => Uint8Array | Uint8Array[] | undefined): Uint8Array | undefined {
   const hashes = new Uint8Array(count * PACKET_HASH_BYTES);
   for (let i = 0; i < count; i++) {
-    const bytes = payload(geo.span(first + i));
+    const bytes = payload(geo.span(first + i), first + i);
     if (!bytes) return undefined;
     hashes.set(packetHash(first + i, bytes), i * PACKET_HASH_BYTES);
   }

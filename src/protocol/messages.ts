@@ -90,6 +90,8 @@ export const Caps = {
   Mapped: 0x0001,
   /** The master signs (Ed25519): ANNOUNCE and DROP end in a signature, and AUTH vouches for every data packet. */
   Signed: 0x0002,
+  /** Every data payload is sealed (AES-256-GCM) under a key derived from a secret the clients must hold. */
+  Sealed: 0x0004,
 } as const;
 
 export interface AnnounceMsg {

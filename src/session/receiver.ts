@@ -10,6 +10,7 @@ import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protoc
 import { DecodeError } from '../protocol/bytes.ts';
 import { type Verifier, fingerprint, packetHash, trailerValid, verifierOf } from '../protocol/auth.ts';
 import { PACKET_HASH_BYTES, decode, encode } from '../protocol/codec.ts';
+import { SEAL_OVERHEAD, SessionSeal } from '../protocol/secret.ts';
 import { type Chunk, type Extent, type Manifest, Layout, decodeManifest, isIdentity, sha256 } from '../protocol/manifest.ts';
 import {
   type AnnounceMsg, type AuthMsg, type ClientId, type DataMsg, type Message, type PacketRange,
@@ -61,6 +62,8 @@ export interface ReceiverConfig {
    * first use (its fingerprint is shown); an unsigned master is followed unauthenticated.
    */
   trust?: Verifier;
+  /** The shared secret of sealed sessions (without it a sealed session cannot be read, and this client says so). */
+  secret?: Uint8Array;
 }
 
 /** How far this client can trust what it writes. */
@@ -138,6 +141,7 @@ export class Receiver {
   private lastSeq = 0;
   private readonly vouched = new Map<number, Uint8Array>();
   trust: Trust = { kind: 'unauthenticated' };
+  private seal: SessionSeal | undefined;
   private segMissing: number[] = [];
   // Repair.
   private readonly heard = new IntervalSet();
@@ -287,6 +291,7 @@ export class Receiver {
       this.lastHeardMaster = now;
       this.lastSeq = m.signed?.seq ?? 0;
       this.vouched.clear();
+      this.seal = this.cfg.secret && m.caps & Caps.Sealed ? new SessionSeal(this.cfg.secret, m.session, m.manifestDigest) : undefined;
       // Block and epoch numbers start again with the new session.
       this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng);
       this.heard.clear();
@@ -333,6 +338,14 @@ export class Receiver {
     this.segMissing = Array.from({ length: geo.segments }, (_, s) => geo.segmentEnd(s) - geo.segmentStart(s));
     this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng);
     this.events.emit({ type: 'found', announce: m, master: from, trust: this.trust, at: now });
+    if (m.caps & Caps.Sealed) {
+      if (!this.cfg.secret) {
+        this.confirmed = true;
+        this.fail('the session is sealed (encrypted) and this client holds no secret (--secret FILE)', now, true);
+        return;
+      }
+      this.seal = new SessionSeal(this.cfg.secret, m.session, m.manifestDigest);
+    }
     if (m.targetSize > this.cfg.capacity) {
       // Tell the master too, so its record names this PC and why it was not imaged.
       this.confirmed = true;
@@ -361,7 +374,7 @@ export class Receiver {
     if (this.ended) return void countDrop(this.stats.drops, 'phase');
     if (m.packet >= geo.packets) return void countDrop(this.stats.drops, 'field');
     const span = geo.span(m.packet);
-    if (m.payload.length !== span.length) return void countDrop(this.stats.drops, 'length');
+    if (m.payload.length !== span.length + (this.seal ? SEAL_OVERHEAD : 0)) return void countDrop(this.stats.drops, 'length');
     if (this.verifier) {
       // Signed session: a packet counts for nothing (no ACK, no echo, no byte written) unless an AUTH
       // of the master vouched for it.
@@ -369,6 +382,11 @@ export class Receiver {
       if (!hashes) return void countDrop(this.stats.drops, 'unvouched');
       const i = (m.packet - geo.blockStart(geo.blockOf(m.packet))) * PACKET_HASH_BYTES;
       if (Buffer.compare(packetHash(m.packet, m.payload), hashes.subarray(i, i + PACKET_HASH_BYTES)) !== 0) return void countDrop(this.stats.drops, 'forged');
+    }
+    if (this.seal) {
+      const plain = this.seal.open(m.packet, m.payload);
+      if (!plain) return void countDrop(this.stats.drops, 'unsealed');
+      m = { ...m, payload: plain };
     }
     const repair = (m.flags & DataFlag.Repair) !== 0;
     const fresh = !have.has(m.packet);

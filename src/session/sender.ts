@@ -552,8 +552,8 @@ export class Sender {
       header = encodeDataHeader(this.cfg.session, flags, packet, this.p.echoAcks ? this.ackedBlock : NO_BLOCK);
     }
     const dest = { kind: 'group', port: this.cfg.dataPort } as const;
-    if (span.region === 'manifest') return { dest, parts: [header, this.cfg.manifest.subarray(span.offset, span.offset + span.length)] };
-    return { dest, parts: [header], image: { offset: span.offset, length: span.length } };
+    if (span.region === 'manifest') return { dest, packet, parts: [header, this.cfg.manifest.subarray(span.offset, span.offset + span.length)] };
+    return { dest, packet, parts: [header], image: { offset: span.offset, length: span.length } };
   }
 
   /** Earliest time at which poll() or onTimer() has something to do. */

@@ -92,3 +92,36 @@ test('the same forged data against an unsigned session does reach the disk (only
     await flood;
   }
 });
+
+test('a sealed session: the image is on the wire only encrypted; a client without the secret refuses, saying why', { timeout: 120_000 }, async () => {
+  const marker = 'LAB-LICENCE-KEY-7Q2X';
+  const secretImage = join(dir, 'secret.img');
+  writeFileSync(secretImage, Buffer.concat([Buffer.from(marker.repeat(4000)), Buffer.alloc(1 << 20)]));
+  const secret = join(dir, 'lab.secret');
+  execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(import.meta.dirname, '../../src/main.ts'), 'keygen', '--secret', '-o', secret]);
+  const sniff = async (sealed: boolean, clientArgs: string[]): Promise<{ wire: string; target: string; client: { code: number; out: string }; master: { code: number; out: string } }> => {
+    const p = freePort();
+    const lo = ['--iface', '127.0.0.1', '--port', String(p)];
+    const file = join(dir, `sniff-${p}.json`);
+    const recording = rogue(['--group', '239.255.77.77', '--port', String(p), '--seconds', '6', '--record', file]);
+    const master = must(['master', secretImage, '--min-clients', '1', ...(sealed ? ['--secret', secret] : []), ...lo]);
+    const target = join(dir, `sniffed-${p}.img`);
+    const client = await must(['client', '--target', target, '--yes', ...clientArgs, ...lo]).done;
+    const m = await master.done;
+    await recording;
+    const wire = (JSON.parse(readFileSync(file, 'utf8')) as Array<{ hex: string }>).map((r) => Buffer.from(r.hex, 'hex').toString('latin1')).join('\n');
+    return { wire, target, client, master: m };
+  };
+  const clear = await sniff(false, []);
+  assert.equal(clear.client.code, 0);
+  assert.ok(clear.wire.includes(marker), 'the sniffer saw nothing of a session in the clear: it is not listening');
+  const sealed = await sniff(true, ['--secret', secret]);
+  assert.equal(sealed.client.code, 0, sealed.client.out.slice(-1500));
+  assert.equal(sha256(readFileSync(sealed.target)), sha256(readFileSync(secretImage)));
+  assert.match(sealed.client.out, /sealed=AES-256-GCM/);
+  assert.ok(!sealed.wire.includes(marker), 'the image crossed the wire readable in a sealed session');
+  const locked = await sniff(true, []);
+  assert.equal(locked.client.code, 1);
+  assert.match(locked.client.out, /the session is sealed \(encrypted\) and this client holds no secret/);
+  assert.match(locked.master.out, /WARN failed client=\S+ .*reason="the session is sealed/);
+});
