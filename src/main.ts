@@ -3,7 +3,7 @@
 import './cli/pool.ts';
 import { initMain } from './boot/appliance.ts';
 import { menu } from './boot/menu.ts';
-import { Records } from './boot/records.ts';
+import { Records, defaultRecordsPath } from './boot/records.ts';
 import { Options, UsageError, help, parse } from './cli/args.ts';
 import { capture, inspect, restore, verify } from './commands/image.ts';
 import { keygen } from './commands/keys.ts';
@@ -29,7 +29,7 @@ const RUN: Record<string, (o: Options) => Promise<number>> = {
   inspect,
   menu: () => menu(),
   records: async (o) => {
-    const r = new Records(o.positionals[0] ?? 'must-records.json');
+    const r = new Records(o.positionals[0] ?? defaultRecordsPath());
     process.stdout.write(o.flag('csv') ? r.toCsv() : `${JSON.stringify(r.all(), null, 2)}\n`);
     return 0;
   },

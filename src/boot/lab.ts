@@ -11,7 +11,7 @@ import type { Sender } from '../session/sender.ts';
 import { Dnsmasq, type DhcpMode } from './dnsmasq.ts';
 import { startBootHttp } from './http.ts';
 import { LabPolicy } from './policy.ts';
-import { Records } from './records.ts';
+import { Records, recordSession } from './records.ts';
 
 export const DEFAULT_KERNEL_ARGS = 'console=tty0 console=ttyS0,115200n8 quiet';
 
@@ -89,18 +89,7 @@ export async function startPxe(o: PxeOptions, s: PxeSession, sender: Sender, log
   });
 
   // The session's events are the per-PC record.
-  sender.events.on((e) => {
-    const c = 'client' in e ? e.client : undefined;
-    if (!c || !c.mac || c.mac === '00:00:00:00:00:00') return;
-    switch (e.type) {
-      case 'joined': records.update(c.mac, { result: 'imaging', ip: c.endpoint.address, hostname: c.name, image: s.image }); break;
-      case 'client-done':
-        records.update(c.mac, c.state === 'verified' ? { result: 'verified', digest: s.digest, reason: '' } : { result: 'failed', reason: c.reason });
-        break;
-      case 'lost': records.update(c.mac, { result: 'lost', reason: c.reason }); break;
-      case 'dropped': records.update(c.mac, { result: 'failed', reason: c.reason }); break;
-    }
-  });
+  recordSession(records, sender, s.image, s.digest);
   return {
     records,
     stop: async () => {

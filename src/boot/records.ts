@@ -2,7 +2,11 @@
 // (written to a temporary file and renamed, so a crash never leaves half a file), and
 // exported as CSV or JSON.
 
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DiskError } from '../disk/device.ts';
+import type { Sender } from '../session/sender.ts';
 
 export type Result = 'booted' | 'imaging' | 'verified' | 'failed' | 'lost';
 
@@ -32,8 +36,9 @@ export class Records {
     let text: string | undefined;
     try { text = readFileSync(path, 'utf8'); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
     if (text !== undefined) {
-      const list = JSON.parse(text) as PcRecord[];
-      if (!Array.isArray(list)) throw new Error(`${path} is not a MUST records file`);
+      let list: PcRecord[];
+      try { list = JSON.parse(text) as PcRecord[]; } catch (e) { throw new DiskError(`${path} is not a MUST records file (${(e as Error).message}); move it away or name another with --records`); }
+      if (!Array.isArray(list)) throw new DiskError(`${path} is not a MUST records file; move it away or name another with --records`);
       for (const r of list) this.byMac.set(r.mac.toLowerCase(), r);
     }
   }
@@ -61,6 +66,7 @@ export class Records {
 
   private save(): void {
     const tmp = `${this.path}.tmp`;
+    mkdirSync(dirname(this.path), { recursive: true });
     writeFileSync(tmp, `${JSON.stringify(this.all(), null, 2)}\n`);
     renameSync(tmp, this.path);
   }
@@ -69,4 +75,25 @@ export class Records {
     const cell = (v: string): string => (/[",\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
     return [FIELDS.join(','), ...this.all().map((r) => FIELDS.map((f) => cell(String(r[f]))).join(','))].join('\n') + '\n';
   }
+}
+
+/** Where a master keeps its records unless told: /var/lib/must as root, else the user's state directory. */
+export function defaultRecordsPath(): string {
+  return process.getuid?.() === 0 ? '/var/lib/must/records.json' : join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local/state'), 'must/records.json');
+}
+
+/** Keep a record of every PC a session images (by MAC): which image, when, and how it ended. */
+export function recordSession(records: Records, sender: Sender, image: string, digest: string): void {
+  sender.events.on((e) => {
+    const c = 'client' in e ? e.client : undefined;
+    if (!c || !c.mac || c.mac === '00:00:00:00:00:00') return;
+    switch (e.type) {
+      case 'joined': records.update(c.mac, { result: 'imaging', ip: c.endpoint.address, hostname: c.name, image }); break;
+      case 'client-done':
+        records.update(c.mac, c.state === 'verified' ? { result: 'verified', digest, reason: '' } : { result: 'failed', reason: c.reason });
+        break;
+      case 'lost': records.update(c.mac, { result: 'lost', reason: c.reason }); break;
+      case 'dropped': records.update(c.mac, { result: 'failed', reason: c.reason }); break;
+    }
+  });
 }

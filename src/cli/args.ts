@@ -41,6 +41,7 @@ const serve: Record<string, OptSpec> = {
   ttl: { type: 'number', arg: 'N', help: 'multicast TTL (default 1: this LAN only)' },
   'client-timeout': { type: 'number', arg: 'SECONDS', help: 'a client silent this long is counted lost (default 30)' },
   key: { type: 'string', arg: 'FILE', help: 'sign the session with this Ed25519 key (must keygen): clients that trust it write nothing else' },
+  records: { type: 'string', arg: 'FILE', help: 'per-PC records (MAC, image, when, result), kept across restarts (default /var/lib/must/records.json as root)' },
   secret: { type: 'string', arg: 'FILE', help: 'seal (encrypt, AES-256-GCM) every payload with this shared secret (must keygen --secret); clients need the same file' },
 };
 
@@ -49,7 +50,6 @@ const pxe: Record<string, OptSpec> = {
   'dhcp-range': { type: 'string', arg: 'START,END[,MASK]', help: 'hand out addresses (an isolated network); default: ProxyDHCP beside the lab\'s DHCP server' },
   appliance: { type: 'string', arg: 'DIR', help: 'appliance to boot PCs with: out/appliance, or a mounted MUST CD/USB stick (default: next to this program)' },
   'http-port': { type: 'number', arg: 'N', help: 'HTTP port for iPXE scripts, kernel and initramfs (default 8080)' },
-  records: { type: 'string', arg: 'FILE', help: 'per-PC records, kept across restarts (default must-records.json)' },
   unknown: { type: 'string', arg: 'WHAT', choices: ['image', 'local'], help: 'what a PC the master has no record of does: image (default) or local (boot its disk)' },
   disk: { type: 'string', arg: 'RULE', help: 'disk the PCs write: auto (default: the largest fixed disk), a /dev path, serial:..., model:...' },
   attended: { type: 'boolean', help: 'PCs ask on their own screen before writing (default: unattended, by the disk rule)' },
@@ -97,7 +97,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
   records: {
     summary: 'print a master\'s per-PC records (MAC, IP, host name, image, start, end, result, digest)',
-    positional: { name: 'FILE', many: false, help: 'records file (default must-records.json)' },
+    positional: { name: 'FILE', many: false, help: 'records file (default /var/lib/must/records.json as root)' },
     options: { csv: { type: 'boolean', help: 'CSV instead of JSON' } },
   },
   keygen: {

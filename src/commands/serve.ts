@@ -1,5 +1,6 @@
 // `must master` and `must send-files`.
 
+import { defaultRecordsPath } from '../boot/records.ts';
 import { type Signer, keyText, loadSigner } from '../protocol/auth.ts';
 import { loadSecret } from '../protocol/secret.ts';
 import { hostname } from 'node:os';
@@ -52,7 +53,8 @@ async function serve(o: Options, image: Served, label: string, log: Logger): Pro
     if (k === 'q' || k === '\u0003') control?.abort('quit by the operator');
   });
   const result = await runMaster({
-    pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer, secret: o.str('secret') ? loadSecret(o.str('secret')!) : undefined,
+    pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer,
+    records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret: o.str('secret') ? loadSecret(o.str('secret')!) : undefined,
     image, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
     protocol: (o.str('protocol') ?? 'default') as 'default' | 'classic', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
     ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, log,
@@ -89,7 +91,7 @@ function pxeOptions(o: Options, n: NetChoice, signer: Signer | undefined): PxeOp
   }
   return {
     appliance: o.str('appliance') ?? defaultAppliance(), dhcp, httpPort: o.num('http-port') ?? 8080,
-    records: o.str('records') ?? 'must-records.json', unknown: (o.str('unknown') ?? 'image') as 'image' | 'local',
+    records: o.str('records') ?? defaultRecordsPath(), unknown: (o.str('unknown') ?? 'image') as 'image' | 'local',
     disk: o.str('disk') ?? 'auto', attended: o.flag('attended'), kernelArgs: `${o.str('kernel-args') ?? DEFAULT_KERNEL_ARGS}${signer ? ` must.key=${keyText(signer.publicKey)}` : ''}`, dnsmasq: 'dnsmasq',
   };
 }

@@ -14,6 +14,7 @@ import { MBIT, type TransferParams, classicParams, defaultParams } from '../sess
 import { type ClientRecord, Sender } from '../session/sender.ts';
 import type { Transmit } from '../session/types.ts';
 import { type PxeOptions, startPxe } from '../boot/lab.ts';
+import { Records, recordSession } from '../boot/records.ts';
 import { type Iface, linkSpeed } from './iface.ts';
 import { Pump } from './pump.ts';
 import { closeAll, groupSocket, unicastSocket } from './udp.ts';
@@ -75,6 +76,8 @@ export interface MasterOptions {
   signer?: Signer;
   /** Seal every payload with this shared secret (clients need it to read anything). */
   secret?: Uint8Array;
+  /** Keep per-PC records here (the --pxe lab keeps its own, in its options). */
+  records?: string;
 }
 
 export interface MasterControl {
@@ -222,6 +225,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   }, 2000);
 
   const digestHex = Buffer.from(built.digest).toString('hex');
+  if (o.records && !o.pxe) recordSession(new Records(o.records), sender, o.name, digestHex);
   const pxe = o.pxe ? await startPxe(o.pxe, { iface: o.iface.name, address: o.iface.address, group: o.group, port: o.port, image: o.name, digest: digestHex }, sender, log) : undefined;
   let abortResolve!: () => void;
   const aborted = new Promise<void>((r) => { abortResolve = r; });

@@ -113,13 +113,18 @@ test('a PC on a slow link (20 Mbit/s against 60): the others finish at the full 
   const opts = ['--iface', 'eth0', '--port', port];
   lab.setRate('c2', 20);
   try {
-    const master = must(['master', img.path, '--min-clients', '2', '--rate', '60', ...opts], { wrap: lab.wrap('m') });
+    const records = join(dir, 'slow-records.json');
+    const master = must(['master', img.path, '--min-clients', '2', '--rate', '60', '--records', records, ...opts], { wrap: lab.wrap('m') });
     const runs = ['c1', 'c2'].map((c) => must(['client', '--target', join(dir, `slow-${c}.img`), '--yes', '--name', c, ...opts], { wrap: lab!.wrap(c) }));
     const [r1, r2] = await Promise.all(runs.map((r) => r.done));
     assert.equal(r1!.code, 0, r1!.out.slice(-1500));
     assert.equal(r2!.code, 0, r2!.out.slice(-1500));
     for (const c of ['c1', 'c2']) assert.equal(sha256(readFileSync(join(dir, `slow-${c}.img`))), img.digest, `${c} differs`);
     assert.equal((await master.done).code, 0);
+    // The master keeps a record of each whole-disk write: which PC (MAC), which image, when, how it ended.
+    const kept = JSON.parse(readFileSync(records, 'utf8')) as Array<{ mac: string; hostname: string; image: string; start: string; end: string; result: string; digest: string }>;
+    assert.deepEqual(kept.map((r) => [r.hostname, r.image, r.result]).sort(), [['c1', 'slow.img', 'verified'], ['c2', 'slow.img', 'verified']]);
+    for (const r of kept) assert.ok(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(r.mac) && r.start && r.end && r.digest.length === 64, JSON.stringify(r));
     const nominal = ((24 << 20) * 8) / 60e6;
     console.log(`# slow link: c1 ${seconds(r1!.out)} s, c2 ${seconds(r2!.out)} s; image ${nominal.toFixed(1)} s at 60 Mbit/s, ${(nominal * 3).toFixed(1)} s at 20`);
     assert.ok(seconds(r1!.out) < nominal * 1.5 + 2, `c1 took ${seconds(r1!.out)} s: held back by the slow PC`);
