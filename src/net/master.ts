@@ -133,48 +133,42 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const send = (t: Transmit): boolean => {
     if (tx.getSendQueueCount() > 256) return false;
     if (sender.epoch !== cachedEpoch) { cachedEpoch = sender.epoch; cache.clear(); }
-    const dest = (): [number, string] => (t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address]);
+    const [port, address] = t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address];
     if (t.auth) {
       const bytes = authBytes(t.auth.first, t.auth.count);
       if (!bytes) return false;
-      tx.send([bytes], ...dest());
+      tx.send([bytes], port, address);
       return true;
     }
     let parts = t.parts;
-    if (seal && t.packet !== undefined) {
-      const plain = t.image ? cache.get(t.image.offset, t.image.length) : parts.slice(1);
-      if (!plain) {
-        if (cache.failure) throw cache.failure;
-        cache.load(t.image!.offset, t.image!.length, 2).then(() => pump?.kick(), () => pump?.kick());
-        return false;
-      }
-      tx.send([parts[0]!, seal.seal(t.packet, plain)], ...dest());
-      return true;
-    }
     if (t.image) {
-      const data = cache.get(t.image.offset, t.image.length);
-      if (!data) {
-        if (cache.failure) throw cache.failure;
-        cache.load(t.image.offset, t.image.length, 2).then(() => pump?.kick(), () => pump?.kick());
-        return false;
-      }
-      // First packet of a page: read the next pages while this one goes out.
-      if (t.image.offset % PageCache.PAGE < params.payloadSize) cache.load(t.image.offset, t.image.length, 3).catch(() => {});
+      const data = imageBytes(t.image.offset, t.image.length);
+      if (!data) return false;
       parts = [...parts, ...data];
     }
-    const [port, address] = t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address];
+    // Sealed sessions: the header stays in the clear, the payload (manifest or image bytes) is sealed.
+    if (seal && t.packet !== undefined) parts = [parts[0]!, seal.seal(t.packet, parts.slice(1))];
     tx.send(parts, port, address);
     return true;
   };
 
-  /** AUTH for object packets [first, first+count), or undefined until their image bytes are read. */
-  const authBytes = (first: number, count: number): Uint8Array | undefined => buildAuth(sender.geo, session, first, count, o.signer!, (span, packet) => {
-    const bytes = span.region === 'manifest' ? built.bytes.subarray(span.offset, span.offset + span.length) : cache.get(span.offset, span.length);
-    if (!bytes) {
+  /** Image bytes as views of loaded pages, or undefined (and a read started) until they are loaded. */
+  const imageBytes = (offset: number, length: number): Uint8Array[] | undefined => {
+    const data = cache.get(offset, length);
+    if (!data) {
       if (cache.failure) throw cache.failure;
-      cache.load(span.offset, span.length, 2).then(() => pump?.kick(), () => pump?.kick());
+      cache.load(offset, length, 2).then(() => pump?.kick(), () => pump?.kick());
       return undefined;
     }
+    // First packet of a page: read the next pages while this one goes out.
+    if (offset % PageCache.PAGE < params.payloadSize) cache.load(offset, length, 3).catch(() => {});
+    return data;
+  };
+
+  /** AUTH for object packets [first, first+count), or undefined until their image bytes are read. */
+  const authBytes = (first: number, count: number): Uint8Array | undefined => buildAuth(sender.geo, session, first, count, o.signer!, (span, packet) => {
+    const bytes = span.region === 'manifest' ? built.bytes.subarray(span.offset, span.offset + span.length) : imageBytes(span.offset, span.length);
+    if (!bytes) return undefined;
     // AUTH vouches for what travels: the sealed payload when the session is sealed.
     return seal ? seal.seal(packet, bytes) : bytes;
   });
