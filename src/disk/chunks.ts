@@ -3,10 +3,10 @@
 // the chunk's digest, unpacked, matched to its raw digest, and only then written over
 // the extents. A packed chunk never reaches its place unchecked.
 
-import { createHash, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { promisify } from 'node:util';
 import { constants, zstdCompress, zstdDecompress } from 'node:zlib';
-import { type Chunk, type Extent, Codec } from '../protocol/manifest.ts';
+import { type Chunk, type Extent, Codec, sha256 } from '../protocol/manifest.ts';
 
 const unzstd = promisify(zstdDecompress);
 const zstd = promisify(zstdCompress);
@@ -19,7 +19,6 @@ export interface RandomAccess {
 export type Checked = { ok: true; raw: Uint8Array } | { ok: false; reason: string };
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
-const digestOf = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
 
 /** The first `length` bytes held by `extents`, read in order. */
 export async function gather(io: Pick<RandomAccess, 'read'>, extents: Extent[], length: number): Promise<Uint8Array> {
@@ -48,7 +47,7 @@ export async function scatter(io: Pick<RandomAccess, 'writev'>, extents: Extent[
 /** Match a chunk's stream bytes to its digest and unpack them into its raw bytes, matched too. */
 export async function unpack(c: Chunk, stream: Uint8Array): Promise<Checked> {
   if (stream.length !== c.streamLength) return { ok: false, reason: `${stream.length} stream bytes, the manifest says ${c.streamLength}` };
-  if (!same(digestOf(stream), c.digest)) return { ok: false, reason: 'stream digest mismatch' };
+  if (!same(sha256(stream), c.digest)) return { ok: false, reason: 'stream digest mismatch' };
   if (c.codec === Codec.Stored) return { ok: true, raw: stream };
   let raw: Uint8Array;
   try {
@@ -58,7 +57,7 @@ export async function unpack(c: Chunk, stream: Uint8Array): Promise<Checked> {
     return { ok: false, reason: `cannot unpack: ${(e as Error).message}` };
   }
   if (raw.length !== c.rawLength) return { ok: false, reason: `unpacks to ${raw.length} bytes, the manifest says ${c.rawLength}` };
-  if (!same(digestOf(raw), c.rawDigest)) return { ok: false, reason: 'raw digest mismatch' };
+  if (!same(sha256(raw), c.rawDigest)) return { ok: false, reason: 'raw digest mismatch' };
   return { ok: true, raw };
 }
 
@@ -88,7 +87,7 @@ export async function placeChunk(io: RandomAccess, c: Chunk, stream: Uint8Array,
   try {
     await scatter(io, c.extents, u.raw);
     // The disk must hold what was unpacked, not just have been handed it.
-    if (!same(digestOf(await gather(io, c.extents, c.rawLength)), c.rawDigest)) return { ok: false, reason: 'reads back different' };
+    if (!same(sha256(await gather(io, c.extents, c.rawLength)), c.rawDigest)) return { ok: false, reason: 'reads back different' };
   } catch (e) {
     return { ok: false, reason: `cannot place it: ${(e as Error).message}` };
   }
@@ -108,7 +107,7 @@ export async function finishChunk(io: RandomAccess, c: Chunk): Promise<Checked> 
 
 /** Whether the target holds chunk c's raw bytes. */
 export async function holdsChunk(io: Pick<RandomAccess, 'read'>, c: Chunk): Promise<boolean> {
-  return same(digestOf(await gather(io, c.extents, c.rawLength)), c.rawDigest);
+  return same(sha256(await gather(io, c.extents, c.rawLength)), c.rawDigest);
 }
 
 const ZERO_STEP = 4 << 20;
