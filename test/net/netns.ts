@@ -10,7 +10,7 @@ export interface NetLab {
   address(host: string): string;
   /** argv prefix that runs a command inside the host's namespace. */
   wrap(host: string): string[];
-  /** Drop this share of the UDP datagrams arriving at the host. */
+  /** Drop this share of the UDP frames (datagrams, or their fragments) arriving at the host. */
   setLoss(host: string, percent: number): void;
   /** Datagrams the loss rule dropped so far. */
   dropped(host: string): number;
@@ -45,7 +45,7 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
       ip('netns', 'add', ns(h));
       ip('-n', sw, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(h));
       ip('-n', sw, 'link', 'set', port, 'master', 'br0', 'up');
-      ip('-n', ns(h), 'addr', 'add', `${addr.get(h)}/24`, 'dev', 'eth0');
+      ip('-n', ns(h), 'addr', 'add', `${addr.get(h)}/24`, 'broadcast', '+', 'dev', 'eth0');
       ip('-n', ns(h), 'link', 'set', 'eth0', 'up');
       ip('-n', ns(h), 'link', 'set', 'lo', 'up');
       ip('-n', ns(h), 'route', 'add', '224.0.0.0/4', 'dev', 'eth0');
@@ -62,9 +62,11 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
     setLoss: (h, percent) => {
       inNs(ns(h), 'nft', ['-f', '-'], [
         'table inet must_loss', 'delete table inet must_loss',
+        // Per frame, as a bad cable loses them: before IP reassembly (a datagram larger than the MTU
+        // travels as fragments, and losing any one of them loses the datagram).
         'table inet must_loss {',
-        '  chain input { type filter hook input priority 0; policy accept;',
-        percent >= 100 ? '    meta l4proto udp counter drop' : `    meta l4proto udp numgen random mod 100 < ${Math.round(percent)} counter drop`,
+        '  chain pre { type filter hook prerouting priority -450; policy accept;',
+        percent >= 100 ? '    ip protocol udp counter drop' : `    ip protocol udp numgen random mod 100 < ${Math.round(percent)} counter drop`,
         '  }',
         '}',
       ].join('\n'));
