@@ -2,7 +2,8 @@
 // acknowledging client received; a smoothed loss above `high` lowers the rate, a
 // loss below `low` raises it again, at most once per adjustment interval. A loss in
 // between (random loss on a healthy link) leaves the rate alone: lowering it would
-// not bring the packets back. Time-outs count as a block fully lost.
+// not bring the packets back. Time-outs are not samples: the ACKs after them say what
+// arrived (a late ACK from a busy client is no reason to slow everyone down).
 
 export class RateController {
   rate: number;

@@ -100,6 +100,9 @@ export interface SenderStats {
   drops: DropCounts;
 }
 
+/** Ethernet (14), IPv4 (20) and UDP (8) header bytes around each datagram. */
+const WIRE_OVERHEAD = 42;
+
 export class Sender {
   /** A JOIN from an active client this long after its last one is a restart, not a retry. */
   static readonly REJOIN_GAP = 2000;
@@ -304,11 +307,11 @@ export class Sender {
       return;
     }
     // One ACK confirms every awaited block up to its own: the flow has reached that far.
-    let resolved = 0;
-    while (this.outstanding.length > 0 && this.outstanding[0]!.block <= m.block) { this.outstanding.shift(); resolved++; }
+    let resolved = 0, sentAt = now;
+    while (this.outstanding.length > 0 && this.outstanding[0]!.block <= m.block) { sentAt = this.outstanding.shift()!.sentAt; resolved++; }
     this.stats.blocksAcked += resolved;
     this.stats.usefulAcks++;
-    this.tout.acknowledged();
+    this.tout.acknowledged(this.p.mode === WireMode.Default ? now - sentAt : undefined);
     if (this.ackedBlock === NO_BLOCK || m.block > this.ackedBlock) this.ackedBlock = m.block;
     const blockLen = this.geo.blockEnd(m.block) - this.geo.blockStart(m.block);
     this.rate.sample(Math.max(0, 1 - m.received / blockLen), now);
@@ -386,8 +389,9 @@ export class Sender {
     while (this.outstanding.length > 0 && now >= this.outstanding[0]!.sentAt + this.tout.value) {
       this.outstanding.shift();
       this.stats.blocksTimedOut++;
+      // Not a loss sample for the rate: the ACKs that follow report what the clients received, and
+      // a time-out is as often a late ACK (a busy client) as lost data.
       this.tout.expired();
-      this.rate.sample(1, now);
     }
   }
 
@@ -535,7 +539,8 @@ export class Sender {
     this.stats.bytesSent += bytes;
     if (!this.rate.paced) return;
     // Credit at most 2 ms of idle time, so a late wake-up sends a short burst, not a flood.
-    this.nextSendAt = Math.max(this.nextSendAt, now - 2) + (bytes / this.rate.rate) * 1000;
+    // The link carries the Ethernet, IP and UDP headers too: pace what goes on the wire, not only the payload.
+    this.nextSendAt = Math.max(this.nextSendAt, now - 2) + ((bytes + WIRE_OVERHEAD) / this.rate.rate) * 1000;
   }
 
   private dataTransmit(packet: number, repair: boolean): Transmit {

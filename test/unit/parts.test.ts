@@ -43,6 +43,22 @@ test('Tout: times alpha on expiry, max(Tout/2, T0) on the right ACK, capped', ()
   t.acknowledged(); t.acknowledged(); t.acknowledged(); assert.equal(t.value, 10);
 });
 
+test('Tout with round trips (default mode): never below the smoothed RTT plus four deviations', () => {
+  const t = new AdaptiveTimeout(10, 2, 1000);
+  // ACKs that take 30 ms: the floor is 30 + 4 * 15 (first sample) and tightens as the deviation shrinks.
+  t.acknowledged(30); assert.equal(t.value, 90);
+  for (let i = 0; i < 50; i++) t.acknowledged(30);
+  assert.ok(t.value > 30 && t.value < 35, `Tout ${t.value} should settle just above the 30 ms round trip`);
+  // Expiry still backs off; the next ACK halves it, but not under the floor.
+  const settled = t.value;
+  t.expired(); assert.equal(t.value, 2 * settled);
+  t.acknowledged(30); assert.ok(t.value >= settled && t.value >= 30);
+  // Jittery round trips keep a wider margin than steady ones.
+  const j = new AdaptiveTimeout(10, 2, 1000);
+  for (let i = 0; i < 50; i++) j.acknowledged(i % 2 ? 10 : 50);
+  assert.ok(j.value > 60, `Tout ${j.value} should cover the jitter`);
+});
+
 test('ARTP draws stay in range; the exponential policy waits long more often', () => {
   const r = seeded(5);
   const u = Array.from({ length: 10000 }, () => drawWait({ kind: 'uniform', max: 20, lambda: 0 }, r()));
