@@ -17,7 +17,7 @@ import { type PxeOptions, startPxe } from '../boot/lab.ts';
 import { Records, recordSession } from '../boot/records.ts';
 import { type Iface, linkSpeed } from './iface.ts';
 import { Pump } from './pump.ts';
-import { closeAll, groupSocket, unicastSocket } from './udp.ts';
+import { closeAll, groupSender, groupSocket, unicastSocket } from './udp.ts';
 
 /** What a master sends: a manifest and the stream it describes. */
 export interface Served {
@@ -126,29 +126,38 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const input = (b: Uint8Array, from: { address: string; port: number }, port: number): void => pump?.input(b, from, port);
   const tx = await unicastSocket(sockOpts, input);
   const fb = await groupSocket(sockOpts, feedbackPort, input);
+  const data = await groupSender(sockOpts, dataPort);
 
   // Each repair round reads the image afresh: a bad read, or a file the operator repaired,
   // is not served again from memory.
   let cachedEpoch = 0;
+  // DATA leaves by the connected socket, everything else by the control socket (whose port the
+  // clients answer). A socket whose kernel queue is full says so (its datagrams then wait in Node, costlier).
   const send = (t: Transmit): boolean => {
-    if (tx.getSendQueueCount() > 256) return false;
+    const toData = t.packet !== undefined && t.dest.kind === 'group' && t.dest.port === dataPort;
+    const s = toData ? data : tx;
+    if (s.getSendQueueCount() > 0) return false;
     if (sender.epoch !== cachedEpoch) { cachedEpoch = sender.epoch; cache.clear(); }
-    const [port, address] = t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address];
+    const out = (parts: Uint8Array[]): void => {
+      if (toData) data.send(parts);
+      else if (t.dest.kind === 'group') tx.send(parts, t.dest.port, o.group);
+      else tx.send(parts, t.dest.to.port, t.dest.to.address);
+    };
     if (t.auth) {
       const bytes = authBytes(t.auth.first, t.auth.count);
       if (!bytes) return false;
-      tx.send([bytes], port, address);
+      out([bytes]);
       return true;
     }
     let parts = t.parts;
     if (t.image) {
-      const data = imageBytes(t.image.offset, t.image.length);
-      if (!data) return false;
-      parts = [...parts, ...data];
+      const bytes = imageBytes(t.image.offset, t.image.length);
+      if (!bytes) return false;
+      parts = parts.length === 1 && bytes.length === 1 ? [parts[0]!, bytes[0]!] : [...parts, ...bytes];
     }
     // Sealed sessions: the header stays in the clear, the payload (manifest or image bytes) is sealed.
     if (seal && t.packet !== undefined) parts = [parts[0]!, seal.seal(t.packet, parts.slice(1))];
-    tx.send(parts, port, address);
+    out(parts);
     return true;
   };
 
@@ -234,7 +243,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   pump!.stop();
   clearInterval(progress);
   await pxe?.stop();
-  closeAll([tx, fb]);
+  closeAll([tx, fb, data]);
   await stream.close();
 
   const clients = [...sender.clients.values()];

@@ -45,6 +45,24 @@ export async function unicastSocket(o: SocketOptions, onMessage: Receive): Promi
   return s;
 }
 
+/**
+ * A send-only socket connected to the group's data port: a send names no address, so Node skips
+ * the per-datagram address check and lookup (the master's hot path).
+ */
+export async function groupSender(o: SocketOptions, port: number): Promise<dgram.Socket> {
+  const s = dgram.createSocket({ type: 'udp4' });
+  await bound(s, 0, o.iface);
+  s.setMulticastInterface(o.iface);
+  s.setMulticastTTL(o.ttl);
+  s.setMulticastLoopback(o.loop);
+  trySize(() => s.setSendBufferSize(o.sndbuf));
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.connect(port, o.group, () => { s.off('error', reject); resolve(); });
+  });
+  return s;
+}
+
 function trySize(f: () => void): void {
   try { f(); } catch { /* the kernel keeps its default; rmem_max/wmem_max decide */ }
 }
