@@ -1,6 +1,8 @@
 // The client's side of the disk: a bounded FIFO of jobs (write, finish a chunk, flush) run
 // one at a time, so a chunk is read back only after every write queued before it landed.
-// Consecutive packets are coalesced into one pwritev of up to 1 MiB. When the bytes
+// Consecutive packets are coalesced into one pwritev of up to 1 MiB; a lone small write
+// waits a few milliseconds for company (each write is a round trip to the thread pool,
+// and at line rate a write per handful of packets costs more than the copy). When the bytes
 // queued exceed the bound, offer() says no and the packet counts as lost (repaired
 // later): a slow disk slows this client's fill rate, never its socket.
 
@@ -96,9 +98,13 @@ export interface WriteQueueEvents {
 
 export class WriteQueue implements ClientStorage {
   static readonly COALESCE = 1 << 20;
+  /** A write smaller than this, with nothing queued behind it, waits up to BATCH_WAIT ms. */
+  static readonly BATCH = 256 << 10;
+  static readonly BATCH_WAIT = 4;
   private readonly jobs: Job[] = [];
   private queued = 0;
   private running = false;
+  private waiting: NodeJS.Timeout | undefined;
   private readonly target: ByteTarget;
   private readonly limit: number;
   private readonly on: WriteQueueEvents;
@@ -142,18 +148,34 @@ export class WriteQueue implements ClientStorage {
 
   /** Resolves when every job queued so far has run. */
   async drain(): Promise<void> {
+    this.start();
     while (this.running || this.jobs.length > 0) await new Promise((r) => setTimeout(r, 5));
   }
 
   private kick(): void {
     if (this.running) return;
+    if (this.lonelyWrite) {
+      this.waiting ??= setTimeout(() => { this.waiting = undefined; this.start(); }, WriteQueue.BATCH_WAIT);
+      return;
+    }
+    this.start();
+  }
+
+  private start(): void {
+    if (this.running) return;
+    if (this.waiting) { clearTimeout(this.waiting); this.waiting = undefined; }
     this.running = true;
     // Let the current datagram burst finish queueing before the first job starts.
     setImmediate(() => void this.run());
   }
 
+  private get lonelyWrite(): boolean {
+    const only = this.jobs.length === 1 ? this.jobs[0] : undefined;
+    return only?.kind === 'write' && only.bytes < WriteQueue.BATCH;
+  }
+
   private async run(): Promise<void> {
-    for (let job = this.jobs.shift(); job; job = this.jobs.shift()) {
+    for (let job = this.jobs.shift(); job; job = this.lonelyWrite ? undefined : this.jobs.shift()) {
       switch (job.kind) {
         case 'write':
           try {
@@ -181,5 +203,6 @@ export class WriteQueue implements ClientStorage {
       }
     }
     this.running = false;
+    if (this.jobs.length > 0) this.kick();
   }
 }

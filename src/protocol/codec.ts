@@ -47,7 +47,13 @@ export const dataPayloadFor = (mtu: number): number => udpPayloadFor(mtu) - HEAD
 export const rangesPerRequest = (mtu: number): number =>
   Math.floor((udpPayloadFor(mtu) - HEADER_LENGTH[MsgType.RepairRequest]) / RANGE_BYTES);
 
-const isOneOf = (v: number, o: Record<string, number>): boolean => Object.values(o).includes(v);
+// Every datagram is checked against its enums: the value sets are built once, not per datagram.
+const valueSets = new WeakMap<object, Set<number>>();
+const isOneOf = (v: number, o: Record<string, number>): boolean => {
+  let set = valueSets.get(o);
+  if (!set) valueSets.set(o, set = new Set(Object.values(o)));
+  return set.has(v);
+};
 
 function header(w: Writer, type: MsgType, flags: number, session: number): Writer {
   return w.u16(MAGIC).u8(VERSION).u8(type).u8(HEADER_LENGTH[type]).u8(flags).u16(0).u32(session);
@@ -162,8 +168,10 @@ export function decode(bytes: Uint8Array): Message {
   const flags = r.u8('flags');
   r.u16('reserved');
   const session = r.u32('session');
-  // A later version may extend a header: fields we know sit at fixed places, the body starts at hlen.
-  const body = new Reader(bytes, hlen);
+  // A later version may extend a header: fields we know sit at fixed places, the body starts at hlen
+  // (read only by the messages that have one: DATA, the hot path, needs no second reader).
+  let bodyReader: Reader | undefined;
+  const body = (): Reader => (bodyReader ??= new Reader(bytes, hlen));
 
   switch (t) {
     case MsgType.Data: {
@@ -203,12 +211,12 @@ export function decode(bytes: Uint8Array): Message {
       const mapped = (caps & Caps.Mapped) !== 0;
       if (mapped && hlen < ANNOUNCE_MAPPED_HLEN) throw new DecodeError('length', `a mapped ANNOUNCE needs a ${ANNOUNCE_MAPPED_HLEN}-byte header, has ${hlen}`);
       const targetSize = mapped ? r.u64('target size') : imageSize;
-      const name = body.text('name');
+      const name = body().text('name');
       let signed: AnnounceMsg['signed'];
       if (caps & Caps.Signed) {
-        signed = { key: Uint8Array.from(body.take(KEY_BYTES, 'key')), seq: body.u64('sequence'), signature: Uint8Array.from(body.take(SIGNATURE_BYTES, 'signature')) };
+        signed = { key: Uint8Array.from(body().take(KEY_BYTES, 'key')), seq: body().u64('sequence'), signature: Uint8Array.from(body().take(SIGNATURE_BYTES, 'signature')) };
       }
-      if (body.remaining !== 0) throw new DecodeError('length', `${body.remaining} bytes after the ANNOUNCE`);
+      if (body().remaining !== 0) throw new DecodeError('length', `${body().remaining} bytes after the ANNOUNCE`);
       if (!isOneOf(phase, Phase)) throw new DecodeError('field', `phase ${phase}`);
       if (!isOneOf(mode, WireMode)) throw new DecodeError('field', `mode ${mode}`);
       if (!isOneOf(kind, ImageKind)) throw new DecodeError('field', `kind ${kind}`);
@@ -232,7 +240,7 @@ export function decode(bytes: Uint8Array): Message {
       const have = r.u48('have');
       r.u16('reserved');
       const mac = [...r.take(6, 'mac')].map((b) => b.toString(16).padStart(2, '0')).join(':');
-      const name = body.text('name');
+      const name = body().text('name');
       return { type: t, session, client, caps, capacity, have, mac, name } satisfies JoinMsg;
     }
     case MsgType.Welcome:
@@ -254,12 +262,12 @@ export function decode(bytes: Uint8Array): Message {
       const client = readClient(r);
       const epoch = r.u32('epoch');
       const n = r.u16('range count');
-      if (body.remaining !== n * RANGE_BYTES)
-        throw new DecodeError('length', `${n} ranges need ${n * RANGE_BYTES} bytes, body has ${body.remaining}`);
+      if (body().remaining !== n * RANGE_BYTES)
+        throw new DecodeError('length', `${n} ranges need ${n * RANGE_BYTES} bytes, body has ${body().remaining}`);
       const ranges = [];
       for (let i = 0; i < n; i++) {
-        const start = body.u48('range start');
-        const count = body.u32('range count');
+        const start = body().u48('range start');
+        const count = body().u32('range count');
         if (count === 0) throw new DecodeError('field', 'empty range');
         ranges.push({ start, count });
       }
@@ -272,24 +280,24 @@ export function decode(bytes: Uint8Array): Message {
       r.u8('reserved');
       r.u16('reserved');
       const digest = Uint8Array.from(r.take(DIGEST_BYTES, 'digest'));
-      const reason = body.text('reason');
+      const reason = body().text('reason');
       return { type: t, session, client, result: result as DoneResult, digest, reason } satisfies DoneMsg;
     }
     case MsgType.Drop: {
       const client = readClient(r);
-      const reason = body.text('reason');
-      if (body.remaining !== 0 && body.remaining !== SIGNATURE_BYTES) throw new DecodeError('length', `${body.remaining} bytes after the DROP reason`);
-      const signature = body.remaining ? Uint8Array.from(body.take(SIGNATURE_BYTES, 'signature')) : undefined;
+      const reason = body().text('reason');
+      if (body().remaining !== 0 && body().remaining !== SIGNATURE_BYTES) throw new DecodeError('length', `${body().remaining} bytes after the DROP reason`);
+      const signature = body().remaining ? Uint8Array.from(body().take(SIGNATURE_BYTES, 'signature')) : undefined;
       return { type: t, session, client, reason, ...(signature ? { signature } : {}) } satisfies DropMsg;
     }
     case MsgType.Auth: {
       const first = r.u48('first packet');
       const count = r.u16('count');
       if (count === 0) throw new DecodeError('field', 'AUTH for no packets');
-      if (body.remaining !== count * PACKET_HASH_BYTES + SIGNATURE_BYTES)
-        throw new DecodeError('length', `AUTH for ${count} packets needs ${count * PACKET_HASH_BYTES + SIGNATURE_BYTES} bytes, has ${body.remaining}`);
-      const hashes = Uint8Array.from(body.take(count * PACKET_HASH_BYTES, 'hashes'));
-      return { type: t, session, first, hashes, signature: Uint8Array.from(body.take(SIGNATURE_BYTES, 'signature')) } satisfies AuthMsg;
+      if (body().remaining !== count * PACKET_HASH_BYTES + SIGNATURE_BYTES)
+        throw new DecodeError('length', `AUTH for ${count} packets needs ${count * PACKET_HASH_BYTES + SIGNATURE_BYTES} bytes, has ${body().remaining}`);
+      const hashes = Uint8Array.from(body().take(count * PACKET_HASH_BYTES, 'hashes'));
+      return { type: t, session, first, hashes, signature: Uint8Array.from(body().take(SIGNATURE_BYTES, 'signature')) } satisfies AuthMsg;
     }
   }
 }

@@ -662,9 +662,10 @@ export class Receiver {
   }
 
   private repairTimer(now: number): void {
-    const a = this.announce!;
+    const a = this.announce!, geo = this.geo!;
     const { start, end } = this.requestable();
-    const missing = this.have!.find(false, start, end) >= 0;
+    // Runs on every turn of the pump: counters, not a scan of the bitmap.
+    const missing = a.mode === WireMode.Classic ? this.segMissing[a.segment]! > 0 : this.have!.count < geo.packets;
     if (a.phase !== Phase.Repair || !missing) { this.requestAt = Infinity; return; }
     if (this.requestAt === Infinity) {
       // A new epoch, or a request of ours that went unanswered: ask again after a random wait.
