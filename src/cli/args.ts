@@ -40,6 +40,7 @@ const serve: Record<string, OptSpec> = {
   mtu: { type: 'number', arg: 'BYTES', help: 'path MTU the packets are sized for (default 1500; 9000 for jumbo frames)' },
   ttl: { type: 'number', arg: 'N', help: 'multicast TTL (default 1: this LAN only)' },
   'client-timeout': { type: 'number', arg: 'SECONDS', help: 'a client silent this long is counted lost (default 30)' },
+  'max-behind': { type: 'number', arg: 'SECONDS', help: 'drop a PC still imaging this long after the first PC finished, saying why (default: none; a slow PC completes by repair)' },
   key: { type: 'string', arg: 'FILE', help: 'sign the session with this Ed25519 key (must keygen): clients that trust it write nothing else' },
   records: { type: 'string', arg: 'FILE', help: 'per-PC records (MAC, image, when, result), kept across restarts (default /var/lib/must/records.json as root)' },
   secret: { type: 'string', arg: 'FILE', help: 'seal (encrypt, AES-256-GCM) every payload with this shared secret (must keygen --secret); clients need the same file' },

@@ -57,7 +57,7 @@ async function serve(o: Options, image: Served, label: string, log: Logger): Pro
     records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret: o.str('secret') ? loadSecret(o.str('secret')!) : undefined,
     image, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
     protocol: (o.str('protocol') ?? 'default') as 'default' | 'classic', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
-    ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, log,
+    ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, maxBehind: o.num('max-behind') ?? 0, log,
     onReady: (c) => {
       control = c;
       if (interactive) log.info('keys', { s: 'start now', q: 'quit' });

@@ -9,7 +9,7 @@ import { type ByteTarget, WriteQueue } from '../disk/writer.ts';
 import { type Logger, bytes } from '../log/logger.ts';
 import { type AnnounceMsg, type ClientId, type ImageKind, Caps, clientPhaseName } from '../protocol/messages.ts';
 import { Receiver } from '../session/receiver.ts';
-import type { Transmit } from '../session/types.ts';
+import { type Transmit, dropSummary } from '../session/types.ts';
 import type { Iface } from './iface.ts';
 import { Pump } from './pump.ts';
 import { closeAll, groupSocket, unicastSocket } from './udp.ts';
@@ -155,7 +155,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const s = receiver.stats;
   const fields = {
     client: o.name, target: o.target.path, seconds: seconds.toFixed(1), received: s.received, repaired: s.repaired, duplicates: s.duplicates,
-    queueFull: s.queueFull, verifyFailures: s.verifyFailures, rejected: Object.entries(s.drops).map(([k, v]) => `${k}:${v}`).join(',') || undefined,
+    queueFull: s.queueFull, verifyFailures: s.verifyFailures, rejected: dropSummary(s.drops),
     manifest: receiver.announce ? Buffer.from(receiver.announce.manifestDigest).toString('hex').slice(0, 16) : undefined,
   };
   if (receiver.ok) log.info('verified', fields);

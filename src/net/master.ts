@@ -12,7 +12,7 @@ import { SEAL_OVERHEAD, SessionSeal } from '../protocol/secret.ts';
 import { Caps, type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
-import type { Transmit } from '../session/types.ts';
+import { type Transmit, dropSummary } from '../session/types.ts';
 import { type PxeOptions, startPxe } from '../boot/lab.ts';
 import { Records, recordSession } from '../boot/records.ts';
 import { type Iface, linkSpeed } from './iface.ts';
@@ -65,6 +65,8 @@ export interface MasterOptions {
   /** Seconds after the last join (undefined: not this rule). */
   wait: number | undefined;
   clientTimeout: number;
+  /** Seconds; 0: a slow client is never dropped for being slow. */
+  maxBehind?: number;
   log: Logger;
   /** Called once the master listens, with a function that starts the transfer now. */
   onReady?: (control: MasterControl) => void;
@@ -107,7 +109,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const base = transferParams(o);
   // A sealed payload carries a 16-byte tag: the plaintext per packet shrinks so datagrams keep their size.
   const sized = o.secret ? { ...base, payloadSize: base.payloadSize - SEAL_OVERHEAD } : base;
-  const params = o.tune ? o.tune(sized) : { ...sized, clientTimeout: o.clientTimeout * 1000 };
+  const params = o.tune ? o.tune(sized) : { ...sized, clientTimeout: o.clientTimeout * 1000, maxBehind: (o.maxBehind ?? 0) * 1000 };
   const classic = o.protocol === 'classic';
   const dataPort = classic ? o.port + 2 : o.port;
   const feedbackPort = dataPort + 1;
@@ -259,6 +261,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   log.info('finished', {
     ok, clients: clients.length, verified: clients.filter((c) => c.state === 'verified').length, seconds: seconds.toFixed(1),
     sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
+    rejected: dropSummary(s.drops),
   });
   return { ok, clients, seconds, sender };
 }

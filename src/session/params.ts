@@ -38,6 +38,11 @@ export interface TransferParams {
   announceInterval: number;
   /** A client silent this long is counted lost. */
   clientTimeout: number;
+  /**
+   * The slow-client policy: a client still imaging this long after the first one verified is
+   * dropped, with the reason (0: none is dropped, a slow client completes by repair at its pace).
+   */
+  maxBehind: number;
   /** Ask the master to echo the highest ACKed block in DATA (cancels late ACK timers). */
   echoAcks: boolean;
 }
@@ -61,6 +66,7 @@ export function defaultParams(mtu = 1500, maxRate = 1000 * MBIT): TransferParams
     rate: { initial: maxRate, min: 1 * MBIT, max: maxRate },
     announceInterval: 500,
     clientTimeout: 30_000,
+    maxBehind: 0,
     echoAcks: true,
   };
 }
@@ -82,6 +88,7 @@ export function classicParams(): TransferParams {
     rate: { initial: 0, min: 0, max: 0 },
     announceInterval: 500,
     clientTimeout: 30_000,
+    maxBehind: 0,
     echoAcks: false,
   };
 }

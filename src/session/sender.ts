@@ -106,6 +106,7 @@ const WIRE_OVERHEAD = 42;
 export class Sender {
   /** A JOIN from an active client this long after its last one is a restart, not a retry. */
   static readonly REJOIN_GAP = 2000;
+  static readonly DROP_REPEATS = 2;
   readonly cfg: SenderConfig;
   readonly geo: Geometry;
   readonly events = new Emitter<MasterEvent>();
@@ -126,6 +127,8 @@ export class Sender {
   private readonly p: TransferParams;
   private readonly control: Transmit[] = [];
   private nextAnnounceAt: number;
+  /** Dropped clients whose DROP goes out again with the next announcements (how many more times). */
+  private readonly dropRepeats = new Map<ClientId, number>();
   private nextSendAt = 0;
   private lastJoinAt = -Infinity;
   private startRequested = false;
@@ -178,6 +181,9 @@ export class Sender {
     c.reason = reason;
     c.doneAt = now;
     this.control.push({ dest: { kind: 'unicast', to: c.endpoint }, parts: [this.dropBytes(id, reason)] });
+    // A DROP can be lost like any datagram (a slow client's queue is full by definition): it goes
+    // again with the next announcements, so the client ends with the reason, not with a silence.
+    this.dropRepeats.set(id, Sender.DROP_REPEATS);
     this.events.emit({ type: 'dropped', client: c, at: now });
   }
 
@@ -195,13 +201,13 @@ export class Sender {
     }
     if (m.session !== this.cfg.session) return this.reject('session', from, now);
     switch (m.type) {
-      case MsgType.Ack: return this.onAck(m, now);
-      case MsgType.RepairRequest: return this.onRequest(m.client, m.ranges, now);
+      case MsgType.Ack: return this.onAck(m, from, now);
+      case MsgType.RepairRequest: return this.onRequest(m.client, m.ranges, from, now);
       case MsgType.Join: return this.onJoin(m, from, now);
       case MsgType.Status: return this.onStatus(m, from, now);
       case MsgType.Done: {
         const c = this.heard(m.client, from, now);
-        if (!c) return this.reject('field', from, now);
+        if (!c) return;
         this.control.push({ dest: { kind: 'unicast', to: from }, parts: [encode({ type: MsgType.DoneAck, session: this.cfg.session, client: m.client })] });
         if (c.state !== 'active') return;
         const digestOk = Buffer.compare(m.digest, this.cfg.manifestDigest) === 0;
@@ -233,9 +239,22 @@ export class Sender {
     this.events.emit({ type: 'rejected', reason, from, at: now });
   }
 
+  /** Feedback names a client that joined, and comes from its address; otherwise it is counted and ignored. */
+  private fromClient(c: ClientRecord | undefined, from: Endpoint, now: number): c is ClientRecord {
+    if (!c) this.reject('unknown', from, now);
+    else if (from.address !== c.endpoint.address) this.reject('address', from, now);
+    else return true;
+    return false;
+  }
+
+  /**
+   * The client a STATUS or DONE names, if it is one of ours and the datagram comes from its address
+   * (a client that moved JOINs again); anything else is rejected and counted.
+   */
   private heard(id: ClientId, from: Endpoint, now: number): ClientRecord | undefined {
     const c = this.clients.get(id);
-    if (!c) return undefined;
+    if (!c) return void this.reject('unknown', from, now);
+    if (from.address !== c.endpoint.address) return void this.reject('address', from, now);
     c.lastHeard = now;
     if (c.state === 'lost') {
       c.state = 'active';
@@ -286,20 +305,20 @@ export class Sender {
 
   private onStatus(m: StatusMsg, from: Endpoint, now: number): void {
     const c = this.heard(m.client, from, now);
-    if (!c) return this.reject('field', from, now);
-    if (c.state !== 'active') return;
+    if (!c || c.state !== 'active') return;
     Object.assign(c, {
       phase: m.phase, have: m.have, needSegment: m.needSegment, chunksVerified: m.chunksVerified,
       repaired: m.repaired, rejected: m.rejected, writeErrors: m.writeErrors,
     });
   }
 
-  private onAck(m: AckMsg, now: number): void {
+  private onAck(m: AckMsg, from: Endpoint, now: number): void {
     this.stats.ackDatagrams++;
     const c = m.client ? this.clients.get(m.client) : undefined;
+    // Default-mode ACKs name their client: one that never joined is not one of ours, nor is an ACK
+    // naming it from another address (classic ACKs name nobody).
+    if (this.p.mode === WireMode.Default && !this.fromClient(c, from, now)) return;
     if (c) { c.acks++; c.lastHeard = now; }
-    // Default-mode ACKs name their client: one that never joined is not one of ours (classic ACKs name nobody).
-    if (!c && this.p.mode === WireMode.Default) return void countDrop(this.stats.drops, 'unknown');
     const first = this.outstanding[0];
     // Only an ACK for a block still awaited counts; the paper discards any other sequence number.
     if (this.phase !== Phase.Transfer || !first || m.block < first.block || m.block > this.outstanding[this.outstanding.length - 1]!.block) {
@@ -317,11 +336,11 @@ export class Sender {
     this.rate.sample(Math.max(0, 1 - m.received / blockLen), now);
   }
 
-  private onRequest(client: ClientId, ranges: PacketRange[], now: number): void {
+  private onRequest(client: ClientId, ranges: PacketRange[], from: Endpoint, now: number): void {
     this.stats.requestDatagrams++;
     const c = client ? this.clients.get(client) : undefined;
+    if (this.p.mode === WireMode.Default && !this.fromClient(c, from, now)) return;
     if (c) { c.requests++; c.lastHeard = now; }
-    if (!c && this.p.mode === WireMode.Default) return void countDrop(this.stats.drops, 'unknown');
     for (const r of ranges) {
       if (r.start + r.count > this.geo.packets) return void countDrop(this.stats.drops, 'field');
     }
@@ -423,11 +442,27 @@ export class Sender {
         this.events.emit({ type: 'lost', client: c, at: now });
       }
     }
+    if (this.p.maxBehind > 0) this.dropStragglers(now);
     if (this.phase === Phase.Waiting || this.clients.size === 0 || this.cfg.persistent) return;
     if (this.activeClients.length === 0) {
       this.ok = [...this.clients.values()].every((c) => c.state === 'verified');
       this.doneAt = now;
       this.enter(Phase.Done, now);
+    }
+  }
+
+  /**
+   * The slow-client policy (maxBehind): a client still imaging that long after the first PC that
+   * joined with it or before it ended verified is dropped, saying how far behind it was.
+   */
+  private dropStragglers(now: number): void {
+    const verified = [...this.clients.values()].filter((v) => v.state === 'verified' && v.doneAt !== undefined);
+    if (verified.length === 0) return;
+    for (const c of this.activeClients) {
+      const ref = Math.min(...verified.filter((v) => v.joinedAt <= c.joinedAt).map((v) => v.doneAt!));
+      if (!(now - ref > this.p.maxBehind)) continue;
+      const missing = Math.max(0, Math.min(100, Math.ceil((1 - c.have / this.geo.packets) * 100)));
+      this.dropClient(c.id, `too slow: ${missing}% of the image still missing ${Math.round((now - ref) / 1000)} s after the first PC finished (limit ${this.p.maxBehind / 1000} s)`, now);
     }
   }
 
@@ -482,7 +517,14 @@ export class Sender {
     if (this.finished) return undefined;
     if (now >= this.nextAnnounceAt) {
       this.nextAnnounceAt = now + this.p.announceInterval;
-      return this.announcement();
+      for (const [id, left] of this.dropRepeats) {
+        const c = this.clients.get(id)!;
+        this.control.push({ dest: { kind: 'unicast', to: c.endpoint }, parts: [this.dropBytes(id, c.reason)] });
+        if (left > 1) this.dropRepeats.set(id, left - 1); else this.dropRepeats.delete(id);
+      }
+      // The DROPs first: a dropped client that hears "done" first would end without the reason.
+      this.control.push(this.announcement());
+      return this.control.shift();
     }
     if (this.urgent.count > 0) {
       if (!this.paceAllows(now)) return undefined;

@@ -127,7 +127,7 @@ export function runLab(o: LabOptions): LabResult {
   const sender = new Sender({
     session: 0x5e55_1000, params: p, kind: ImageKind.Disk, name: 'sim', caps: 0, manifest, manifestDigest: sha256(manifest),
     imageSize: o.imageSize, targetSize: o.imageSize, sectorSize: 512, controlPort: CONTROL, dataPort, feedbackPort,
-    minClients: o.minClients ?? o.clients.filter((c) => !c.startAt).length, waitAfterJoin: undefined, linger: 200,
+    minClients: o.minClients ?? o.clients.filter((c) => !c.startAt).length, waitAfterJoin: undefined, linger: 1500,
   }, fork(), 0);
   const nodes: Node[] = [];
   const master: Node = {

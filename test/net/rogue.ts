@@ -4,7 +4,10 @@
 // at the clients it sees, forged ACKs and repair requests, and replays of datagrams it
 // recorded from another session. It prints what it sent as one JSON line.
 //
-//   node test/net/rogue.ts --group G --port P --seconds S [--record FILE | --replay FILE] [--rate PPS] [--only data]
+//   node test/net/rogue.ts --group G --port P --seconds S [--iface ADDR] [--spoof ADDR] [--record FILE | --replay FILE] [--rate PPS] [--only data]
+//
+// --spoof: half of what it sends leaves from this address (the master's, added to the rogue's
+// interface): a check of the source address stops the rest, only signatures stop these.
 
 import { createSocket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -16,21 +19,23 @@ import { type AnnounceMsg, Caps, MsgType, NO_BLOCK, Phase } from '../../src/prot
 const { values } = parseArgs({
   options: {
     group: { type: 'string' }, port: { type: 'string' }, seconds: { type: 'string', default: '10' }, rate: { type: 'string', default: '4000' },
-    record: { type: 'string' }, replay: { type: 'string' }, only: { type: 'string' }, key: { type: 'string' },
+    iface: { type: 'string', default: '127.0.0.1' }, spoof: { type: 'string' }, record: { type: 'string' }, replay: { type: 'string' }, only: { type: 'string' }, key: { type: 'string' },
   },
 });
-const group = values.group!, port = Number(values.port), rate = Number(values.rate);
+const group = values.group!, port = Number(values.port), rate = Number(values.rate), iface = values.iface;
 const sent: Record<string, number> = {};
 const count = (k: string): void => { sent[k] = (sent[k] ?? 0) + 1; };
 const rnd = (n: number): number => Math.floor(Math.random() * n);
 const noise = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => rnd(256));
 
 const tx = createSocket({ type: 'udp4', reuseAddr: true });
-tx.bind(0, '127.0.0.1', () => { tx.setMulticastInterface('127.0.0.1'); tx.setMulticastLoopback(true); });
-const send = (b: Uint8Array, p: number, addr = group): void => { tx.send(b, p, addr); };
+tx.bind(0, iface, () => { tx.setMulticastInterface(iface); tx.setMulticastLoopback(true); });
+const spoofed = values.spoof ? createSocket({ type: 'udp4' }) : undefined;
+spoofed?.bind(0, values.spoof, () => { spoofed.setMulticastInterface(iface); spoofed.setMulticastLoopback(true); });
+const send = (b: Uint8Array, p: number, addr = group): void => { (spoofed && rnd(2) ? spoofed : tx).send(b, p, addr); };
 
 let announce: AnnounceMsg | undefined;
-const clients = new Map<string, number>(); // client id -> its unicast port
+const clients = new Map<string, { address: string; port: number }>(); // client id -> where it sends from
 const recorded: Array<{ port: number; hex: string }> = [];
 
 function listen(p: number): void {
@@ -43,10 +48,10 @@ function listen(p: number): void {
         if (!announce || m.session !== announce.session) console.error(`rogue: session ${m.session.toString(16)} found`);
         announce = m;
       }
-      if ((m.type === MsgType.Ack || m.type === MsgType.RepairRequest) && m.client) clients.set(m.client, from.port);
+      if ((m.type === MsgType.Ack || m.type === MsgType.RepairRequest) && m.client) clients.set(m.client, { address: from.address, port: from.port });
     } catch { /* classic or junk: not ours to read */ }
   });
-  s.bind(p, () => { s.addMembership(group, '127.0.0.1'); });
+  s.bind(p, () => { s.addMembership(group, iface); });
 }
 for (const p of [port, port + 1]) listen(p);
 
@@ -76,7 +81,7 @@ const forgers: Array<[string, () => void]> = [
   }],
   ['drop', () => {
     const a = announce!;
-    for (const [id, p] of clients) send(encode({ type: MsgType.Drop, session: a.session, client: id, reason: 'rogue says stop', ...(a.signed ? { signature: noise(SIGNATURE_BYTES) } : {}) }), p, '127.0.0.1');
+    for (const [id, to] of clients) send(encode({ type: MsgType.Drop, session: a.session, client: id, reason: 'rogue says stop', ...(a.signed ? { signature: noise(SIGNATURE_BYTES) } : {}) }), to.port, to.address);
   }],
   ['ack', () => {
     const a = announce!;
@@ -85,7 +90,7 @@ const forgers: Array<[string, () => void]> = [
   }],
   ['repair-request', () => {
     const a = announce!;
-    send(encode({ type: MsgType.RepairRequest, session: a.session, client: '00000000000000ee', epoch: a.epoch, ranges: [{ start: rnd(1000), count: 1 + rnd(64) }] }), a.feedbackPort);
+    send(encode({ type: MsgType.RepairRequest, session: a.session, client: [...clients.keys()][rnd(clients.size + 1)] ?? '00000000000000ee', epoch: a.epoch, ranges: [{ start: rnd(1000), count: 1 + rnd(64) }] }), a.feedbackPort);
   }],
 ];
 const replay = values.replay ? (JSON.parse(readFileSync(values.replay, 'utf8')) as Array<{ port: number; hex: string }>) : [];

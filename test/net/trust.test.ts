@@ -1,7 +1,8 @@
 // A rogue host on the lab network (test/net/rogue.ts) floods the session with forged data,
-// AUTH, ANNOUNCEs, DROPs, ACKs, repair requests, and replays of another session. On the
-// loopback interface its datagrams even come from the master's own address, so only the
-// signatures stand between it and the disks.
+// AUTH, ANNOUNCEs, DROPs, ACKs, repair requests, and replays of another session: a host of
+// its own on the lab's LAN (network namespaces on a bridge). The signatures keep its data and
+// control messages off the disks; the master refuses feedback naming a client from another
+// address, and both sides count what they refused.
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -11,14 +12,17 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { sampleDisk } from '../../src/demo/sample.ts';
 import { freePort, must, sha256, waitFor } from './helpers.ts';
+import { type NetLab, createLab, isRoot } from './netns.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'must-trust-'));
 const rogues: ChildProcess[] = [];
-after(() => { for (const r of rogues) r.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); });
+let lab: NetLab | undefined;
+after(() => { for (const r of rogues) r.kill('SIGKILL'); lab?.destroy(); rmSync(dir, { recursive: true, force: true }); });
 
 const ROGUE = join(import.meta.dirname, 'rogue.ts');
-function rogue(args: string[]): Promise<{ sent: Record<string, number>; recorded: number; clients: number }> {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ROGUE, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+function rogue(args: string[], wrap: string[] = []): Promise<{ sent: Record<string, number>; recorded: number; clients: number }> {
+  const argv = [...wrap, process.execPath, '--disable-warning=ExperimentalWarning', ROGUE, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   rogues.push(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -26,8 +30,8 @@ function rogue(args: string[]): Promise<{ sent: Record<string, number>; recorded
 }
 
 /** Drop counts from a client's final line ("rejected=forged:12,unvouched:3"). */
-const drops = (out: string): Record<string, number> => {
-  const m = /(?:verified|failed) client=.* rejected=(\S+)/.exec(out);
+const drops = (out: string, line = /(?:verified|failed) client=.* rejected=(\S+)/): Record<string, number> => {
+  const m = line.exec(out);
   return Object.fromEntries((m?.[1] ?? '').split(',').filter(Boolean).map((kv) => { const [k, v] = kv.split(':'); return [k!, Number(v)]; }));
 };
 const verifyFailures = (out: string): number => Number(/(?:verified|failed) client=.* verifyFailures=(\d+)/.exec(out)?.[1] ?? NaN);
@@ -42,24 +46,33 @@ function keygen(name: string): string {
   return join(dir, name);
 }
 
-test('signed session under a rogue flood: zero forged bytes reach a disk, every client ends verified, the rogue is counted', { timeout: 240_000 }, async () => {
+test('signed session under a rogue flood from a host on the LAN: zero forged bytes reach a disk, every client ends verified, the rogue is counted on both sides', { skip: isRoot() ? false : 'needs root (network namespaces)', timeout: 240_000 }, async () => {
   const key = keygen('master.key'), rogueKey = keygen('rogue.key');
-  const lo = (p: number): string[] => ['--iface', '127.0.0.1', '--port', String(p)];
+  lab = createLab('mustr', ['m', 'a', 'b', 'rogue']);
+  const on = (h: string): { wrap: string[] } => ({ wrap: lab!.wrap(h) });
+  const net = (p: number): string[] => ['--iface', 'eth0', '--port', String(p)];
+  // The rogue also sends from the master's address, added to its interface: it never answers or asks
+  // ARP with it (poisoning the clients' ARP caches is another attack), and still takes the master's
+  // datagrams in.
+  execFileSync(lab.wrap('rogue')[0]!, [...lab.wrap('rogue').slice(1), 'sysctl', '-qw', 'net.ipv4.conf.eth0.arp_ignore=8', 'net.ipv4.conf.eth0.arp_announce=2', 'net.ipv4.conf.eth0.accept_local=1']);
+  execFileSync(lab.wrap('rogue')[0]!, [...lab.wrap('rogue').slice(1), 'ip', 'addr', 'add', `${lab.address('m')}/32`, 'dev', 'eth0']);
+  const rogueAt = (p: number, more: string[]): ReturnType<typeof rogue> =>
+    rogue(['--group', '239.255.77.77', '--port', String(p), '--iface', lab!.address('rogue'), '--spoof', lab!.address('m'), ...more], lab!.wrap('rogue'));
 
   // Another session of the same image, recorded for replay.
   const p1 = freePort();
-  const recording = rogue(['--group', '239.255.77.77', '--port', String(p1), '--seconds', '8', '--record', join(dir, 'replay.json')]);
-  const m1 = must(['master', image, '--key', key, '--min-clients', '1', '--rate', '200', ...lo(p1)]);
-  const c1 = await must(['client', '--target', join(dir, 'first.img'), '--yes', '--trust', `${key}.pub`, ...lo(p1)]).done;
+  const recording = rogueAt(p1, ['--seconds', '8', '--record', join(dir, 'replay.json')]);
+  const m1 = must(['master', image, '--key', key, '--min-clients', '1', '--rate', '200', ...net(p1)], on('m'));
+  const c1 = await must(['client', '--target', join(dir, 'first.img'), '--yes', '--trust', `${key}.pub`, ...net(p1)], on('a')).done;
   assert.equal(c1.code, 0, c1.out.slice(-1500));
   await m1.done;
   assert.ok((await recording).recorded > 100);
 
   // The session under attack: throttled so the flood overlaps the whole transfer.
   const p2 = freePort();
-  const master = must(['master', image, '--key', key, '--min-clients', '2', '--rate', '40', ...lo(p2)]);
-  const flood = rogue(['--group', '239.255.77.77', '--port', String(p2), '--seconds', '12', '--rate', '3000', '--replay', join(dir, 'replay.json'), '--key', rogueKey]);
-  const clients = ['a', 'b'].map((n) => must(['client', '--target', join(dir, `${n}.img`), '--yes', '--name', n, '--trust', `${key}.pub`, ...lo(p2)]));
+  const master = must(['master', image, '--key', key, '--min-clients', '2', '--rate', '40', ...net(p2)], on('m'));
+  const flood = rogueAt(p2, ['--seconds', '12', '--rate', '3000', '--replay', join(dir, 'replay.json'), '--key', rogueKey]);
+  const clients = ['a', 'b'].map((n) => must(['client', '--target', join(dir, `${n}.img`), '--yes', '--name', n, '--trust', `${key}.pub`, ...net(p2)], on(n)));
   await waitFor(master, /phase phase=transfer/, 30_000);
   const results = await Promise.all(clients.map((c) => c.done));
   const sent = (await flood).sent;
@@ -69,11 +82,17 @@ test('signed session under a rogue flood: zero forged bytes reach a disk, every 
     assert.equal(sha256(readFileSync(join(dir, `${'ab'[i]}.img`))), digest, `client ${i} disk differs`);
     // A forged byte written to a stored chunk would have failed its check: none did.
     assert.equal(verifyFailures(r.out), 0, r.out.slice(-1500));
+    // From its own address it is refused by source; from the master's, by the signatures.
     const d = drops(r.out);
-    assert.ok((d.forged ?? 0) > 0 && (d.unsigned ?? 0) + (d.key ?? 0) > 0, `client ${i} counted ${JSON.stringify(d)} against ${JSON.stringify(sent)}`);
+    assert.ok((d.source ?? 0) > 0 && (d.forged ?? 0) > 0 && (d.unsigned ?? 0) + (d.key ?? 0) > 0, `client ${i} counted ${JSON.stringify(d)} against ${JSON.stringify(sent)}`);
   }
   assert.equal(m.code, 0, m.out.slice(-2000));
   for (const k of ['data', 'auth', 'announce', 'ack', 'repair-request', 'replay']) assert.ok((sent[k] ?? 0) > 100, `the rogue sent too little ${k}: ${JSON.stringify(sent)}`);
+  // The master refused the forged feedback: ACKs and repair requests naming the real clients from
+  // the rogue's address, and those naming nobody it knows.
+  const md = drops(m.out, / finished .*rejected=(\S+)/);
+  assert.ok((md.address ?? 0) > 0 && (md.unknown ?? 0) > 0, `the master counted ${JSON.stringify(md)} against ${JSON.stringify(sent)}`);
+  console.log(`# rogue sent ${JSON.stringify(sent)}; clients refused ${results.map((r) => JSON.stringify(drops(r.out))).join(' and ')}; the master refused ${JSON.stringify(md)}`);
 });
 
 test('the same forged data against an unsigned session does reach the disk (only the chunk check catches it): why sessions are signed', { timeout: 120_000 }, async () => {

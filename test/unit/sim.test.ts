@@ -69,6 +69,18 @@ test('a client on a slow link does not hold the others back', () => {
   assert.ok(othersDone <= fastDone * 1.5 + 200, `fast clients took ${othersDone} ms beside a slow one, ${fastDone} ms alone`);
 });
 
+test('the slow-client policy: a PC still imaging maxBehind after the first one finished is dropped, saying how far behind it is', () => {
+  const r = lab({ clients: [{}, {}, { rate: 2e6, queue: 64 << 10 }], params: { ...defaultParams(), maxBehind: 300 } });
+  assert.equal(r.timedOut, false);
+  for (const c of r.clients.slice(0, 2)) assert.ok(c.ok && c.identical, `client ${c.id}: ${c.reason}`);
+  const slow = r.clients[2]!;
+  assert.equal(slow.ok, false);
+  assert.match(slow.reason, /too slow: \d+% of the image still missing 0 s after the first PC finished \(limit 0.3 s\)/);
+  assert.equal(r.masterOk, false, 'a dropped PC is not a success');
+  const dropped = [...r.sender.clients.values()].find((c) => c.state === 'dropped');
+  assert.ok(dropped && dropped.doneAt! - Math.min(...r.clients.slice(0, 2).map((c) => c.finishedAt)) < 300 + 1000, 'dropped long after the limit');
+});
+
 test('20% loss on every client and on the master', () => {
   const r = lab({ imageSize: 1 << 20, clients: Array.from({ length: 5 }, () => ({ loss: 0.2 })), masterLoss: 0.2 });
   assertAllIdentical(r);
