@@ -17,7 +17,7 @@ import { makeLogger, netOptions, onSignal } from './common.ts';
 export async function client(o: Options): Promise<number> {
   const path = o.str('target');
   if (!path) throw new UsageError('client: the target is required (--target PATH)');
-  const target = await RawTarget.open(path);
+  const target = await RawTarget.openForWriting(path);
   let confirm: ((a: AnnounceMsg, m: string) => Promise<boolean>) | undefined;
   if (target.kind === 'block' && !o.flag('yes')) {
     if (process.stdin.isTTY !== true) {

@@ -1,6 +1,7 @@
 // What a path names: a block device (size from sysfs), a regular file, or nothing yet.
 
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export interface DeviceInfo {
   path: string;
@@ -57,4 +58,37 @@ export async function probe(path: string): Promise<DeviceInfo> {
     } finally { await fh.close(); }
     throw new DiskError(`${path}: cannot read its size from ${sys} (${(e as Error).message})`);
   }
+}
+
+/**
+ * Why a block device must not be written now, or undefined: it (or a partition of it) is mounted,
+ * is a swap area in use, or is held by another device (LVM, RAID, dm-crypt). The running system
+ * lives on such a device; writing under it would corrupt both.
+ */
+export async function busyReason(path: string, proc = '/proc', sys = '/sys'): Promise<string | undefined> {
+  const { major, minor } = devNumbers((await stat(path)).rdev);
+  const base = join(sys, 'dev/block', `${major}:${minor}`);
+  const name = /^DEVNAME=(.*)$/m.exec(await readFile(join(base, 'uevent'), 'utf8').catch(() => ''))?.[1];
+  if (!name) return undefined;
+  // The device and its partitions (sysfs lists a disk's partitions as subdirectories with a "partition" file).
+  const parts = new Map<string, string>([[`${major}:${minor}`, name]]);
+  for (const e of await readdir(base).catch(() => [] as string[])) {
+    const dev = await readFile(join(base, e, 'dev'), 'utf8').catch(() => '');
+    if (dev && await stat(join(base, e, 'partition')).then(() => true, () => false)) parts.set(dev.trim(), e);
+  }
+  for (const line of (await readFile(join(proc, 'self/mountinfo'), 'utf8').catch(() => '')).split('\n')) {
+    const f = line.split(' ');
+    const on = parts.get(f[2] ?? '');
+    if (on) return `/dev/${on} is mounted on ${f[4]!.replace(/\\040/g, ' ')}`;
+  }
+  for (const line of (await readFile(join(proc, 'swaps'), 'utf8').catch(() => '')).split('\n').slice(1)) {
+    const dev = line.split(/\s+/)[0] ?? '';
+    if ([...parts.values()].some((p) => dev === `/dev/${p}`)) return `${dev} is a swap area in use`;
+  }
+  for (const [, p] of parts) {
+    const dir = p === name ? base : join(base, p);
+    const holders = await readdir(join(dir, 'holders')).catch(() => [] as string[]);
+    if (holders.length > 0) return `/dev/${p} is in use by ${holders.map((h) => `/dev/${h}`).join(', ')}`;
+  }
+  return undefined;
 }

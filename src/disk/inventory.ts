@@ -49,7 +49,7 @@ export async function listDisks(sys = '/sys', dev = '/dev'): Promise<Disk[]> {
 }
 
 /** An ISO 9660 primary volume descriptor at 32 KiB whose volume id is the appliance's. */
-async function holdsAppliance(path: string): Promise<boolean> {
+export async function holdsAppliance(path: string): Promise<boolean> {
   try {
     const fh = await open(path, 'r');
     try {

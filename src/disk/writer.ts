@@ -10,7 +10,8 @@ import { type FileHandle, open } from 'node:fs/promises';
 import type { Chunk, Extent } from '../protocol/manifest.ts';
 import type { ClientStorage } from '../session/receiver.ts';
 import { finishChunk, zeroExtents } from './chunks.ts';
-import { DiskError, probe } from './device.ts';
+import { DiskError, busyReason, probe } from './device.ts';
+import { holdsAppliance } from './inventory.ts';
 
 export interface ByteTarget {
   readonly path: string;
@@ -48,6 +49,21 @@ export class RawTarget implements ByteTarget {
     const growable = info.kind === 'missing' || info.size === 0;
     const fh = await open(path, info.kind === 'missing' ? 'w+' : 'r+');
     return new RawTarget(path, fh, growable ? Number.MAX_SAFE_INTEGER : info.size, 'file');
+  }
+
+  /**
+   * open() for a target about to be overwritten: a block device that is in use (mounted, swap,
+   * held by LVM/RAID/dm) or that holds the MUST appliance is refused, saying which and why.
+   */
+  static async openForWriting(path: string): Promise<RawTarget> {
+    const t = await RawTarget.open(path);
+    if (t.kind !== 'block') return t;
+    const why = await busyReason(path) ?? (await holdsAppliance(path) ? 'it holds the MUST appliance (a MUST boot CD or stick)' : undefined);
+    if (why) {
+      await t.close();
+      throw new DiskError(`${path} cannot be overwritten: ${why}`);
+    }
+    return t;
   }
 
   /** Size a growable file to the image (so the result has the image's length, holes included). */

@@ -37,7 +37,7 @@ export async function restore(o: { image: string; target: string; signal?: Abort
   let target: RawTarget | undefined;
   try {
     const m = img.manifest;
-    target = await RawTarget.open(o.target);
+    target = await RawTarget.openForWriting(o.target);
     if (m.targetSize > target.capacity)
       throw new DiskError(`${o.target} is too small: it holds ${target.capacity} bytes (${bytes(target.capacity)}), ${o.image} needs ${m.targetSize} bytes (${bytes(m.targetSize)})`);
     await target.fit(m.targetSize);

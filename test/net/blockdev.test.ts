@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,4 +97,36 @@ test('a device path that does not exist is refused, not created', { skip }, asyn
   assert.equal(r.code, 2);
   assert.match(r.out, /\/dev\/must-no-such-disk: no such device/);
   await assert.rejects(readFile('/dev/must-no-such-disk'));
+});
+
+test('a device in use is refused, naming it: a mounted disk, a disk whose partition is mounted; nothing is written', { skip }, async () => {
+  // A disk with one ext4 partition, mounted.
+  const file = join(dir, 'busy.img');
+  await writeFile(file, new Uint8Array(16 * MIB));
+  execFileSync('sfdisk', ['-q', file], { input: 'start=2048, type=83\n' });
+  const whole = attach(file, ['-P']);
+  const part = `${whole}p1`;
+  // The kernel's partition scan does not always make the node here: partx adds it if it is missing.
+  if (!existsSync(part)) execFileSync('partx', ['-a', whole]);
+  execFileSync('mkfs.ext4', ['-q', part]);
+  const mnt = join(dir, 'busy mount');
+  execFileSync('mkdir', ['-p', mnt]);
+  execFileSync('mount', [part, mnt]);
+  try {
+    const before = sha256(await readFile(whole));
+    for (const [target, named] of [[part, part], [whole, part]] as const) {
+      const r = await must(['client', '--target', target, '--yes', ...lo()]).done;
+      assert.equal(r.code, 2, r.out);
+      assert.ok(r.out.includes(`must: ${target} cannot be overwritten: ${named} is mounted on ${mnt}`), r.out);
+    }
+    const img = join(dir, 'busy.must');
+    const c = await must(['capture', src, '-o', img]).done;
+    assert.equal(c.code, 0, c.out);
+    const r = await must(['restore', img, whole, '--yes']).done;
+    assert.equal(r.code, 2, r.out);
+    assert.ok(r.out.includes(`${whole} cannot be overwritten: ${part} is mounted on ${mnt}`), r.out);
+    assert.equal(sha256(await readFile(whole)), before, 'the busy disk changed');
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
 });
