@@ -1,0 +1,309 @@
+// Line rate, side by side: MUST against udpcast (udp-sender/udp-receiver) and UFTP
+// (uftp/uftpd) on the same payload, in the same lab, in the same run. Needs root.
+//
+//   node bench/line.ts [--size MIB] [--runs N] [--quick] [--only must,udpcast,uftp] [--rows 'NAME;...']
+//                      [--must-args '--mtu 9000']   (extra arguments for MUST's master)
+//
+// The lab: one sender and N receivers in network namespaces on a Linux bridge, every
+// host's link shaped to 1 Gbit/s with tc tbf (both directions), random loss by nftables
+// at the receivers, the payload and every received copy on a tmpfs this bench mounts.
+// Goodput = payload bytes / wall time from the sender's start to the last receiver done.
+// CPU is user+system seconds of each tool's processes (bash `times` around them), per GiB.
+// Datagrams and bytes at the sender come from its interface counters, so every tool is
+// counted the same way. Every received file's sha256 is checked; a run that fails,
+// times out or delivers a wrong file counts as a failure for its tool.
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { createReadStream, mkdirSync, openSync, closeSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type NetLab, createLab, isRoot } from '../test/net/netns.ts';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1024' },
+    runs: { type: 'string', default: '3' },
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string', default: 'must,udpcast,uftp' },
+    rows: { type: 'string', default: '' },
+    'must-args': { type: 'string', default: '' },
+  },
+});
+if (!isRoot()) { console.error('bench/line.ts: needs root (network namespaces, tc, nftables, tmpfs)'); process.exit(2); }
+
+const SIZE = Number(values.size) * 2 ** 20;
+const RUNS = values.quick ? 1 : Number(values.runs);
+const TOOLS = values.only.split(',') as Tool[];
+const MAIN = join(import.meta.dirname, '../src/main.ts');
+const FS = '/tmp/mustb-fs';
+const PAYLOAD = join(FS, 'payload.img');
+const PREFIX = 'mustb';
+const TIMEOUT = 600_000;
+const MUST_ARGS = values['must-args'].split(' ').filter(Boolean);
+
+type Tool = 'must' | 'udpcast' | 'uftp';
+
+interface Row {
+  name: string;
+  receivers: number;
+  /** Loss percent per receiver index. */
+  loss: (i: number) => number;
+  /** Link rate in Mbit/s per host (0: unshaped); the sender is host -1. */
+  rate: (i: number) => number;
+  /** Receivers that start this many ms after the sender. */
+  late?: (i: number) => number;
+  /** Which receivers' finishing time the row is judged on (default all). */
+  judged?: (i: number) => boolean;
+  tools?: Tool[];
+}
+
+const gbit = (): number => 1000;
+const none = (): number => 0;
+const ROWS: Row[] = [
+  { name: '1, none', receivers: 1, loss: none, rate: gbit },
+  { name: '1, 5% on all', receivers: 1, loss: () => 5, rate: gbit },
+  ...[3, 6].flatMap((n): Row[] => [
+    { name: `${n}, none`, receivers: n, loss: none, rate: gbit },
+    { name: `${n}, 1% on one`, receivers: n, loss: (i) => (i === 0 ? 1 : 0), rate: gbit },
+    { name: `${n}, 1% on all`, receivers: n, loss: () => 1, rate: gbit },
+    { name: `${n}, 5% on one`, receivers: n, loss: (i) => (i === 0 ? 5 : 0), rate: gbit },
+    { name: `${n}, 5% on all`, receivers: n, loss: () => 5, rate: gbit },
+  ]),
+  { name: '1, no rate limit', receivers: 1, loss: none, rate: none },
+  // One receiver on a 100 Mbit/s link: judged on the other two.
+  { name: '3, one at 100 Mbit/s', receivers: 3, loss: none, rate: (i) => (i === 0 ? 100 : 1000), judged: (i) => i !== 0 },
+  { name: '3, one joins 3 s late', receivers: 3, loss: none, rate: gbit, late: (i) => (i === 0 ? 3000 : 0), tools: ['must'] },
+  { name: '12, none', receivers: 12, loss: none, rate: gbit, tools: ['must'] },
+];
+const QUICK = new Set(['1, none', '3, none', '3, 5% on all', '3, one at 100 Mbit/s']);
+
+interface Result {
+  ok: boolean;
+  why?: string;
+  wall: number;
+  /** Wall time until the judged receivers were done. */
+  judgedWall: number;
+  senderCpu: number;
+  receiverCpu: number[];
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+}
+
+const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+// ---- processes ----------------------------------------------------------------
+
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+  /** Resolves with exit code, CPU seconds (user+sys of the tool) and when it ended. */
+  done: Promise<{ code: number; cpu: number; at: number }>;
+  /** Stop it (SIGTERM to the wrapper, which stops the tool and still reports its CPU). */
+  stop(): void;
+}
+
+// bash runs the tool as a child, so `times` reports the tool's CPU however it ends.
+const WRAP = 'trap \'kill -TERM $p 2>/dev/null; wait $p; times; exit 143\' TERM; "$@" & p=$!; wait $p; rc=$?; times; exit $rc';
+
+function start(lab: NetLab, host: string, argv: string[], cwd?: string): Proc {
+  const child = spawn(lab.wrap(host)[0]!, [...lab.wrap(host).slice(1), 'bash', '-c', WRAP, 'bench', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
+  const done = new Promise<{ code: number; cpu: number; at: number }>((resolve) => {
+    child.on('exit', (code) => {
+      const at = performance.now();
+      // `times` prints the shell's own line, then its children's: "0m1.234s 0m0.567s".
+      const lines = [...out.matchAll(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/gm)];
+      const c = lines.at(-1);
+      const cpu = c ? Number(c[1]) * 60 + Number(c[2]) + Number(c[3]) * 60 + Number(c[4]) : NaN;
+      resolve({ code: code ?? 128, cpu, at });
+    });
+  });
+  return { child, out: () => out, done, stop: () => child.kill('SIGTERM') };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: no end after ${ms / 1000} s`)), ms); })]).finally(() => clearTimeout(t));
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function counters(lab: NetLab, host: string): { txPackets: number; txBytes: number; rxPackets: number } {
+  const read = (what: string): number => Number(sh(lab.wrap(host)[0]!, [...lab.wrap(host).slice(1), 'cat', `/sys/class/net/eth0/statistics/${what}`]).trim());
+  return { txPackets: read('tx_packets'), txBytes: read('tx_bytes'), rxPackets: read('rx_packets') };
+}
+
+// ---- one run of one tool ------------------------------------------------------
+
+let port = 21000;
+
+async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
+  const receivers = Array.from({ length: row.receivers }, (_, i) => `r${i + 1}`);
+  const targets = receivers.map((r) => join(FS, r));
+  for (const t of targets) { rmSync(t, { recursive: true, force: true }); mkdirSync(t); }
+  const files = targets.map((t) => join(t, 'payload.img'));
+  port += 10;
+  const before = counters(lab, 's');
+  const t0 = performance.now();
+  const late = row.late ?? none;
+  let sender: Proc;
+  const rx: Proc[] = [];
+  const startReceivers = (argv: (i: number) => string[]): void => {
+    receivers.forEach((r, i) => {
+      const go = (): void => { rx[i] = start(lab, r, argv(i)); };
+      if (late(i) > 0) setTimeout(go, late(i)); else go();
+    });
+  };
+  const node = process.execPath;
+  const N = String(row.receivers - receivers.filter((_, i) => late(i) > 0).length);
+  if (tool === 'must') {
+    for (const f of files) closeSync(openSync(f, 'w'));
+    for (const f of files) sh('truncate', ['-s', String(SIZE), f]);
+    sender = start(lab, 's', [node, '--disable-warning=ExperimentalWarning', MAIN, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), '--records', join(FS, 'records.json'), ...MUST_ARGS]);
+    startReceivers((i) => [node, '--disable-warning=ExperimentalWarning', MAIN, 'client', '--target', files[i]!, '--yes', '--iface', 'eth0', '--port', String(port), '--name', receivers[i]!]);
+  } else if (tool === 'udpcast') {
+    sender = start(lab, 's', ['udp-sender', '--file', PAYLOAD, '--interface', 'eth0', '--portbase', String(port), '--min-receivers', N, '--nokbd', '--no-progress']);
+    startReceivers((i) => ['udp-receiver', '--file', files[i]!, '--interface', 'eth0', '--portbase', String(port), '--nokbd']);
+  } else {
+    // uftpd runs until stopped; uftp ends when every receiver has the file (closed group by IP).
+    startReceivers((i) => ['uftpd', '-d', '-I', 'eth0', '-D', targets[i]!, '-p', String(port), '-B', String(8 << 20)]);
+    await sleep(300);
+    const ids = receivers.map((r) => lab.address(r)).join(',');
+    sender = start(lab, 's', ['uftp', '-I', 'eth0', '-p', String(port), '-R', '950000', '-B', String(8 << 20), '-H', ids, PAYLOAD]);
+  }
+  const judged = row.judged ?? ((): boolean => true);
+  let why: string | undefined;
+  let judgedAt = 0;
+  try {
+    const s = await withTimeout(sender.done, TIMEOUT, `${tool} sender`);
+    if (s.code !== 0) why = `sender exit ${s.code}: ${sender.out().slice(-1500)}`;
+    if (tool === 'uftp') { await sleep(200); for (const r of rx) r.stop(); }
+    const ends = await withTimeout(Promise.all(receivers.map(async (_, i) => { while (!rx[i]) await sleep(50); return rx[i].done; })), TIMEOUT, `${tool} receivers`);
+    ends.forEach((e, i) => {
+      if (tool !== 'uftp' && e.code !== 0) why ??= `${receivers[i]} exit ${e.code}: ${rx[i]!.out().slice(-300)}`;
+      if (judged(i)) judgedAt = Math.max(judgedAt, tool === 'uftp' ? s.at : e.at);
+    });
+    // Until the last receiver is done (a sender that lingers for late clients is not charged); uftpd
+    // never exits, so for UFTP the sender's end, when every receiver has confirmed the file.
+    const wall = ((tool === 'uftp' ? s.at : Math.max(...ends.map((e) => e.at))) - t0) / 1000;
+    const after = counters(lab, 's');
+    if (!why) {
+      const want = await sha256File(PAYLOAD);
+      for (const [i, f] of files.entries()) if (await sha256File(f).catch(() => 'missing') !== want) { why = `${receivers[i]}: file differs`; break; }
+    }
+    return {
+      ok: !why, why, wall, judgedWall: (judgedAt - t0) / 1000, senderCpu: s.cpu, receiverCpu: ends.map((e) => e.cpu),
+      txPackets: after.txPackets - before.txPackets, txBytes: after.txBytes - before.txBytes, rxPackets: after.rxPackets - before.rxPackets,
+    };
+  } catch (e) {
+    sender!.stop();
+    for (const r of rx) r?.stop();
+    return { ok: false, why: (e as Error).message, wall: NaN, judgedWall: NaN, senderCpu: NaN, receiverCpu: [], txPackets: NaN, txBytes: NaN, rxPackets: NaN };
+  } finally {
+    for (const t of targets) rmSync(t, { recursive: true, force: true });
+  }
+}
+
+// ---- the table ----------------------------------------------------------------
+
+const median = (xs: number[]): number => { const s = xs.filter(Number.isFinite).sort((a, b) => a - b); return s.length ? s[(s.length - 1) >> 1]! : NaN; };
+const GIB = 2 ** 30;
+
+interface Summary { tool: Tool; runs: Result[]; failures: number; wall: number; judgedWall: number; goodput: number; sCpu: number; rCpu: number; tx: number; fb: number; extra: number }
+
+function summarise(tool: Tool, runs: Result[]): Summary {
+  const ok = runs.filter((r) => r.ok);
+  const wall = median(ok.map((r) => r.wall));
+  const perGiB = GIB / SIZE;
+  return {
+    tool, runs, failures: runs.length - ok.length, wall,
+    judgedWall: median(ok.map((r) => r.judgedWall)),
+    goodput: SIZE / wall / 1e6,
+    sCpu: median(ok.map((r) => r.senderCpu)) * perGiB,
+    rCpu: median(ok.map((r) => Math.max(...r.receiverCpu))) * perGiB,
+    tx: median(ok.map((r) => r.txPackets)),
+    fb: median(ok.map((r) => r.rxPackets)),
+    // Bytes sent beyond one copy of the payload (headers, control, repairs), per cent of the payload.
+    extra: median(ok.map((r) => (r.txBytes - SIZE) / SIZE * 100)),
+  };
+}
+
+const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
+const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
+
+async function main(): Promise<void> {
+  const wanted = values.rows ? new Set(values.rows.split(';')) : values.quick ? QUICK : undefined;
+  const rows = ROWS.filter((r) => !wanted || wanted.has(r.name));
+  const maxReceivers = Math.max(...rows.map((r) => r.receivers));
+  sh('mkdir', ['-p', FS]);
+  sh('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil((SIZE * (maxReceivers + 1)) / 2 ** 20) + 256}m`, 'mustb-fs', FS]);
+  const hosts = ['s', ...Array.from({ length: maxReceivers }, (_, i) => `r${i + 1}`)];
+  let lab: NetLab | undefined;
+  const interrupted = (): void => { lab?.destroy(); try { sh('umount', [FS]); } catch { /* not mounted */ } process.exit(130); };
+  process.on('SIGINT', interrupted);
+  process.on('SIGTERM', interrupted);
+  try {
+    const fd = openSync(PAYLOAD, 'w');
+    const buf = Buffer.alloc(4 << 20);
+    for (let done = 0; done < SIZE; done += buf.length) writeSync(fd, randomFillSync(buf), 0, Math.min(buf.length, SIZE - done));
+    closeSync(fd);
+    console.log(`bench/line: ${SIZE / 2 ** 20} MiB payload on tmpfs, ${RUNS} run(s) per tool and row, medians; ${new Date().toISOString()}`);
+    console.log(`machine: ${sh('nproc', []).trim()} cores, ${sh('uname', ['-r']).trim()}, node ${process.version}; udpcast ${version('udp-sender')}, uftp ${version('uftp')}`);
+    const table: string[] = [];
+    const head = '| receivers, loss | tool | wall s | goodput MB/s | vs udpcast | vs uftp | sender CPU s/GiB | receiver CPU s/GiB | datagrams sent | feedback at sender | bytes beyond payload | failures |';
+    table.push(head, `|${'---|'.repeat(12)}`);
+    for (const row of rows) {
+      lab = createLab(PREFIX, hosts.slice(0, row.receivers + 1), '10.79.0');
+      lab.hosts.forEach((h, k) => {
+        const rate = row.rate(k - 1);
+        if (rate > 0) lab!.setRate(h, rate);
+        if (k > 0) lab!.setLoss(h, row.loss(k - 1));
+      });
+      const tools = TOOLS.filter((t) => !row.tools || row.tools.includes(t));
+      const results = new Map<Tool, Result[]>(tools.map((t) => [t, []]));
+      for (let run = 0; run < RUNS; run++) {
+        for (const tool of tools) {
+          const r = await runOnce(tool, row, lab);
+          results.get(tool)!.push(r);
+          process.stderr.write(`  ${row.name} ${tool} run ${run + 1}: ${r.ok ? `${f2(r.wall)} s` : `FAILED ${r.why}`}\n`);
+        }
+      }
+      lab.destroy();
+      lab = undefined;
+      const sums = tools.map((t) => summarise(t, results.get(t)!));
+      const by = (t: Tool): Summary | undefined => sums.find((s) => s.tool === t);
+      for (const s of sums) {
+        const judged = row.judged ? s.judgedWall : s.wall;
+        const ratio = (a?: Summary): string => {
+          if (!a || s.tool !== 'must') return '';
+          const aj = row.judged ? a.judgedWall : a.wall;
+          return Number.isFinite(aj) && Number.isFinite(judged) ? `${f2(aj / judged)}x` : a.failures === a.runs.length ? 'anchor failed' : '-';
+        };
+        const wallText = row.judged ? `${f1(judged)} (all ${f1(s.wall)})` : f2(s.wall);
+        table.push(`| ${row.name} | ${s.tool} | ${wallText} | ${f1(s.goodput)} | ${ratio(by('udpcast'))} | ${ratio(by('uftp'))} | ${f2(s.sCpu)} | ${f2(s.rCpu)} | ${s.tx} | ${s.fb} | ${f1(s.extra)}% | ${s.failures}/${s.runs.length} |`);
+      }
+      console.log(table.slice(-sums.length).join('\n'));
+    }
+    console.log(`\n${table.join('\n')}`);
+    console.log('\nratios: the anchor\'s time over MUST\'s (above 1: MUST is faster); rows with a slow receiver compare the time until the other receivers are done.');
+  } finally {
+    lab?.destroy();
+    try { sh('umount', [FS]); } catch { /* not mounted */ }
+  }
+}
+
+function version(cmd: string): string {
+  try { return sh('dpkg-query', ['-W', '-f', '${Version}', cmd === 'uftp' ? 'uftp' : 'udpcast']); } catch { return 'missing'; }
+}
+
+await main();
