@@ -117,6 +117,8 @@ export class WriteQueue implements ClientStorage {
   /** A write smaller than this, with nothing queued behind it, waits up to BATCH_WAIT ms. */
   static readonly BATCH = 256 << 10;
   static readonly BATCH_WAIT = 4;
+  /** Writes handed to the thread pool at once. */
+  static readonly PARALLEL = 16;
   private readonly jobs: Job[] = [];
   private queued = 0;
   private running = false;
@@ -193,15 +195,23 @@ export class WriteQueue implements ClientStorage {
   private async run(): Promise<void> {
     for (let job = this.jobs.shift(); job; job = this.lonelyWrite ? undefined : this.jobs.shift()) {
       switch (job.kind) {
-        case 'write':
-          try {
-            await this.target.writev(job.offset, job.buffers);
-            this.written += job.bytes;
-          } catch (e) {
-            this.on.writeError(job.offset, job.bytes, e as Error);
-          }
-          this.queued -= job.bytes;
+        case 'write': {
+          // Loss leaves holes, and every hole starts a write of its own: one at a time, a write per
+          // turn of the event loop falls behind the socket. The writes queued together (disjoint
+          // ranges: a packet is offered once) go to the thread pool together.
+          const batch = [job];
+          while (batch.length < WriteQueue.PARALLEL && this.jobs[0]?.kind === 'write') batch.push(this.jobs.shift() as typeof job);
+          await Promise.all(batch.map(async (w) => {
+            try {
+              await this.target.writev(w.offset, w.buffers);
+              this.written += w.bytes;
+            } catch (e) {
+              this.on.writeError(w.offset, w.bytes, e as Error);
+            }
+            this.queued -= w.bytes;
+          }));
           break;
+        }
         case 'finish': {
           const r = await finishChunk(this.target, job.chunk);
           this.on.chunkChecked(job.k, r.ok, r.ok ? '' : r.reason);

@@ -62,7 +62,7 @@ export function defaultParams(mtu = 1500, maxRate = 1000 * MBIT): TransferParams
     artp: { kind: 'exp', max: 20, lambda: 6 },
     repairWait: 30,
     requestRanges: rangesPerRequest(mtu),
-    requestDatagrams: 8,
+    requestDatagrams: 64,
     rate: { initial: maxRate, min: 1 * MBIT, max: maxRate },
     announceInterval: 500,
     clientTimeout: 30_000,
