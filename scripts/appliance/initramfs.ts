@@ -78,9 +78,13 @@ export function buildInitramfs(o: InitramfsInputs, log: (s: string) => void): { 
 
   // busybox and a link for each of its applets.
   file('/bin/busybox', readFileSync('/bin/busybox'), 0o755);
+  // A host program of the same name (util-linux's sfdisk, losetup, blkid) replaces the applet.
+  const hostNames = new Set(o.hostFiles.map((f) => f.split('/').pop()!));
   for (const applet of run('/bin/busybox', ['--list']).split('\n').filter(Boolean).sort()) {
-    if (applet !== 'busybox') link(`/bin/${applet}`, 'busybox');
+    if (applet !== 'busybox' && !hostNames.has(applet)) link(`/bin/${applet}`, 'busybox');
   }
+  // partclone and util-linux look for mounted filesystems in /etc/mtab.
+  link('/etc/mtab', '../proc/self/mounts');
   file('/bin/must', readFileSync(o.must), 0o755);
 
   // Other host programs (dnsmasq for master mode) and every shared library anything needs.

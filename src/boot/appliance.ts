@@ -8,7 +8,7 @@ import { openSync, writeSync } from 'node:fs';
 import { type BootSettings, CmdlineError, parseCmdline } from '../cli/kernel.ts';
 import { selfCommand } from '../cli/self.ts';
 import { listDisks } from '../disk/inventory.ts';
-import { INIT_STEPS, type Prepared, type Sys, modeCommand, parseImageSpec, runSteps } from './init.ts';
+import { type Prepared, type Sys, initSteps, modeCommand, parseImageSpec, runSteps } from './init.ts';
 import { prepareApplianceDir, prepareImage } from './sources.ts';
 
 /** Every console the kernel writes to (console=tty0 console=ttyS0 gives both). */
@@ -67,7 +67,7 @@ export async function initMain(): Promise<number> {
     await shell();
   };
   say('MUST: starting (kernel ' + (await readFile('/proc/sys/kernel/osrelease', 'utf8').catch(() => '?')).trim() + ')');
-  await runSteps(INIT_STEPS, sys, openShell);
+  await runSteps(initSteps(await readFile('/proc/cmdline', 'utf8').catch(() => '')), sys, openShell);
 
   let settings: BootSettings;
   for (;;) {

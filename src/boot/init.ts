@@ -11,8 +11,14 @@ export type Step =
   | { do: 'mount'; type: string; what: string; where: string; options?: string }
   | { do: 'write'; path: string; text: string; optional?: boolean }
   | { do: 'modules'; quiet: number; max: number }
-  | { do: 'network'; seconds: number }
+  | { do: 'network'; seconds: number; optional?: boolean }
   | { do: 'console'; cols: number; rows: number };
+
+/** The boot steps for a kernel line: the network is optional unless the mode needs it (menu, shell). */
+export function initSteps(cmdline: string): Step[] {
+  const needsNetwork = /(^|\s)must\.mode=(client|master|relay)(\s|$)/.test(cmdline);
+  return INIT_STEPS.map((s) => (s.do === 'network' && !needsNetwork ? { ...s, optional: true } : s));
+}
 
 /** /dev, /proc and /sys are mounted by /init itself (Node needs them to start). */
 export const INIT_STEPS: readonly Step[] = [
@@ -97,6 +103,11 @@ export async function runStep(s: Step, sys: Sys): Promise<void> {
       return;
     }
     case 'network': {
+      if (s.optional) {
+        // The menu (a single machine booted from a stick) captures and restores without a network.
+        try { await runStep({ ...s, optional: false }, sys); } catch (e) { if (!(e instanceof StepError)) throw e; sys.log(`network: none (${e.message}); the menu works without it`); }
+        return;
+      }
       const nics = (await sys.list('/sys/class/net')).filter((n) => n !== 'lo').sort();
       await sys.run('ip', ['link', 'set', 'lo', 'up']);
       if (nics.length === 0) throw new StepError('no network interface: no driver for this machine\'s NIC?');
@@ -118,10 +129,17 @@ export async function runStep(s: Step, sys: Sys): Promise<void> {
       sys.log(`network: ${addrs.join('; ')}`);
       return;
     }
-    case 'console':
+    case 'console': {
       // A serial console does not know its size; give the UI a sane one. A VT already knows.
-      await sys.run('stty', ['cols', String(s.cols), 'rows', String(s.rows)]);
+      const active = (await sys.readFile('/sys/class/tty/console/active').catch(() => '')).trim().split(/\s+/);
+      const serial = active.filter((n) => /^tty(S|AMA|USB)\d+$/.test(n));
+      for (const n of serial) {
+        const r = await sys.run('stty', ['-F', `/dev/${n}`, 'cols', String(s.cols), 'rows', String(s.rows)]);
+        if (r.code !== 0) throw new StepError(`stty -F /dev/${n}: ${r.out.trim() || `exit ${r.code}`}`);
+      }
+      if (serial.length > 0) sys.log(`console: ${serial.map((n) => `/dev/${n}`).join(', ')} set to ${s.cols}x${s.rows}`);
       return;
+    }
   }
 }
 

@@ -2,8 +2,9 @@
 // picks the one to image. Never the boot medium, never a read-only disk; a rule that
 // matches two disks is refused, not guessed.
 
-import { open, readFile, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { open, readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export interface Disk {
   name: string;
@@ -98,4 +99,46 @@ export function chooseDisk(disks: Disk[], rule: string, imageSize?: number): Cho
   if (matches.length > 1) return { ok: false, reason: `must.disk=${rule} is ambiguous: ${matches.map(describe).join(' and ')}` };
   const why = unusable(matches[0]!, imageSize);
   return why ? { ok: false, reason: `must.disk=${rule} names ${describe(matches[0]!)}, which cannot be imaged: ${why}` } : { ok: true, disk: matches[0]! };
+}
+
+/** A filesystem on a disk or partition of this machine: where image files can be read or written. */
+export interface Volume {
+  path: string;
+  /** The whole disk it is on (its path), so a capture does not write onto the disk it reads. */
+  disk: string;
+  size: number;
+  fs: string;
+  label: string;
+}
+
+/** Filesystems this appliance can mount and write (kernel drivers in image/modules.txt; Debian's 6.1 kernel has no NTFS driver). */
+const MOUNTABLE: Record<string, string> = { vfat: 'vfat', exfat: 'exfat', ext4: 'ext4', ext3: 'ext4', ext2: 'ext4' };
+export const mountType = (fs: string): string | undefined => MOUNTABLE[fs];
+
+/** The filesystems on the disks (whole disks and partitions) that blkid recognises and we can mount. */
+export async function listVolumes(disks: Disk[], sys = '/sys'): Promise<Volume[]> {
+  // Synchronous: a few milliseconds per device, and on the appliance's console an asynchronous
+  // child with piped output was seen finished only at the next key press.
+  const probe = async (path: string): Promise<Record<string, string>> => {
+    try {
+      const stdout = execFileSync('blkid', ['-p', '-o', 'export', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      return Object.fromEntries(stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('blkid (util-linux) is missing: cannot look for filesystems');
+      return {}; // nothing recognised
+    }
+  };
+  const out: Volume[] = [];
+  for (const d of disks) {
+    const parts: Array<{ path: string; size: number }> = [{ path: d.path, size: d.size }];
+    for (const e of (await readdir(join(sys, 'block', d.name)).catch(() => [] as string[])).sort()) {
+      if (!(await stat(join(sys, 'block', d.name, e, 'partition')).then(() => true, () => false))) continue;
+      parts.push({ path: join(dirname(d.path), e), size: Number(await text(join(sys, 'block', d.name, e, 'size'))) * 512 });
+    }
+    for (const p of parts) {
+      const id = await probe(p.path);
+      if (id.TYPE && mountType(id.TYPE)) out.push({ path: p.path, disk: d.path, size: p.size, fs: id.TYPE, label: id.LABEL ?? '' });
+    }
+  }
+  return out;
 }

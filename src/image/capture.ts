@@ -70,15 +70,22 @@ interface SourceRegion {
   node: string | undefined;
 }
 
+/** A program capture needs; one that is not installed is an error that names it, never "nothing found". */
 async function tool(cmd: string, args: string[]): Promise<string> {
-  const { stdout } = await run(cmd, args, { maxBuffer: 64 << 20 });
-  return stdout;
+  try {
+    const { stdout } = await run(cmd, args, { maxBuffer: 64 << 20 });
+    return stdout;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DiskError(`capture needs ${cmd} (util-linux), which this system does not have`);
+    throw e;
+  }
 }
 
 async function fsType(node: string): Promise<string> {
   try {
     return (await tool('blkid', ['-p', '-o', 'value', '-s', 'TYPE', node])).trim();
-  } catch {
+  } catch (e) {
+    if (e instanceof DiskError) throw e;
     return ''; // blkid exits 2 when it recognises nothing
   }
 }
@@ -94,7 +101,8 @@ async function partitions(dev: string, loops: string[]): Promise<Partition[]> {
   let table: { partitiontable?: { sectorsize?: number; partitions?: Array<{ node: string; start: number; size: number }> } };
   try {
     table = JSON.parse(await tool('sfdisk', ['--json', dev])) as typeof table;
-  } catch {
+  } catch (e) {
+    if (e instanceof DiskError) throw e;
     return []; // no partition table
   }
   const sector = table.partitiontable?.sectorsize ?? 512;

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { parseCmdline } from '../../src/cli/kernel.ts';
 import type { Disk } from '../../src/disk/inventory.ts';
 import { chooseDisk } from '../../src/disk/inventory.ts';
-import { INIT_STEPS, type Sys, modeCommand, parseImageSpec, runSteps } from '../../src/boot/init.ts';
+import { INIT_STEPS, type Sys, initSteps, modeCommand, parseImageSpec, runSteps } from '../../src/boot/init.ts';
 
 function fakeSys(o: { nics: string[]; dhcpOk: (nic: string, attempt: number) => boolean; aliasesAppear?: string[][] }): { sys: Sys; calls: string[]; logs: string[] } {
   const calls: string[] = [], logs: string[] = [], files = new Map<string, string>();
@@ -41,6 +41,7 @@ function fakeSys(o: { nics: string[]; dhcpOk: (nic: string, attempt: number) => 
 
 test('steps: mounts, sysctls, drivers by modalias over rounds, DHCP on every NIC', async () => {
   const { sys, calls, logs } = fakeSys({ nics: ['eth0', 'eth1'], dhcpOk: (n) => n === 'eth1', aliasesAppear: [['pci:a'], ['usb:b']] });
+  await sys.writeFile('/sys/class/tty/console/active', 'tty0 ttyS0\n');
   let shells = 0;
   await runSteps(INIT_STEPS, sys, async () => { shells++; });
   assert.equal(shells, 0);
@@ -49,6 +50,8 @@ test('steps: mounts, sysctls, drivers by modalias over rounds, DHCP on every NIC
   assert.ok(calls.includes('modprobe -q -a usb:b'), 'second round loads what the first revealed, and only that');
   assert.ok(calls.some((c) => c.startsWith('udhcpc -i eth0')) && calls.some((c) => c.startsWith('udhcpc -i eth1')));
   assert.ok(logs.some((l) => /network: /.test(l)));
+  // The serial console gets a size (the VT knows its own).
+  assert.ok(calls.includes('stty -F /dev/ttyS0 cols 100 rows 30') && !calls.some((c) => c.includes('/dev/tty0')), calls.join('\n'));
 });
 
 test('a failing step opens a shell, then is tried again', async () => {
@@ -94,4 +97,15 @@ test('must.image= forms', () => {
   assert.deepEqual(parseImageSpec('http://10.0.0.5/lab.img'), { kind: 'http', url: 'http://10.0.0.5/lab.img' });
   assert.match((parseImageSpec('lab.img') as { error: string }).error, /expected \/dev\/DEVICE/);
   assert.throws(() => parseCmdline('must.mode=master must.pxe=yes'), /must.pxe=yes/);
+});
+
+test('without a network the menu still comes up; a mode that needs the network stops at the step', async () => {
+  for (const [cmdline, shellsWanted] of [['quiet', 0], ['quiet must.mode=shell', 0], ['must.mode=client must.disk=auto', 1]] as const) {
+    const { sys, logs } = fakeSys({ nics: [], dhcpOk: () => false });
+    const shells: string[] = [];
+    await runSteps(initSteps(cmdline), sys, async (why) => { shells.push(why); throw new Error('stop at the first shell'); }).catch(() => {});
+    assert.equal(shells.length, shellsWanted, `${cmdline}: ${shells.join('; ')}`);
+    if (shellsWanted === 0) assert.ok(logs.some((l) => /network: none \(no network interface.*\); the menu works without it/.test(l)), logs.join('\n'));
+    else assert.match(shells[0]!, /no network interface/);
+  }
 });

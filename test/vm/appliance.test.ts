@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { sampleDisk } from '../../src/demo/sample.ts';
-import { must, waitFor } from '../net/helpers.ts';
+import { must, sha256, waitFor } from '../net/helpers.ts';
 import { isRoot } from '../net/netns.ts';
 import { createLan } from './lan.ts';
 import { APPLIANCE, applianceBuilt, startVm } from './qemu.ts';
@@ -40,7 +40,8 @@ test('kernel + initramfs: drivers, DHCP, and the client searching for a master',
   } finally { vm.kill(); }
 });
 
-for (const [medium, uefi] of [['CD', false], ['CD', true], ['USB disk', false], ['USB disk', true]] as const) {
+// (The USB disk under BIOS boots in the menu test below.)
+for (const [medium, uefi] of [['CD', false], ['CD', true], ['USB disk', true]] as const) {
   test(`ISO as ${medium}, ${uefi ? 'UEFI (OVMF)' : 'BIOS'}: boots to the MUST menu`, { skip }, async () => {
     const iso = join(APPLIANCE, 'must.iso');
     const media = medium === 'CD'
@@ -59,6 +60,61 @@ for (const [medium, uefi] of [['CD', false], ['CD', true], ['USB disk', false], 
     } finally { vm.kill(); }
   });
 }
+
+test('ISO as USB disk, BIOS: the menu captures this PC\'s disk to a file on a USB drive and restores that file to another disk', { skip }, async () => {
+  const MIB = 1 << 20;
+  const pc = join(dir, 'menu-pc.img'), drive = join(dir, 'menu-drive.img'), blank = join(dir, 'menu-blank.img');
+  const original = sampleDisk(32 * MIB, 41);
+  writeFileSync(pc, original);
+  // The USB drive: a FAT filesystem over the whole device, as many sticks come.
+  writeFileSync(drive, new Uint8Array(0));
+  execFileSync('truncate', ['-s', '96M', drive]);
+  execFileSync('mkfs.vfat', ['-n', 'IMAGES', drive]);
+  writeFileSync(blank, new Uint8Array(0));
+  execFileSync('truncate', ['-s', '32M', blank]);
+  const iso = join(APPLIANCE, 'must.iso');
+  const vm = startVm({
+    name: 'menu-usb', args: [
+      '-device', 'qemu-xhci', '-drive', `file=${iso},format=raw,if=none,id=stick,readonly=on`, '-device', 'usb-storage,drive=stick,bootindex=0',
+      '-drive', `file=${pc},format=raw,if=virtio`, '-drive', `file=${drive},format=raw,if=virtio`, '-drive', `file=${blank},format=raw,if=virtio`,
+      '-nic', 'none',
+    ],
+  });
+  // Answer a prompt with the number the console shows in front of `line`.
+  const pick = async (line: RegExp, prompt: RegExp, from: number, ms = 30_000): Promise<void> => {
+    await vm.waitFor(prompt, ms, from);
+    const m = new RegExp(`(\\d+) {2}${line.source}`).exec(vm.serial().slice(from));
+    assert.ok(m, `no ${line} offered:\n${vm.serial().slice(from)}`);
+    vm.child.stdin!.write(`${m[1]}\n`);
+  };
+  try {
+    await vm.waitFor(/MUST: starting \(kernel 6\./, BOOT * 1.5);
+    await vm.waitFor(/Choice: /, BOOT);
+    // The stick the PC booted from is never offered as a target.
+    vm.child.stdin!.write('1\n');
+    await vm.waitFor(/\/dev\/sd\w+ .*\(not usable: it holds the MUST appliance this machine booted from\)/, 30_000);
+    await vm.waitFor(/Disk to overwrite \(number\): /, 30_000);
+    let at = vm.serial().length;
+    vm.child.stdin!.write('0\n');
+    await vm.waitFor(/No such usable disk\.[\s\S]*Choice: /, 30_000, at);
+    vm.child.stdin!.write('2\n');
+    await pick(/\/dev\/vda /, /Disk to capture \(number\): /, at);
+    await pick(/\/dev\/vdb .*vfat {2}"IMAGES"/, /Filesystem to write the image file to \(number\): /, at);
+    await vm.waitFor(/Captured \/dev\/vda to \S+\.must on \/dev\/vdb\./, 300_000, at);
+    at = vm.serial().length;
+    await vm.waitFor(/Choice: /, 30_000, at);
+    vm.child.stdin!.write('3\n');
+    await pick(/\/dev\/vdb .*vfat/, /Filesystem holding the image file \(number\): /, at);
+    await pick(/\S+-vda-\d{8}-\d{4}\.must/, /Image file \(number\): /, at);
+    await pick(/\/dev\/vdc /, /Disk to overwrite \(number\): /, at);
+    await vm.waitFor(/Everything on \/dev\/vdc is lost\. \[y\/N\] /, 30_000, at);
+    vm.child.stdin!.write('y\n');
+    await vm.waitFor(/Restored \S+\.must to \/dev\/vdc\./, 300_000, at);
+    await vm.waitFor(/Restored [\s\S]*Choice: /, 30_000, at);
+  } finally { vm.kill(); }
+  await vm.exited;
+  assert.equal(sha256(readFileSync(blank)), sha256(original), 'the restored disk differs from the captured one');
+});
 
 // The static tree of out/appliance/pxe behind a plain dnsmasq and HTTP server, as docs/PXE.md
 // describes it. (Imaging, the reboot and the disk's bytes are the flagship's, test/vm/lab.test.ts.)

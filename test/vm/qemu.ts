@@ -12,8 +12,8 @@ export interface Vm {
   name: string;
   child: ChildProcess;
   serial(): string;
-  /** Wait until the serial console shows re; fails with the console's tail after ms. */
-  waitFor(re: RegExp, ms: number): Promise<RegExpExecArray>;
+  /** Wait until the serial console shows re (after its first `from` characters); fails with the console's tail after ms. */
+  waitFor(re: RegExp, ms: number, from?: number): Promise<RegExpExecArray>;
   exited: Promise<number>;
   kill(): void;
 }
@@ -59,10 +59,10 @@ export function startVm(o: VmOptions): Vm {
     serial: clean,
     exited,
     kill: () => { if (!dead) child.kill('SIGKILL'); },
-    waitFor: async (re, ms) => {
+    waitFor: async (re, ms, from = 0) => {
       const end = Date.now() + ms;
       for (;;) {
-        const m = re.exec(clean());
+        const m = re.exec(clean().slice(from));
         if (m) return m;
         if (dead || Date.now() > end) {
           throw new Error(`${o.name}: ${dead ? 'QEMU exited' : `no ${re} within ${ms / 1000} s`}; serial console ends with:\n${clean().slice(-2500)}`);
