@@ -29,6 +29,12 @@ export interface SimClient extends Partial<SimLink> {
   startAt?: number;
   /** The disk silently corrupts this many of the first writes (one byte flipped in each). */
   corruptWrites?: number;
+  /**
+   * A slow disk: it takes this many bytes per second, behind a queue of diskQueue bytes (the
+   * client's WriteQueue bound); a packet that finds the queue full is refused, as on a real client.
+   */
+  diskRate?: number;
+  diskQueue?: number;
   /** Power off at this time, boot again at restartAt (the disk keeps what was written). */
   crashAt?: number;
   restartAt?: number;
@@ -184,6 +190,7 @@ export function runLab(o: LabOptions): LabResult {
     nodes.push(node);
     const result: SimClientResult = { id, ok: false, identical: false, reason: 'never finished', finishedAt: NaN, acksSent: 0, requestsSent: 0, repaired: 0, verifyFailures: 0 };
     let corrupt = spec.corruptWrites ?? 0;
+    let diskQueued = 0, diskAt = 0;
     results.push(result);
     const boot = (): void => {
       const r: Receiver = new Receiver({
@@ -191,6 +198,12 @@ export function runLab(o: LabOptions): LabResult {
         tunables: () => o.clientParams ?? p,
       }, {
         offer: (offset, b) => {
+          if (spec.diskRate) {
+            diskQueued = Math.max(0, diskQueued - ((now - diskAt) * spec.diskRate) / 1000);
+            diskAt = now;
+            if (diskQueued + b.length > (spec.diskQueue ?? 64 << 20)) return false;
+            diskQueued += b.length;
+          }
           disk.set(b, offset);
           if (corrupt > 0 && offset > 0) { corrupt--; disk[offset] = disk[offset]! ^ 0x40; }
           return true;

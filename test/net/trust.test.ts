@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { sampleDisk } from '../../src/demo/sample.ts';
+import { fingerprint, parseTrust } from '../../src/protocol/auth.ts';
 import { freePort, must, sha256, waitFor } from './helpers.ts';
 import { type NetLab, createLab, isRoot } from './netns.ts';
 
@@ -143,4 +144,19 @@ test('a sealed session: the image is on the wire only encrypted; a client withou
   assert.equal(locked.client.code, 1);
   assert.match(locked.client.out, /the session is sealed \(encrypted\) and this client holds no secret/);
   assert.match(locked.master.out, /WARN failed client=\S+ .*reason="the session is sealed/);
+});
+
+test('trust on first use: a client given no key follows a signed master, shows its key\'s fingerprint, and ends verified', { timeout: 120_000 }, async () => {
+  const key = keygen('tofu.key');
+  const pub = readFileSync(`${key}.pub`, 'utf8').trim();
+  const p = freePort();
+  const lo = ['--iface', '127.0.0.1', '--port', String(p)];
+  const master = must(['master', image, '--key', key, '--min-clients', '1', ...lo]);
+  const c = await must(['client', '--target', join(dir, 'tofu.img'), '--yes', ...lo]).done;
+  assert.equal(c.code, 0, c.out.slice(-1500));
+  assert.equal((await master.done).code, 0);
+  assert.equal(sha256(readFileSync(join(dir, 'tofu.img'))), digest);
+  const shown = /found .*auth="?first-use key=([\w:]+)/.exec(c.out)?.[1];
+  assert.ok(shown, c.out.slice(0, 1500));
+  assert.equal(shown, fingerprint(parseTrust(pub).publicKey), 'the fingerprint on screen is not the master\'s key');
 });

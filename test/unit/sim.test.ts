@@ -69,6 +69,16 @@ test('a client on a slow link does not hold the others back', () => {
   assert.ok(othersDone <= fastDone * 1.5 + 200, `fast clients took ${othersDone} ms beside a slow one, ${fastDone} ms alone`);
 });
 
+test('a client with a slow disk does not hold the others back, and completes by repair', () => {
+  const fast = lab({ clients: [{}, {}, {}] });
+  const mixed = lab({ clients: [{}, {}, {}, { diskRate: 2e6, diskQueue: 256 << 10 }] });
+  assertAllIdentical(mixed);
+  const fastDone = Math.max(...fast.clients.map((c) => c.finishedAt));
+  const othersDone = Math.max(...mixed.clients.slice(0, 3).map((c) => c.finishedAt));
+  assert.ok(othersDone <= fastDone * 1.5 + 200, `fast clients took ${othersDone} ms beside a slow disk, ${fastDone} ms alone`);
+  assert.ok(mixed.clients[3]!.repaired > 0 && mixed.clients[3]!.finishedAt > othersDone, 'the slow disk refused nothing: the test did not slow it');
+});
+
 test('the slow-client policy: a PC still imaging maxBehind after the first one finished is dropped, saying how far behind it is', () => {
   const r = lab({ clients: [{}, {}, { rate: 2e6, queue: 64 << 10 }], params: { ...defaultParams(), maxBehind: 300 } });
   assert.equal(r.timedOut, false);
