@@ -3,15 +3,15 @@
 // PC images its disk from a master and reboots. Assertions read the serial console.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { sampleDisk } from '../../src/demo/sample.ts';
 import { must, sha256, waitFor } from '../net/helpers.ts';
 import { isRoot } from '../net/netns.ts';
-import { createLan } from './lan.ts';
+import { createLan, servePxeTree } from './lan.ts';
 import { APPLIANCE, applianceBuilt, startVm } from './qemu.ts';
 
 const skip = !isRoot() ? 'VM tests need root (network namespaces, tap devices)' : !applianceBuilt() ? 'no appliance: run scripts/build-appliance' : false;
@@ -124,22 +124,8 @@ test('PXE through dnsmasq and iPXE from the static tree: the PC boots MUST and f
   try {
     const tap = lan.tap('mtap0');
     // The boot tree, with an unattended client line (what the master's boot policy will decide per PC).
-    const tftp = join(dir, 'pxe');
-    cpSync(join(APPLIANCE, 'pxe'), tftp, { recursive: true });
-    writeFileSync(join(tftp, 'boot.ipxe'), readFileSync(join(tftp, 'boot.ipxe'), 'utf8')
-      .replace(/must\.mode=client$/m, 'must.mode=client must.disk=auto must.auto=1 must.after=reboot must.iface=eth0'));
-    writeFileSync(join(dir, 'dnsmasq.conf'), [
-      'port=0', 'interface=br0', 'bind-interfaces', 'dhcp-range=10.78.0.100,10.78.0.199,255.255.255.0,1h',
-      'enable-tftp', `tftp-root=${tftp}`, 'dhcp-match=set:ipxe,175', 'dhcp-match=set:efi64,option:client-arch,7',
-      'dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe', 'dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi',
-      'dhcp-boot=tag:ipxe,http://10.78.0.1:8080/boot.ipxe', `dhcp-leasefile=${join(dir, 'leases')}`, 'log-dhcp', 'user=root',
-    ].join('\n'));
-    const dnsmasq = spawn(lan.wrap[0]!, [...lan.wrap.slice(1), 'dnsmasq', '--no-daemon', `--conf-file=${join(dir, 'dnsmasq.conf')}`, '--pid-file='], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let dnsLog = '';
-    dnsmasq.stderr.on('data', (d: Buffer) => { dnsLog += d.toString(); });
-    procs.push(dnsmasq);
-    procs.push(spawn(lan.wrap[0]!, [...lan.wrap.slice(1), 'busybox', 'httpd', '-f', '-p', '10.78.0.1:8080', '-h', tftp], { stdio: 'ignore' }));
-
+    const pxe = servePxeTree(lan, { appliance: APPLIANCE, dir, cmdline: 'must.mode=client must.disk=auto must.auto=1 must.after=reboot must.iface=eth0' });
+    procs.push(pxe);
     writeFileSync(join(dir, 'lab.img'), sampleDisk(4 << 20, 31));
     const master = must(['master', '--image', join(dir, 'lab.img'), '--min-clients', '1', '--iface', 'br0'], { wrap: lan.wrap });
     procs.push(master.child);
@@ -157,8 +143,8 @@ test('PXE through dnsmasq and iPXE from the static tree: the PC boots MUST and f
       await vm.waitFor(/must client --target \/dev\/vda --yes/, BOOT);
       await vm.waitFor(/client\/\S+ found master=10\.78\.0\.1 image=lab\.img/, BOOT);
       await waitFor(master, /joined client=\S+ .*ip=10\.78\.0\.1\d\d/, 60_000);
-      assert.match(dnsLog, /DHCPACK/);
-      assert.match(dnsLog, /boot\.ipxe/, 'dnsmasq never pointed iPXE at the boot script');
+      assert.match(pxe.dnsLog(), /DHCPACK/);
+      assert.match(pxe.dnsLog(), /boot\.ipxe/, 'dnsmasq never pointed iPXE at the boot script');
     } finally { vm.kill(); }
   } finally {
     for (const p of procs) p.kill();

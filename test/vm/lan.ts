@@ -1,7 +1,9 @@
 // A network namespace with one bridge for PC VMs: each PC gets a tap port on it; the
 // host side (dnsmasq, HTTP, a MUST master) runs inside the namespace on the bridge.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface Lan {
   ns: string;
@@ -33,4 +35,25 @@ export function createLan(ns: string, address = '10.78.0.1'): Lan {
     },
     destroy: () => { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone */ } },
   };
+}
+
+/**
+ * The static tree of out/appliance/pxe behind a plain dnsmasq (DHCP range, TFTP for the first stage)
+ * and busybox httpd, as docs/PXE.md describes it; `cmdline` replaces the client line's mode settings.
+ */
+export function servePxeTree(lan: Lan, o: { appliance: string; dir: string; cmdline: string }): { dnsLog(): string; kill(): void } {
+  const tftp = join(o.dir, 'pxe');
+  cpSync(join(o.appliance, 'pxe'), tftp, { recursive: true });
+  writeFileSync(join(tftp, 'boot.ipxe'), readFileSync(join(tftp, 'boot.ipxe'), 'utf8').replace(/must\.mode=client$/m, o.cmdline));
+  writeFileSync(join(o.dir, 'dnsmasq.conf'), [
+    'port=0', 'interface=br0', 'bind-interfaces', `dhcp-range=${lan.address.replace(/\.1$/, '.100')},${lan.address.replace(/\.1$/, '.199')},255.255.255.0,1h`,
+    'enable-tftp', `tftp-root=${tftp}`, 'dhcp-match=set:ipxe,175', 'dhcp-match=set:efi64,option:client-arch,7',
+    'dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe', 'dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi',
+    `dhcp-boot=tag:ipxe,http://${lan.address}:8080/boot.ipxe`, `dhcp-leasefile=${join(o.dir, 'leases')}`, 'log-dhcp', 'user=root',
+  ].join('\n'));
+  const dnsmasq = spawn(lan.wrap[0]!, [...lan.wrap.slice(1), 'dnsmasq', '--no-daemon', `--conf-file=${join(o.dir, 'dnsmasq.conf')}`, '--pid-file='], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  dnsmasq.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+  const httpd = spawn(lan.wrap[0]!, [...lan.wrap.slice(1), 'busybox', 'httpd', '-f', '-p', `${lan.address}:8080`, '-h', tftp], { stdio: 'ignore' });
+  return { dnsLog: () => log, kill: () => { dnsmasq.kill(); httpd.kill(); } };
 }
