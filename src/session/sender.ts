@@ -341,6 +341,8 @@ export class Sender {
     const c = client ? this.clients.get(client) : undefined;
     if (this.p.mode === WireMode.Default && !this.fromClient(c, from, now)) return;
     if (c) { c.requests++; c.lastHeard = now; }
+    // A dropped client is served no more (its repairs would also crowd out its DROP).
+    if (c?.state === 'dropped') return void countDrop(this.stats.drops, 'dropped');
     for (const r of ranges) {
       if (r.start + r.count > this.geo.packets) return void countDrop(this.stats.drops, 'field');
     }
@@ -444,7 +446,8 @@ export class Sender {
     }
     if (this.p.maxBehind > 0) this.dropStragglers(now);
     if (this.phase === Phase.Waiting || this.clients.size === 0 || this.cfg.persistent) return;
-    if (this.activeClients.length === 0) {
+    // Not done while a DROP still has repeats to go: "done" first would leave that PC without its reason.
+    if (this.activeClients.length === 0 && this.dropRepeats.size === 0) {
       this.ok = [...this.clients.values()].every((c) => c.state === 'verified');
       this.doneAt = now;
       this.enter(Phase.Done, now);

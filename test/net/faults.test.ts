@@ -183,7 +183,7 @@ test('the slow-client policy (--max-behind 2): the slow PC is dropped 2 s after 
     assert.equal(r1!.code, 0, r1!.out.slice(-1500));
     assert.equal(sha256(readFileSync(t('c1'))), img.digest);
     assert.equal(r2!.code, 1, r2!.out.slice(-1500));
-    const why = /too slow: \d+% of the image still missing 2 s after the first PC finished \(limit 2 s\)/;
+    const why = /too slow: \d+% of the image still missing [23] s after the first PC finished \(limit 2 s\)/;
     assert.match(r2!.out, why);
     assert.match(m.out, new RegExp(`WARN dropped client=c2 .*${why.source}`));
     assert.equal(m.code, 1, 'a dropped PC is not a success');
