@@ -24,10 +24,15 @@ const disk = join(dir, 'pc.img');
 writeFileSync(disk, new Uint8Array(0));
 execFileSync('truncate', ['-s', '64M', disk]);
 
+// A bench stopped by a signal takes its VM with it.
+let running: { kill(): void } | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { running?.kill(); rmSync(dir, { recursive: true, force: true }); process.exit(130); });
+
 /** Seconds from QEMU's start until the console shows `screen`. */
 async function boot(name: string, args: string[], screen: RegExp, wrap?: string[]): Promise<number> {
   const t0 = performance.now();
   const vm = startVm({ name, args, wrap });
+  running = vm;
   try {
     await vm.waitFor(screen, 600_000);
     return (performance.now() - t0) / 1000;
