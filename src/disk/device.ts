@@ -60,6 +60,15 @@ export async function probe(path: string): Promise<DeviceInfo> {
   }
 }
 
+/** The partitions of a disk, given its sysfs directory: the subdirectories with a "partition" file, sorted. */
+export async function partitionsIn(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    if (await stat(join(dir, e, 'partition')).then(() => true, () => false)) out.push(e);
+  }
+  return out;
+}
+
 /**
  * Why a block device must not be written now, or undefined: it (or a partition of it) is mounted,
  * is a swap area in use, or is held by another device (LVM, RAID, dm-crypt). The running system
@@ -70,11 +79,11 @@ export async function busyReason(path: string, proc = '/proc', sys = '/sys'): Pr
   const base = join(sys, 'dev/block', `${major}:${minor}`);
   const name = /^DEVNAME=(.*)$/m.exec(await readFile(join(base, 'uevent'), 'utf8').catch(() => ''))?.[1];
   if (!name) return undefined;
-  // The device and its partitions (sysfs lists a disk's partitions as subdirectories with a "partition" file).
+  // The device and its partitions, by major:minor.
   const parts = new Map<string, string>([[`${major}:${minor}`, name]]);
-  for (const e of await readdir(base).catch(() => [] as string[])) {
-    const dev = await readFile(join(base, e, 'dev'), 'utf8').catch(() => '');
-    if (dev && await stat(join(base, e, 'partition')).then(() => true, () => false)) parts.set(dev.trim(), e);
+  for (const e of await partitionsIn(base)) {
+    const dev = (await readFile(join(base, e, 'dev'), 'utf8').catch(() => '')).trim();
+    if (dev) parts.set(dev, e);
   }
   for (const line of (await readFile(join(proc, 'self/mountinfo'), 'utf8').catch(() => '')).split('\n')) {
     const f = line.split(' ');

@@ -3,8 +3,9 @@
 // matches two disks is refused, not guessed.
 
 import { execFileSync } from 'node:child_process';
-import { open, readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { open, readFile, readdir, readlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { partitionsIn } from './device.ts';
 
 export interface Disk {
   name: string;
@@ -119,7 +120,7 @@ export const mountType = (fs: string): string | undefined => MOUNTABLE[fs];
 export async function listVolumes(disks: Disk[], sys = '/sys'): Promise<Volume[]> {
   // Synchronous: a few milliseconds per device, and on the appliance's console an asynchronous
   // child with piped output was seen finished only at the next key press.
-  const probe = async (path: string): Promise<Record<string, string>> => {
+  const probe = (path: string): Record<string, string> => {
     try {
       const stdout = execFileSync('blkid', ['-p', '-o', 'export', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       return Object.fromEntries(stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
@@ -131,12 +132,11 @@ export async function listVolumes(disks: Disk[], sys = '/sys'): Promise<Volume[]
   const out: Volume[] = [];
   for (const d of disks) {
     const parts: Array<{ path: string; size: number }> = [{ path: d.path, size: d.size }];
-    for (const e of (await readdir(join(sys, 'block', d.name)).catch(() => [] as string[])).sort()) {
-      if (!(await stat(join(sys, 'block', d.name, e, 'partition')).then(() => true, () => false))) continue;
+    for (const e of await partitionsIn(join(sys, 'block', d.name))) {
       parts.push({ path: join(dirname(d.path), e), size: Number(await text(join(sys, 'block', d.name, e, 'size'))) * 512 });
     }
     for (const p of parts) {
-      const id = await probe(p.path);
+      const id = probe(p.path);
       if (id.TYPE && mountType(id.TYPE)) out.push({ path: p.path, disk: d.path, size: p.size, fs: id.TYPE, label: id.LABEL ?? '' });
     }
   }

@@ -33,14 +33,20 @@ export async function groupSocket(o: SocketOptions, port: number, onMessage: Rec
   return s;
 }
 
-export async function unicastSocket(o: SocketOptions, onMessage: Receive): Promise<dgram.Socket> {
+/** A socket on an ephemeral port of the interface that sends to the group (TTL, loopback, buffer). */
+async function sendingSocket(o: SocketOptions): Promise<dgram.Socket> {
   const s = dgram.createSocket({ type: 'udp4' });
   await bound(s, 0, o.iface);
   s.setMulticastInterface(o.iface);
   s.setMulticastTTL(o.ttl);
   s.setMulticastLoopback(o.loop);
-  trySize(() => s.setRecvBufferSize(o.rcvbuf));
   trySize(() => s.setSendBufferSize(o.sndbuf));
+  return s;
+}
+
+export async function unicastSocket(o: SocketOptions, onMessage: Receive): Promise<dgram.Socket> {
+  const s = await sendingSocket(o);
+  trySize(() => s.setRecvBufferSize(o.rcvbuf));
   s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, 0));
   return s;
 }
@@ -50,12 +56,7 @@ export async function unicastSocket(o: SocketOptions, onMessage: Receive): Promi
  * the per-datagram address check and lookup (the master's hot path).
  */
 export async function groupSender(o: SocketOptions, port: number): Promise<dgram.Socket> {
-  const s = dgram.createSocket({ type: 'udp4' });
-  await bound(s, 0, o.iface);
-  s.setMulticastInterface(o.iface);
-  s.setMulticastTTL(o.ttl);
-  s.setMulticastLoopback(o.loop);
-  trySize(() => s.setSendBufferSize(o.sndbuf));
+  const s = await sendingSocket(o);
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
     s.connect(port, o.group, () => { s.off('error', reject); resolve(); });

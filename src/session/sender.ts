@@ -253,8 +253,7 @@ export class Sender {
    */
   private heard(id: ClientId, from: Endpoint, now: number): ClientRecord | undefined {
     const c = this.clients.get(id);
-    if (!c) return void this.reject('unknown', from, now);
-    if (from.address !== c.endpoint.address) return void this.reject('address', from, now);
+    if (!this.fromClient(c, from, now)) return undefined;
     c.lastHeard = now;
     if (c.state === 'lost') {
       c.state = 'active';
