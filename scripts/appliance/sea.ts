@@ -19,6 +19,18 @@ export async function buildSea(root: string, out: string): Promise<string> {
     target: 'node26',
     outfile: bundle,
     legalComments: 'none',
+    // Ink imports React's devtools (not installed) when DEV=true; in the bundle that import
+    // would be static, and a single executable can import only Node's own modules.
+    plugins: [{
+      name: 'no-react-devtools',
+      setup(b) {
+        b.onResolve({ filter: /^react-devtools-core$/ }, () => ({ path: 'react-devtools-core', namespace: 'stub' }));
+        b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
+          loader: 'js',
+          contents: 'const no = () => { throw new Error("React devtools are not part of MUST"); }; export default { initialize: no, connectToDevTools: no };',
+        }));
+      },
+    }],
     logLevel: 'warning',
     // Some npm packages still call require(); give the bundle one.
     banner: { js: "import { createRequire as __mustRequire } from 'node:module'; const require = __mustRequire(process.execPath);" },

@@ -4,20 +4,36 @@
 
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
-import { openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { type BootSettings, CmdlineError, parseCmdline } from '../cli/kernel.ts';
 import { selfCommand } from '../cli/self.ts';
-import { listDisks } from '../disk/inventory.ts';
+import { CANCELLED } from '../commands/common.ts';
 import { type Prepared, type Sys, initSteps, modeCommand, parseImageSpec, runSteps } from './init.ts';
 import { prepareApplianceDir, prepareImage } from './sources.ts';
 
-/** Every console the kernel writes to (console=tty0 console=ttyS0 gives both). */
-async function consoles(): Promise<number[]> {
-  const names = (await readFile('/sys/class/tty/console/active', 'utf8').catch(() => 'console')).trim().split(/\s+/);
+/** The consoles the kernel writes to (console=tty0 console=ttyS0 gives both). */
+async function consoleNames(): Promise<string[]> {
+  return (await readFile('/sys/class/tty/console/active', 'utf8').catch(() => 'console')).trim().split(/\s+/);
+}
+
+function openConsoles(names: string[]): number[] {
   const fds: number[] = [];
   for (const n of names) { try { fds.push(openSync(`/dev/${n}`, 'w')); } catch { /* not there */ } }
   if (fds.length === 0) fds.push(1);
   return fds;
+}
+
+/**
+ * A client or master with a screen: on the PC's own display (the first VT) MUST draws its screen
+ * and takes the keyboard; a serial console gets the same events as lines (--log).
+ */
+function runOnVt(cmd: string, args: string[], serial: string | undefined, say: (line: string) => void): Promise<number> {
+  return new Promise((resolve) => {
+    const vt = openSync('/dev/tty1', 'r+');
+    const c = spawn(cmd, [...args, ...(serial ? ['--log', `/dev/${serial}`] : [])], { stdio: [vt, vt, vt], env: { ...process.env, TERM: 'linux' } });
+    c.on('error', (e) => { say(`cannot start ${cmd}: ${e.message}`); resolve(127); });
+    c.on('exit', (code) => { closeSync(vt); resolve(code ?? 128); });
+  });
 }
 
 function runCapture(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
@@ -49,7 +65,10 @@ const shell = (): Promise<number> => new Promise((resolve) => {
 });
 
 export async function initMain(): Promise<number> {
-  const fds = await consoles();
+  const names = await consoleNames();
+  const fds = openConsoles(names);
+  const hasVt = names.some((n) => /^tty\d+$/.test(n));
+  const serial = names.find((n) => /^tty(S|AMA|USB)\d+$/.test(n));
   // Serial consoles want CR LF; a VT does not mind.
   const write = (text: string): void => { for (const fd of fds) { try { writeSync(fd, text.replace(/\r?\n/g, '\r\n')); } catch { /* console gone */ } } };
   const say = (line: string): void => write(`${line}\n`);
@@ -92,16 +111,20 @@ export async function initMain(): Promise<number> {
         continue;
       }
     }
-    const launch = modeCommand(settings, await listDisks(), prepared);
+    const launch = modeCommand(settings, prepared);
     if ('error' in launch) { await openShell(`MUST: cannot start ${settings.mode} mode: ${launch.error}`); continue; }
     if (launch.shell) { await shell(); continue; }
     const self = selfCommand();
-    say(`MUST: must ${launch.argv.join(' ')}`);
-    const code = await runOnConsole(self.cmd, [...self.args, ...launch.argv], write, say);
+    const screen = hasVt && (settings.mode === 'client' || settings.mode === 'master');
+    say(`MUST: must ${launch.argv.join(' ')}${screen ? ` (screen on tty1${serial ? `, events on ${serial}` : ''})` : ''}`);
+    const argv = [...self.args, ...launch.argv];
+    const code = screen ? await runOnVt(self.cmd, argv, serial, say) : await runOnConsole(self.cmd, argv, write, say);
+    if (code === CANCELLED && settings.mode === 'client') { await openShell(`MUST: verified; the operator cancelled the ${settings.after}.`); continue; }
     if (code !== 0) { await openShell(`MUST: ${settings.mode} ended with status ${code}; nothing was rebooted.`); continue; }
-    say(`MUST: ${settings.mode} finished; ${settings.after === 'shell' ? 'a shell follows' : `${settings.after} in 5 s`}`);
-    if (settings.after === 'shell') { await shell(); continue; }
-    await new Promise((r) => setTimeout(r, 5000));
+    if (settings.after === 'shell') { say(`MUST: ${settings.mode} finished; a shell follows`); await shell(); continue; }
+    // The client counted down already (a key would have cancelled); the master gives 5 s.
+    say(`MUST: ${settings.mode} finished; ${settings.after}${settings.mode === 'client' ? '' : ' in 5 s'}`);
+    if (settings.mode !== 'client') await new Promise((r) => setTimeout(r, 5000));
     await runCapture('sync', []);
     await runCapture(settings.after, ['-f']);
     return 0;

@@ -4,7 +4,6 @@
 // failed and opens a shell; leaving the shell retries from that step.
 
 import type { BootSettings } from '../cli/kernel.ts';
-import { type Disk, chooseDisk } from '../disk/inventory.ts';
 
 export type Step =
   | { do: 'mkdir'; path: string }
@@ -182,7 +181,7 @@ export function parseImageSpec(spec: string): ImageSpec | { error: string } {
 export interface Prepared { image?: string; appliance?: string }
 
 /** The MUST command line for the mode the kernel line asks for. */
-export function modeCommand(b: BootSettings, disks: Disk[], prepared: Prepared = {}): Launch | { error: string } {
+export function modeCommand(b: BootSettings, prepared: Prepared = {}): Launch | { error: string } {
   const net = [
     ...(b.server ? ['--server', b.server] : []), ...(b.group ? ['--group', b.group] : []),
     ...(b.port ? ['--port', String(b.port)] : []), ...(b.iface ? ['--iface', b.iface] : []),
@@ -190,11 +189,12 @@ export function modeCommand(b: BootSettings, disks: Disk[], prepared: Prepared =
   switch (b.mode) {
     case 'shell': return { argv: [], shell: true };
     case 'client': {
-      const rule = b.disk ?? 'auto';
-      const choice = chooseDisk(disks, rule);
-      if (!choice.ok) return { error: choice.reason };
-      // Unattended only when the line says so; otherwise the client asks on the console.
-      return { argv: ['client', '--target', choice.disk.path, ...(b.auto ? ['--yes'] : []), ...(b.key ? ['--trust', b.key] : []), ...net], shell: false };
+      // The client applies the disk rule once the master says how large the image is; with no
+      // rule it shows the disks to pick from. Unattended only when the line says so.
+      const disk = b.disk ? ['--disk', b.disk, ...(b.auto ? ['--yes'] : [])] : [];
+      // The client counts down to the reboot (a key cancels it) and init then does it.
+      const after = b.after === 'shell' ? [] : ['--after', b.after];
+      return { argv: ['client', ...disk, ...after, ...(b.key ? ['--trust', b.key] : []), ...net], shell: false };
     }
     case 'master': {
       if (!b.image) return { error: 'must.mode=master needs must.image= (a disk, partition or image file to serve)' };

@@ -30,6 +30,8 @@ const net: Record<string, OptSpec> = {
   json: { type: 'boolean', help: 'one JSON object per line instead of text' },
   verbose: { type: 'boolean', help: 'also log debug events (dropped datagrams and why)' },
   name: { type: 'string', arg: 'TEXT', help: 'name shown to the other side (default: the host name)' },
+  plain: { type: 'boolean', help: 'one line per event even on a terminal (no screen)' },
+  log: { type: 'string', arg: 'FILE', help: 'also append the event lines to FILE (a file, or a console such as /dev/ttyS0)' },
 };
 
 const serve: Record<string, OptSpec> = {
@@ -73,7 +75,13 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
   client: {
     summary: 'receive the image a master serves and write it to a disk or file',
-    options: { target: { type: 'string', arg: 'PATH', help: 'block device or file to write' }, ...receive, ...net },
+    options: {
+      target: { type: 'string', arg: 'PATH', help: 'block device or file to write' },
+      disk: { type: 'string', arg: 'RULE', help: 'choose the disk by a rule once the image size is known: auto (the largest fixed disk that fits), a /dev path, serial:..., model:...; without --target or --disk a terminal shows the disks to pick from' },
+      after: { type: 'string', arg: 'ACTION', choices: ['reboot', 'poweroff'], help: 'once verified, count down to ACTION (a key cancels: exit status 3); the appliance then does it' },
+      countdown: { type: 'number', arg: 'SECONDS', help: 'length of the --after countdown (default 10)' },
+      ...receive, ...net,
+    },
   },
   'send-files': {
     summary: 'serve files and directories (not a disk) to every receiver',

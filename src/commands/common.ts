@@ -1,14 +1,30 @@
 // What every command shares: the logger, the network options and their defaults.
 
 import { type Options, UsageError } from '../cli/args.ts';
-import { type Logger, createLogger, lineSink } from '../log/logger.ts';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { type Logger, type Sink, createLogger, lineSink } from '../log/logger.ts';
 import { type Iface, resolveIface } from '../net/iface.ts';
 
 export const DEFAULT_GROUP = '239.255.77.77';
 export const DEFAULT_PORT = 7700;
+/** Exit status of a client whose countdown (--after) the person cancelled: verified, but stay. */
+export const CANCELLED = 3;
 
-export function makeLogger(o: Options, tag: string): Logger {
-  return createLogger({ sink: lineSink(process.stdout), json: o.flag('json'), level: o.flag('verbose') ? 'debug' : 'info', tag });
+/**
+ * The command's log: one line per event on stdout, or into `screen` (a screen's event pane) when
+ * one is drawn; and with --log FILE also appended there (the appliance copies its events to
+ * the serial console this way while the PC's own screen shows the client).
+ */
+export function makeLogger(o: Options, tag: string, screen?: Sink): Logger {
+  const sinks = [screen ?? lineSink(process.stdout)];
+  const file = o.str('log');
+  if (file) {
+    const fd = openSync(file, 'a');
+    process.once('exit', () => closeSync(fd));
+    sinks.push({ write: (line) => { try { writeSync(fd, `${line}\n`); } catch { /* a console that went away */ } } });
+  }
+  const sink: Sink = sinks.length === 1 ? sinks[0]! : { write: (line) => { for (const s of sinks) s.write(line); } };
+  return createLogger({ sink, json: o.flag('json'), level: o.flag('verbose') ? 'debug' : 'info', tag });
 }
 
 export interface NetChoice { iface: Iface; group: string; port: number }

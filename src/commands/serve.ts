@@ -14,18 +14,22 @@ import { FileSetSource, scanPaths } from '../disk/fileset.ts';
 import { RawSource } from '../disk/source.ts';
 import { looksLikeImage } from '../image/format.ts';
 import { ImageKind } from '../protocol/messages.ts';
-import { type MasterControl, type Served, runMaster, serveImageFile, serveRaw } from '../net/master.ts';
+import { type MasterControl, type MasterResult, type Served, runMaster, serveImageFile, serveRaw } from '../net/master.ts';
+import { type MasterKeys, MasterApp } from '../tui/master-screen.ts';
+import { MasterWatch, type SessionFacts, masterStore } from '../tui/master-view.ts';
+import { type Mounted, mount, wantScreen } from '../tui/mount.ts';
+import { eventSink } from '../tui/store.ts';
+import { createElement } from 'react';
 import { makeLogger, netOptions, onSignal } from './common.ts';
 
 export async function master(o: Options): Promise<number> {
   const image = o.str('image') ?? o.positionals[0];
   if (!image) throw new UsageError('master: the image is required (--image PATH)');
-  const log = makeLogger(o, 'master');
   if (await looksLikeImage(image)) {
     if (o.str('protocol') === 'classic') throw new UsageError('master: classic mode sends raw sectors as the paper does; serve a raw disk or file, not a MUST image');
-    return serve(o, await serveImageFile(image), image, log);
+    return serve(o, await serveImageFile(image), image);
   }
-  return serve(o, await serveRaw(await RawSource.open(image), ImageKind.Disk, undefined, log), image, log);
+  return serve(o, await serveRaw(await RawSource.open(image), ImageKind.Disk, undefined, makeLogger(o, 'master')), image);
 }
 
 export async function sendFiles(o: Options): Promise<number> {
@@ -33,11 +37,10 @@ export async function sendFiles(o: Options): Promise<number> {
   const files = await scanPaths(o.positionals);
   const source = new FileSetSource(o.positionals, files);
   if (source.size === 0) throw new UsageError('send-files: the files are all empty; nothing to send');
-  const log = makeLogger(o, 'master');
-  return serve(o, await serveRaw(source, ImageKind.Files, files, log), o.positionals.join(' '), log);
+  return serve(o, await serveRaw(source, ImageKind.Files, files, makeLogger(o, 'master')), o.positionals.join(' '));
 }
 
-async function serve(o: Options, image: Served, label: string, log: Logger): Promise<number> {
+async function serve(o: Options, image: Served, label: string): Promise<number> {
   const keyFile = o.str('key');
   const signer = keyFile ? loadSigner(keyFile) : undefined;
   if ((signer || o.str('secret')) && o.str('protocol') === 'classic') throw new UsageError('--key and --secret: classic mode is the paper\'s protocol as written, unsigned and in the clear; use the default mode');
@@ -45,27 +48,107 @@ async function serve(o: Options, image: Served, label: string, log: Logger): Pro
   const minClients = o.num('min-clients') ?? 0;
   // Without a rule, start 10 s after the last client joined (and at once on the start key).
   const wait = o.num('wait') ?? (minClients > 0 ? undefined : 10);
+  const protocol = (o.str('protocol') ?? 'default') as 'default' | 'classic';
+  const name = o.str('name') ?? (label.split('/').pop() || hostname());
+  const ui = masterUi(o, {
+    image: name, size: image.built.manifest.targetSize, group: n.group, port: n.port,
+    mode: [protocol, signer ? 'signed' : '', o.str('secret') ? 'sealed' : ''].filter(Boolean).join(', '),
+  });
+  const log = ui.log;
   let control: MasterControl | undefined;
-  const interactive = process.stdin.isTTY === true;
   onSignal((sig) => control?.abort(`${sig}`));
-  if (interactive) keys((k) => {
-    if (k === 's') control?.startNow();
-    if (k === 'q' || k === '\u0003') control?.abort('quit by the operator');
-  });
-  const result = await runMaster({
-    pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer,
-    records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret: o.str('secret') ? loadSecret(o.str('secret')!) : undefined,
-    image, name: o.str('name') ?? (label.split('/').pop() || hostname()), ...n,
-    protocol: (o.str('protocol') ?? 'default') as 'default' | 'classic', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
-    ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, maxBehind: o.num('max-behind') ?? 0, log,
-    onReady: (c) => {
-      control = c;
-      if (interactive) log.info('keys', { s: 'start now', q: 'quit' });
+  try {
+    const result = await runMaster({
+      pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer,
+      records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret: o.str('secret') ? loadSecret(o.str('secret')!) : undefined,
+      image, name, ...n,
+      protocol, rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
+      ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, maxBehind: o.num('max-behind') ?? 0, log,
+      onReady: (c) => { control = c; ui.follow(c); },
+    });
+    ui.finished(result);
+    return result.ok ? 0 : 1;
+  } finally {
+    await ui.close();
+    process.stdin.pause();
+  }
+}
+
+interface MasterUi { log: Logger; follow(c: MasterControl): void; finished(r: MasterResult): void; close(): Promise<void> }
+
+/** The master's screen and its keys, or lines on stdout (with per-PC rows under --json, and s/q keys on a terminal). */
+function masterUi(o: Options, facts: SessionFacts): MasterUi {
+  const timers: NodeJS.Timeout[] = [];
+  const stopTimers = (): void => { for (const t of timers) clearInterval(t); };
+  if (!wantScreen({ json: o.flag('json'), plain: o.flag('plain') })) {
+    const log = makeLogger(o, 'master');
+    const interactive = process.stdin.isTTY === true && !o.flag('json');
+    return {
+      log,
+      follow: (c) => {
+        if (interactive) {
+          log.info('keys', { s: 'start now', q: 'quit' });
+          keys((k) => {
+            if (k === 's') c.startNow();
+            if (k === 'q' || k === '\u0003') c.abort('quit by the operator');
+          });
+        }
+        // Scripts get what the screen shows: a row per PC every 2 s.
+        if (!o.flag('json')) return;
+        const watch = new MasterWatch(c.sender, performance.now());
+        timers.push(setInterval(() => {
+          for (const r of watch.poll(performance.now()).clients) {
+            log.info('client', { client: r.name, id: r.id, mac: r.mac, ip: r.ip, lan: r.lan, state: r.state, percent: r.percent, rateMBps: r.rateMBps.toFixed(1), missing: r.missing });
+          }
+        }, 2000));
+      },
+      finished: () => {},
+      close: async () => { stopTimers(); if (interactive) process.stdin.setRawMode?.(false); },
+    };
+  }
+  const store = masterStore(facts);
+  let control: MasterControl | undefined;
+  const keysOf: MasterKeys = {
+    start: () => control?.startNow(),
+    select: (d) => store.update((v) => ({ selected: Math.max(0, Math.min(v.clients.length - 1, v.selected + d)) })),
+    drop: () => {
+      const r = store.get().clients[store.get().selected];
+      if (!r || !control) return;
+      const c = control;
+      store.update({ prompt: { question: `Drop ${r.name} (${r.ip})? It gets nothing more and ends failed.`, answer: (yes) => {
+        store.update({ prompt: undefined });
+        if (yes) c.drop(r.id, 'dropped by the operator');
+      } } });
     },
-  });
-  if (interactive) process.stdin.setRawMode?.(false);
-  process.stdin.pause();
-  return result.ok ? 0 : 1;
+    quit: () => {
+      const imaging = store.get().clients.filter((r) => r.state !== 'waiting').length;
+      if (!control) return;
+      const c = control;
+      if (imaging === 0) return c.abort('quit by the operator');
+      store.update({ prompt: { question: `Abandon the running session? ${imaging} PC${imaging === 1 ? ' is' : 's are'} imaging.`, answer: (yes) => {
+        store.update({ prompt: undefined });
+        if (yes) c.abort('quit by the operator');
+      } } });
+    },
+  };
+  const screen: Mounted = mount(createElement(MasterApp, { store, keys: keysOf }));
+  return {
+    log: makeLogger(o, 'master', eventSink(store)),
+    follow: (c) => {
+      control = c;
+      const watch = new MasterWatch(c.sender, performance.now());
+      timers.push(setInterval(() => store.update((v) => {
+        const p = watch.poll(performance.now());
+        return { ...p, selected: Math.min(v.selected, Math.max(0, p.clients.length - 1)) };
+      }), 500));
+    },
+    finished: (r) => {
+      stopTimers();
+      const verified = r.clients.filter((c) => c.state === 'verified').length;
+      store.update({ state: 'finished', prompt: undefined, summary: `${r.ok ? 'Finished' : 'Ended'}: ${verified} of ${r.clients.length} PC${r.clients.length === 1 ? '' : 's'} verified in ${r.seconds.toFixed(1)} s` });
+    },
+    close: async () => { stopTimers(); await screen.close(); },
+  };
 }
 
 function keys(f: (k: string) => void): void {

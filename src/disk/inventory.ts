@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { open, readFile, readdir, readlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { partitionsIn } from './device.ts';
+import { bytes } from '../log/logger.ts';
+import { busyReason, partitionsIn } from './device.ts';
 
 export interface Disk {
   name: string;
@@ -13,7 +14,7 @@ export interface Disk {
   size: number;
   removable: boolean;
   readOnly: boolean;
-  transport: 'nvme' | 'sata' | 'virtio' | 'usb' | 'mmc' | 'scsi' | 'other';
+  transport: 'nvme' | 'sata' | 'virtio' | 'usb' | 'mmc' | 'scsi' | 'loop' | 'other';
   model: string;
   serial: string;
   /** Holds the MUST appliance (the CD or USB stick this machine booted from). */
@@ -29,20 +30,24 @@ export async function listDisks(sys = '/sys', dev = '/dev'): Promise<Disk[]> {
   const names = (await readdir(join(sys, 'block')).catch(() => [] as string[])).sort();
   const out: Disk[] = [];
   for (const name of names) {
-    // Not disks one images: loop, RAM, compressed RAM, optical drives, device-mapper, floppies.
-    if (/^(loop|ram|zram|sr|dm-|fd|md|nbd)/.test(name)) continue;
+    // Not disks one images: RAM, compressed RAM, optical drives, device-mapper, floppies, and loop
+    // devices with no file behind them. An attached loop device is offered (an admin trying MUST
+    // on a server), never chosen by "auto".
+    if (/^(ram|zram|sr|dm-|fd|md|nbd)/.test(name)) continue;
     const b = join(sys, 'block', name);
+    const backing = name.startsWith('loop') ? await text(join(b, 'loop/backing_file')) : undefined;
+    if (backing === '') continue;
     const size = Number(await text(join(b, 'size'))) * 512;
     if (!(size > 0)) continue;
     const target = await readlink(b).catch(() => '');
-    const transport: Disk['transport'] = /\/usb\d*\//.test(target) ? 'usb'
+    const transport: Disk['transport'] = backing ? 'loop' : /\/usb\d*\//.test(target) ? 'usb'
       : name.startsWith('nvme') ? 'nvme' : name.startsWith('vd') ? 'virtio' : name.startsWith('mmcblk') ? 'mmc'
       : /\/ata\d+\//.test(target) ? 'sata' : name.startsWith('sd') ? 'scsi' : 'other';
-    const model = [await text(join(b, 'device/vendor')), await text(join(b, 'device/model'))].filter(Boolean).join(' ').replace(/\s+/g, ' ');
+    const model = backing ? `file ${backing}` : [await text(join(b, 'device/vendor')), await text(join(b, 'device/model'))].filter(Boolean).join(' ').replace(/\s+/g, ' ');
     const serial = await text(join(b, 'device/serial')) || await text(join(b, 'serial')) || (await text(join(b, 'device/wwid'))).replace(/\s+/g, ' ');
     out.push({
       name, path: join(dev, name), size, model, serial, transport,
-      removable: (await text(join(b, 'removable'))) === '1' || transport === 'usb',
+      removable: (await text(join(b, 'removable'))) === '1' || transport === 'usb' || transport === 'loop',
       readOnly: (await text(join(b, 'ro'))) === '1',
       bootMedium: await holdsAppliance(join(dev, name)),
     });
@@ -70,8 +75,19 @@ export type Choice = { ok: true; disk: Disk } | { ok: false; reason: string };
 export function unusable(d: Disk, imageSize?: number): string | undefined {
   if (d.bootMedium) return 'it holds the MUST appliance this machine booted from';
   if (d.readOnly) return 'it is read-only';
-  if (imageSize !== undefined && d.size < imageSize) return `it holds ${d.size} bytes, the image needs ${imageSize}`;
+  if (imageSize !== undefined && d.size < imageSize) return `too small (${bytes(d.size)}; the image needs ${bytes(imageSize)})`;
   return undefined;
+}
+
+/** One disk as a person picks it: it can be chosen unless `why` says why not. */
+export interface DiskOption { path: string; model: string; size: number; transport: string; removable: boolean; why: string | undefined }
+
+/** Every disk, with why it cannot take an image of `imageSize` bytes (boot medium, read-only, too small, in use). */
+export async function diskOptions(disks: Disk[], imageSize: number): Promise<DiskOption[]> {
+  return Promise.all(disks.map(async (d) => ({
+    path: d.path, model: d.model, size: d.size, transport: d.transport, removable: d.removable,
+    why: unusable(d, imageSize) ?? await busyReason(d.path).catch(() => undefined),
+  })));
 }
 
 /**

@@ -23,6 +23,29 @@ export interface ByteTarget {
   close(): Promise<void>;
 }
 
+/**
+ * A target chosen after the master announced the image (its size decides which disks can take
+ * it). Until then it holds nothing and takes nothing: the client writes no byte before the
+ * choice is confirmed.
+ */
+export class LateTarget implements ByteTarget {
+  private bound: (ByteTarget & { fit?(size: number): Promise<void> }) | undefined;
+
+  bind(t: ByteTarget & { fit?(size: number): Promise<void> }): void { this.bound = t; }
+  private get t(): ByteTarget {
+    if (!this.bound) throw new DiskError('no target chosen yet');
+    return this.bound;
+  }
+  get path(): string { return this.bound?.path ?? '(not chosen)'; }
+  get capacity(): number { return this.bound?.capacity ?? Number.MAX_SAFE_INTEGER; }
+  get kind(): 'block' | 'file' { return this.bound?.kind ?? 'block'; }
+  writev(offset: number, buffers: Uint8Array[]): Promise<void> { return this.t.writev(offset, buffers); }
+  read(offset: number, length: number): Promise<Uint8Array> { return this.t.read(offset, length); }
+  sync(): Promise<void> { return this.t.sync(); }
+  async fit(size: number): Promise<void> { await this.bound?.fit?.(size); }
+  async close(): Promise<void> { await this.bound?.close(); }
+}
+
 /** A block device or a file, written in place. */
 export class RawTarget implements ByteTarget {
   readonly path: string;

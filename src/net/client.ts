@@ -5,7 +5,7 @@ import { type Verifier } from '../protocol/auth.ts';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
-import { type ByteTarget, WriteQueue } from '../disk/writer.ts';
+import { type ByteTarget, LateTarget, WriteQueue } from '../disk/writer.ts';
 import { type Logger, bytes } from '../log/logger.ts';
 import { type AnnounceMsg, type ClientId, type ImageKind, Caps, clientPhaseName } from '../protocol/messages.ts';
 import { Receiver } from '../session/receiver.ts';
@@ -14,8 +14,20 @@ import type { Iface } from './iface.ts';
 import { Pump } from './pump.ts';
 import { closeAll, groupSocket, unicastSocket } from './udp.ts';
 
+/** A target to write, and how a growable file learns the image's size. */
+export type ClientTarget = ByteTarget & { fit?(size: number): Promise<void> };
+
+/**
+ * Asked once the master's announcement says what the image is: the target to write (after the
+ * operator chose or confirmed it), or why none will be written.
+ */
+export type TargetChoice = (a: AnnounceMsg) => Promise<ClientTarget | { declined: string }>;
+
 export interface ClientOptions {
-  target: ByteTarget & { fit?(size: number): Promise<void> };
+  /** The target, when it is known before the master is (undefined: `choose` picks it). */
+  target: ClientTarget | undefined;
+  /** Ask before writing (undefined: write `target` without asking). */
+  choose?: TargetChoice;
   kind: ImageKind;
   iface: Iface;
   group: string;
@@ -23,12 +35,12 @@ export interface ClientOptions {
   server: string | undefined;
   name: string;
   log: Logger;
-  /** Ask the operator before writing (undefined: write without asking). */
-  confirm?: (a: AnnounceMsg, master: string) => Promise<boolean>;
   /** Drop this share of incoming datagrams at random (a test and demo aid). */
   simulateLoss: number;
   /** Called once running, with a function that interrupts the client (a signal). */
   onStart?: (stop: () => void) => void;
+  /** Called with the machine once it exists (a screen follows it). */
+  onSession?: (receiver: Receiver) => void;
   /** The master's public key to insist on (undefined: trust on first use, or unauthenticated). */
   trust?: Verifier;
   /** Shared secret for sealed sessions. */
@@ -56,27 +68,35 @@ export function defaultName(iface?: Iface): string {
 
 export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const log = o.log;
+  // A growable file takes the image's size (holes included); a disk keeps its own.
+  const fit = (t: ClientTarget, size: number): void => {
+    if (t.fit && size <= t.capacity) t.fit(size).catch((err: Error) => log.error('resize', { target: t.path, error: err.message }));
+  };
   let pump: Pump | undefined;
   const now = (): number => performance.now();
-  const queue = new WriteQueue(o.target, {
+  const late = o.target ? undefined : new LateTarget();
+  const target: ClientTarget = o.target ?? late!;
+  const queue = new WriteQueue(target, {
     chunkChecked: (k, ok, reason) => {
       if (!ok) log.warn('chunk-refused', { chunk: k, reason });
       receiver.onChunkChecked(k, ok, now());
       pump?.kick();
     },
     flushed: () => { receiver.onFlushed(now()); pump?.kick(); },
-    flushFailed: (e) => { receiver.onStorageFailure(`cannot flush ${o.target.path}: ${e.message}`, now()); pump?.kick(); },
+    flushFailed: (e) => { receiver.onStorageFailure(`cannot flush ${target.path}: ${e.message}`, now()); pump?.kick(); },
     writeError: (offset, length, e) => {
-      log.warn('write-error', { target: o.target.path, offset, length, error: e.message });
-      receiver.onWriteError(offset, length, `${o.target.path}: ${e.message}`, now());
+      log.warn('write-error', { target: target.path, offset, length, error: e.message });
+      receiver.onWriteError(offset, length, `${target.path}: ${e.message}`, now());
       pump?.kick();
     },
   });
-  const id = clientId(o.name, o.iface, o.target.path);
+  // A disk chosen after the announcement is still this machine's: the id stays the same across reboots.
+  const id = clientId(o.name, o.iface, o.target?.path ?? 'chosen');
   const receiver: Receiver = new Receiver({
-    id, name: o.name, mac: o.iface.mac, capacity: o.target.capacity, kind: o.kind, controlPort: o.port, server: o.server,
-    autoConfirm: o.confirm === undefined, trust: o.trust, secret: o.secret,
+    id, name: o.name, mac: o.iface.mac, capacity: target.capacity, kind: o.kind, controlPort: o.port, server: o.server,
+    autoConfirm: o.choose === undefined, trust: o.trust, secret: o.secret,
   }, queue, Math.random, now());
+  o.onSession?.(receiver);
 
   const sockOpts = { group: o.group, iface: o.iface.address, ttl: 1, loop: o.iface.loopback, rcvbuf: 8 << 20, sndbuf: 1 << 20 };
   const input = (b: Uint8Array, from: { address: string; port: number }, port: number): void => {
@@ -93,7 +113,8 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   };
   const done = new Promise<void>((resolve) => { pump = new Pump(receiver, send, now, resolve); });
 
-  log.info('searching', { client: o.name, id, target: o.target.path, capacity: o.target.capacity === Number.MAX_SAFE_INTEGER ? 'grows' : o.target.capacity, group: o.group, port: o.port, iface: `${o.iface.name}/${o.iface.address}` });
+  const capacity = (t: ClientTarget): number | string => (t.capacity === Number.MAX_SAFE_INTEGER ? 'grows' : t.capacity);
+  log.info('searching', { client: o.name, id, target: o.target?.path ?? 'chosen when the master is found', capacity: o.target ? capacity(o.target) : undefined, group: o.group, port: o.port, iface: `${o.iface.name}/${o.iface.address}` });
   const started = now();
   let firstDataAt = 0;
   receiver.events.on((e) => {
@@ -106,15 +127,16 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
           sealed: e.announce.caps & Caps.Sealed ? 'AES-256-GCM' : undefined,
           auth: e.trust.kind === 'unauthenticated' ? 'none (unauthenticated: anyone on this network could have sent this image)' : `${e.trust.kind} key=${e.trust.fingerprint}`,
         });
-        if (o.target.fit && e.announce.targetSize <= o.target.capacity) {
-          o.target.fit(e.announce.targetSize).catch((err: Error) => log.error('resize', { target: o.target.path, error: err.message }));
-        }
+        if (o.target) fit(o.target, e.announce.targetSize);
         break;
       case 'confirm':
-        o.confirm!(e.announce, e.announce.name).then((yes) => {
-          if (yes) { receiver.confirm(now()); pump?.kick(); }
-          else { log.warn('declined', { target: o.target.path }); pump?.stop(); abortResolve(); }
-        }, () => abortResolve());
+        o.choose!(e.announce).then((t) => {
+          if ('declined' in t) { log.warn('declined', { reason: t.declined }); pump?.stop(); abortResolve(); return; }
+          if (late) { late.bind(t); fit(t, e.announce.targetSize); }
+          log.info('target', { target: t.path, capacity: capacity(t) });
+          receiver.confirm(now(), t.capacity);
+          pump?.kick();
+        }, (err: Error) => { log.error('target', { error: err.message }); abortResolve(); });
         break;
       case 'phase':
         if (e.phase === 3 && !firstDataAt) firstDataAt = e.at;
@@ -127,7 +149,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   });
   let abortResolve!: () => void;
   const aborted = new Promise<void>((r) => { abortResolve = r; });
-  o.onStart?.(() => { log.warn('interrupted', { target: o.target.path }); abortResolve(); });
+  o.onStart?.(() => { log.warn('interrupted', { target: target.path }); abortResolve(); });
 
   let lastHave = 0, lastAt = now();
   const progress = setInterval(() => {
@@ -150,11 +172,11 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   clearInterval(progress);
   await queue.drain();
   closeAll([ctl, ...groups]);
-  await o.target.close();
+  await target.close();
   const seconds = (now() - started) / 1000;
   const s = receiver.stats;
   const fields = {
-    client: o.name, target: o.target.path, seconds: seconds.toFixed(1), received: s.received, repaired: s.repaired, duplicates: s.duplicates,
+    client: o.name, target: target.path, seconds: seconds.toFixed(1), received: s.received, repaired: s.repaired, duplicates: s.duplicates,
     queueFull: s.queueFull, verifyFailures: s.verifyFailures, rejected: dropSummary(s.drops),
     manifest: receiver.announce ? Buffer.from(receiver.announce.manifestDigest).toString('hex').slice(0, 16) : undefined,
   };

@@ -43,7 +43,7 @@ export interface ReceiverConfig {
   name: string;
   /** MAC of the interface in use, for the master's records. */
   mac?: string;
-  /** Bytes the target can hold. */
+  /** Bytes the target can hold (Number.MAX_SAFE_INTEGER until a target chosen later is confirmed). */
   capacity: number;
   /** What this client images: a disk, or a set of files. */
   kind: ImageKind;
@@ -81,6 +81,8 @@ export type ClientEvent =
 
 export interface ReceiverStats {
   received: number;
+  /** One past the highest packet the first pass brought (what the master has sent, as far as this client knows). */
+  furthest: number;
   duplicates: number;
   repaired: number;
   queueFull: number;
@@ -105,7 +107,7 @@ export class Receiver {
   readonly cfg: ReceiverConfig;
   readonly events = new Emitter<ClientEvent>();
   readonly stats: ReceiverStats = {
-    received: 0, duplicates: 0, repaired: 0, queueFull: 0, requestsSent: 0, rangesRequested: 0,
+    received: 0, furthest: 0, duplicates: 0, repaired: 0, queueFull: 0, requestsSent: 0, rangesRequested: 0,
     verifyFailures: 0, writeErrors: 0, drops: {},
   };
   phase: ClientPhase = ClientPhase.Searching;
@@ -125,6 +127,7 @@ export class Receiver {
   private p: TransferParams = defaultParams();
   private readonly out: Transmit[] = [];
   private confirmed = false;
+  private capacity: number;
   private welcomed = false;
   private nextJoinAt = 0;
   private nextStatusAt = 0;
@@ -158,6 +161,7 @@ export class Receiver {
 
   constructor(cfg: ReceiverConfig, storage: ClientStorage, rng: Rng, now: number) {
     this.cfg = cfg;
+    this.capacity = cfg.capacity;
     this.storage = storage;
     this.rng = rng;
     this.lastHeardMaster = now;
@@ -167,10 +171,15 @@ export class Receiver {
     return this.cfg.tunables?.(mode) ?? (mode === WireMode.Classic ? classicParams() : defaultParams());
   }
 
-  /** The operator confirmed the target named in the 'confirm' event. */
-  confirm(now: number): void {
+  /**
+   * The operator confirmed the target named in the 'confirm' event, or chose one then: `capacity`
+   * is the chosen target's (a client that picks its disk after the announcement starts without one).
+   */
+  confirm(now: number, capacity = this.capacity): void {
     if (this.confirmed || !this.announce) return;
     this.confirmed = true;
+    this.capacity = capacity;
+    if (this.announce.targetSize > capacity) return this.fail(`target too small: it holds ${capacity} bytes, the image needs ${this.announce.targetSize} bytes`, now, true);
     this.nextJoinAt = now;
   }
 
@@ -346,10 +355,10 @@ export class Receiver {
       }
       this.seal = new SessionSeal(this.cfg.secret, m.session, m.manifestDigest);
     }
-    if (m.targetSize > this.cfg.capacity) {
+    if (m.targetSize > this.capacity) {
       // Tell the master too, so its record names this PC and why it was not imaged.
       this.confirmed = true;
-      this.fail(`target too small: it holds ${this.cfg.capacity} bytes, the image needs ${m.targetSize} bytes`, now, true);
+      this.fail(`target too small: it holds ${this.capacity} bytes, the image needs ${m.targetSize} bytes`, now, true);
       return;
     }
     if (this.cfg.autoConfirm) this.confirm(now);
@@ -393,8 +402,10 @@ export class Receiver {
     // The echo is in the header, which AUTH does not cover: in a signed session take it only from a first
     // copy (a replayed packet with an altered header is a duplicate by then).
     if (m.ackedBlock !== NO_BLOCK && (fresh || !this.verifier)) this.acks!.ackedUpTo(m.ackedBlock);
-    if (!repair) this.acks!.packet(geo.blockOf(m.packet), (m.flags & DataFlag.Last) !== 0, now);
-    else this.lastRepairAt = now;
+    if (!repair) {
+      this.acks!.packet(geo.blockOf(m.packet), (m.flags & DataFlag.Last) !== 0, now);
+      if (m.packet >= this.stats.furthest) this.stats.furthest = m.packet + 1;
+    } else this.lastRepairAt = now;
     if (!fresh) { this.stats.duplicates++; return; }
     if (span.region === 'manifest') this.manifestBuf.set(m.payload, span.offset);
     else if (!this.place(span.offset, m.payload)) return;
@@ -607,7 +618,7 @@ export class Receiver {
     if (!this.welcomed && now >= this.nextJoinAt) {
       this.send(this.unicast(encode({
         type: MsgType.Join, session: a.session, client: this.cfg.id, caps: 0,
-        capacity: Math.min(this.cfg.capacity, Number.MAX_SAFE_INTEGER), have: this.have!.count, mac: this.cfg.mac ?? '00:00:00:00:00:00', name: this.cfg.name,
+        capacity: Math.min(this.capacity, Number.MAX_SAFE_INTEGER), have: this.have!.count, mac: this.cfg.mac ?? '00:00:00:00:00:00', name: this.cfg.name,
       })));
       this.nextJoinAt = now + RETRY_INTERVAL;
     }

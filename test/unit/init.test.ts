@@ -67,16 +67,19 @@ const disk = (name: string, size: number, extra: Partial<Disk> = {}): Disk => ({
 });
 
 test('the kernel line becomes a MUST command line', () => {
-  const disks = [disk('sda', 500e9), disk('sdb', 64e9, { removable: true, transport: 'usb' })];
-  assert.deepEqual(modeCommand(parseCmdline('must.mode=client must.disk=auto must.auto=1 must.server=10.0.0.1 must.port=7800'), disks),
-    { argv: ['client', '--target', '/dev/sda', '--yes', '--server', '10.0.0.1', '--port', '7800'], shell: false });
-  assert.deepEqual(modeCommand(parseCmdline('must.mode=client'), disks), { argv: ['client', '--target', '/dev/sda'], shell: false });
-  assert.deepEqual(modeCommand(parseCmdline('must.mode=master must.image=/dev/sdb1'), disks, { image: '/dev/sdb1' }), { argv: ['master', '--image', '/dev/sdb1'], shell: false });
-  assert.deepEqual(modeCommand(parseCmdline('must.mode=master must.image=LABEL=IMG:/lab.img must.pxe=range:10.0.0.100,10.0.0.200'), disks, { image: '/mnt/image-source/lab.img', appliance: '/run/appliance' }),
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=client must.disk=auto must.auto=1 must.server=10.0.0.1 must.port=7800')),
+    { argv: ['client', '--disk', 'auto', '--yes', '--after', 'reboot', '--server', '10.0.0.1', '--port', '7800'], shell: false });
+  // Attended with a rule: the client names the disk the rule chose and asks.
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=client must.disk=model:Samsung must.after=poweroff')),
+    { argv: ['client', '--disk', 'model:Samsung', '--after', 'poweroff'], shell: false });
+  // No rule: the client shows the disks (once it knows the image size) and asks.
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=client must.after=shell')), { argv: ['client'], shell: false });
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=master must.image=/dev/sdb1'), { image: '/dev/sdb1' }), { argv: ['master', '--image', '/dev/sdb1'], shell: false });
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=master must.image=LABEL=IMG:/lab.img must.pxe=range:10.0.0.100,10.0.0.200'), { image: '/mnt/image-source/lab.img', appliance: '/run/appliance' }),
     { argv: ['master', '--image', '/mnt/image-source/lab.img', '--pxe', '--appliance', '/run/appliance', '--records', '/run/must-records.json', '--dhcp-range', '10.0.0.100,10.0.0.200'], shell: false });
-  assert.match((modeCommand(parseCmdline('must.mode=master must.image=/dev/sdb must.pxe=proxy'), disks, { image: '/dev/sdb' }) as { error: string }).error, /CD or USB stick/);
-  assert.match((modeCommand(parseCmdline('must.mode=master'), disks) as { error: string }).error, /must.image/);
-  assert.deepEqual(modeCommand(parseCmdline('must.mode=shell'), disks), { argv: [], shell: true });
+  assert.match((modeCommand(parseCmdline('must.mode=master must.image=/dev/sdb must.pxe=proxy'), { image: '/dev/sdb' }) as { error: string }).error, /CD or USB stick/);
+  assert.match((modeCommand(parseCmdline('must.mode=master')) as { error: string }).error, /must.image/);
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=shell')), { argv: [], shell: true });
 });
 
 test('disk rules: never the boot medium, refuse ambiguity, name what is wrong', () => {

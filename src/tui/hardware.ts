@@ -1,0 +1,94 @@
+// The hardware summary on the client's screen, read with systeminformation. Inside the
+// initramfs some of what it calls is missing or answers nothing (no dmidecode data in a VM,
+// lsblk without udev), so every field falls back on what the kernel itself says (sysfs,
+// procfs, os) and says "unknown" only when both are silent. Never throws, never waits long.
+
+import { readFile, readdir } from 'node:fs/promises';
+import { cpus, networkInterfaces as osNics, totalmem } from 'node:os';
+import si from 'systeminformation';
+import { type Disk, listDisks } from '../disk/inventory.ts';
+
+export interface Nic { name: string; mac: string; speed: string; address: string }
+export interface DiskInfo { path: string; model: string; size: number; type: string; serial: string }
+
+export interface Hardware {
+  model: string;
+  cpu: string;
+  memory: number;
+  nics: Nic[];
+  disks: DiskInfo[];
+}
+
+const UNKNOWN = 'unknown';
+
+/** A lookup that answers within `ms` or not at all (systeminformation shells out, and a tool may hang). */
+async function within<T>(p: Promise<T>, ms = 5000): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((r) => { timer = setTimeout(() => r(undefined), ms); });
+  try { return await Promise.race([p.catch(() => undefined), late]); } finally { clearTimeout(timer); }
+}
+
+const sysText = async (p: string): Promise<string> => (await readFile(p, 'utf8').catch(() => '')).trim();
+/** Placeholder strings firmware fills DMI fields with. */
+const meaningful = (s: string | undefined): string => (s && !/^(-|none|not specified|to be filled by o\.e\.m\.|default string|system product name)$/i.test(s.trim()) ? s.trim() : '');
+
+async function model(): Promise<string> {
+  const s = await within(si.system());
+  const fromSi = [meaningful(s?.manufacturer), meaningful(s?.model)].filter(Boolean).join(' ');
+  if (fromSi) return fromSi;
+  const fromSys = [meaningful(await sysText('/sys/class/dmi/id/sys_vendor')), meaningful(await sysText('/sys/class/dmi/id/product_name'))].filter(Boolean).join(' ');
+  return fromSys || UNKNOWN;
+}
+
+async function cpu(): Promise<string> {
+  const c = await within(si.cpu());
+  const count = c?.cores || cpus().length;
+  const name = [meaningful(c?.manufacturer), meaningful(c?.brand)].filter(Boolean).join(' ') || meaningful(cpus()[0]?.model);
+  return name ? `${name}, ${count} core${count === 1 ? '' : 's'}` : count ? `${count} cores` : UNKNOWN;
+}
+
+async function memory(): Promise<number> {
+  const m = await within(si.mem());
+  return m?.total || totalmem();
+}
+
+async function nics(): Promise<Nic[]> {
+  const list = await within(si.networkInterfaces());
+  const fromSi = (Array.isArray(list) ? list : []).filter((n) => !n.internal && n.iface !== 'lo');
+  const os = osNics();
+  const v4 = (name: string): string => os[name]?.find((a) => a.family === 'IPv4')?.address ?? '';
+  const names = fromSi.length > 0 ? fromSi.map((n) => n.iface) : (await readdir('/sys/class/net').catch(() => [] as string[])).filter((n) => n !== 'lo').sort();
+  return Promise.all(names.map(async (name) => {
+    const n = fromSi.find((x) => x.iface === name);
+    // speed in Mbit/s; sysfs says -1 (or fails) when the link is down.
+    const mbit = n?.speed ?? Number(await sysText(`/sys/class/net/${name}/speed`));
+    const carrier = await sysText(`/sys/class/net/${name}/carrier`);
+    return {
+      name,
+      mac: n?.mac || await sysText(`/sys/class/net/${name}/address`) || UNKNOWN,
+      speed: mbit && mbit > 0 ? (mbit >= 1000 ? `${mbit / 1000} Gbit/s` : `${mbit} Mbit/s`) : carrier === '0' ? 'no link' : UNKNOWN,
+      address: n?.ip4 || v4(name) || 'no address',
+    };
+  }));
+}
+
+async function disks(fromSysfs: Disk[]): Promise<DiskInfo[]> {
+  const layout = (await within(si.diskLayout())) ?? [];
+  return fromSysfs.map((d) => {
+    const l = layout.find((x) => x.device === d.path);
+    return {
+      path: d.path,
+      model: meaningful(l?.name) || d.model || UNKNOWN,
+      size: d.size,
+      // systeminformation tells SSD from HDD (rotational) and NVMe; sysfs at least gives the bus.
+      type: [meaningful(l?.type), d.transport].filter(Boolean).join(', '),
+      serial: meaningful(l?.serialNum) || d.serial || UNKNOWN,
+    };
+  });
+}
+
+export async function readHardware(disksNow?: Disk[]): Promise<Hardware> {
+  const list = disksNow ?? await listDisks();
+  const [m, c, mem, n, d] = await Promise.all([model(), cpu(), memory(), nics(), disks(list)]);
+  return { model: m, cpu: c, memory: mem, nics: n, disks: d };
+}

@@ -1,0 +1,88 @@
+// The master's screen: the session (image, group, mode, state, rate, elapsed, time left), the
+// PCs that ended (printed once, above), a live table of the others, the last events, and
+// the keys: start now, choose a PC and drop it, quit (asking first while PCs are imaging).
+
+import { createElement as h, type ReactNode, useSyncExternalStore } from 'react';
+import { Box, Static, Text, useInput } from 'ink';
+import { bytes } from '../log/logger.ts';
+import { clock } from '../log/meter.ts';
+import type { ClientRow, MasterView } from './master-view.ts';
+import type { Store } from './store.ts';
+import { Rule, bar, columns } from './widgets.ts';
+
+const WIDTH = 100;
+const COLS = [14, 17, 15, 16, 10, 4, 7, 9];
+
+/** Ink's Static, for rows of PCs (its generic type does not survive createElement). */
+const Finished = Static as (p: { items: ClientRow[]; children: (r: ClientRow, i: number) => ReactNode }) => ReactNode;
+
+export interface MasterKeys {
+  start(): void;
+  select(delta: number): void;
+  drop(): void;
+  quit(): void;
+}
+
+const finishedLine = (r: ClientRow): string => {
+  const mark = r.verified ? '✓' : '✗';
+  const how = r.verified ? `verified in ${r.seconds?.toFixed(1) ?? '?'} s` : `${r.state}${r.reason ? `: ${r.reason}` : ''}`;
+  return `${mark} ${columns([r.name, r.mac, r.ip, r.lan], COLS.slice(0, 4))} ${how}`;
+};
+
+function Header({ v }: { v: MasterView }): ReactNode {
+  const verified = v.finished.filter((r) => r.verified).length;
+  return h(Box, { flexDirection: 'column' },
+    h(Text, null, h(Text, { bold: true, inverse: true }, ' MUST master '), ` ${v.image} · ${bytes(v.size)} · group ${v.group}:${v.port} · ${v.mode} mode`),
+    h(Text, null,
+      'state ', h(Text, { bold: true }, v.state),
+      `  sent ${v.sentPercent}% ${bar(v.sentPercent / 100, 20)}  ${v.rateMBps.toFixed(1)} MB/s  elapsed ${clock(v.elapsed)}`,
+      v.etaSeconds !== undefined ? `  ${clock(v.etaSeconds)} left` : '',
+      `  PCs ${v.clients.length + v.finished.length} (${verified} verified)`),
+  );
+}
+
+function Table({ v }: { v: MasterView }): ReactNode {
+  const head = columns(['PC', 'MAC', 'IP', 'LAN', 'state', '%', 'MB/s', 'missing'], COLS);
+  return h(Box, { flexDirection: 'column' },
+    h(Text, { bold: true }, `  ${head}`),
+    ...(v.clients.length === 0 ? [h(Text, { key: 'none', dimColor: true }, v.finished.length > 0 ? '  (none left)' : '  (no PC has joined yet)')] : v.clients.map((r, i) => h(Text, { key: r.id, color: i === v.selected ? 'cyan' : undefined },
+      `${i === v.selected ? '>' : ' '} ${columns([r.name, r.mac, r.ip, r.lan, r.state, r.percent, r.rateMBps.toFixed(1), r.missing], COLS)}`))),
+  );
+}
+
+export function MasterScreen({ view, keys }: { view: MasterView; keys: MasterKeys }): ReactNode {
+  const v = view;
+  useInput((input, key) => {
+    if (v.prompt) {
+      if (input === 'y' || input === 'Y') v.prompt.answer(true);
+      else if (input === 'n' || input === 'N' || key.escape || key.return) v.prompt.answer(false);
+      return;
+    }
+    if (v.summary) return;
+    if (input === 's') keys.start();
+    else if (key.upArrow) keys.select(-1);
+    else if (key.downArrow) keys.select(1);
+    else if (input === 'd') keys.drop();
+    else if (input === 'q' || (key.ctrl && input === 'c')) keys.quit();
+  });
+  return h(Box, { flexDirection: 'column' },
+    h(Finished, { items: v.finished, children: (r) => h(Text, { key: r.id, color: r.verified ? 'green' : 'red' }, finishedLine(r)) }),
+    h(Box, { flexDirection: 'column', width: WIDTH },
+      h(Rule, { width: WIDTH }),
+      h(Header, { v }),
+      h(Rule, { width: WIDTH, title: 'PCs imaging' }),
+      h(Table, { v }),
+      h(Rule, { width: WIDTH, title: 'events' }),
+      ...v.events.slice(-6).map((e, i) => h(Text, { key: `${v.events.length}-${i}`, dimColor: true, wrap: 'truncate' }, e)),
+      h(Rule, { width: WIDTH }),
+      v.summary ? h(Text, { bold: true }, v.summary)
+        : v.prompt ? h(Text, { bold: true, color: 'yellow' }, `${v.prompt.question} [y/N]`)
+          : h(Text, { dimColor: true }, `keys: ${v.state === 'waiting' ? 's start now · ' : ''}↑/↓ choose a PC · d drop it · q quit`),
+    ),
+  );
+}
+
+export function MasterApp({ store, keys }: { store: Store<MasterView>; keys: MasterKeys }): ReactNode {
+  const view = useSyncExternalStore(store.subscribe, store.get);
+  return h(MasterScreen, { view, keys });
+}
