@@ -20,7 +20,7 @@ function HardwarePane({ hw }: { hw: Hardware | undefined }): ReactNode {
   return h(Box, { flexDirection: 'column' },
     h(Field, { label: 'This PC' }, `${hw.model} · ${hw.cpu} · ${bytes(hw.memory)} memory`),
     ...(hw.nics.length === 0 ? [h(Field, { label: 'Network', key: 'none' }, 'no network interface')]
-      : hw.nics.map((n, i) => h(Field, { label: i === 0 ? 'Network' : '', key: n.name }, columns([n.name, n.mac, n.speed, n.address], [8, 17, 12, 15])))),
+      : hw.nics.map((n, i) => h(Field, { label: i === 0 ? 'Network' : '', key: n.name }, columns([n.name, n.mac, n.speed, n.address], [12, 17, 12, 15])))),
     ...(hw.disks.length === 0 ? [h(Field, { label: 'Disks', key: 'none' }, 'no disk found')]
       : hw.disks.map((d, i) => h(Field, { label: i === 0 ? 'Disks' : '', key: d.path }, columns([d.path, bytes(d.size), d.type, d.model, `serial ${d.serial}`], [14, 9, 14, 24, 30])))),
   );
@@ -50,7 +50,7 @@ export function DiskPicker({ prompt }: { prompt: Extract<ClientPrompt, { kind: '
   return h(Box, { flexDirection: 'column' },
     h(Text, { bold: true }, `Which disk gets "${prompt.image}" (${bytes(prompt.imageSize)})? Everything on it is lost.`),
     ...prompt.disks.map((d, i) => h(Text, { key: d.path, wrap: 'truncate', color: d.why ? 'gray' : i === at ? 'cyan' : undefined },
-      `${i === at ? '>' : ' '} ${line(d)}${d.why ? `  cannot: ${d.why}` : ''}`)),
+      `${i === at ? '>' : ' '} ${line(d)}${d.why ? `\n    cannot: ${d.why}` : ''}`)),
     h(Text, { dimColor: true }, prompt.disks.some((d) => !d.why) ? '↑/↓ move · Enter choose · q cancel' : 'No disk here can take this image · q cancel'),
   );
 }

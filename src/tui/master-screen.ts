@@ -30,14 +30,12 @@ const finishedLine = (r: ClientRow): string => {
 };
 
 function Header({ v }: { v: MasterView }): ReactNode {
-  const verified = v.finished.filter((r) => r.verified).length;
   return h(Box, { flexDirection: 'column' },
     h(Text, null, h(Text, { bold: true, inverse: true }, ' MUST master '), ` ${v.image} · ${bytes(v.size)} · group ${v.group}:${v.port} · ${v.mode} mode`),
     h(Text, null,
       'state ', h(Text, { bold: true }, v.state),
       `  sent ${v.sentPercent}% ${bar(v.sentPercent / 100, 20)}  ${v.rateMBps.toFixed(1)} MB/s  elapsed ${clock(v.elapsed)}`,
-      v.etaSeconds !== undefined ? `  ${clock(v.etaSeconds)} left` : '',
-      `  PCs ${v.clients.length + v.finished.length} (${verified} verified)`),
+      v.etaSeconds !== undefined ? `  ${clock(v.etaSeconds)} left` : ''),
   );
 }
 
@@ -70,7 +68,7 @@ export function MasterScreen({ view, keys }: { view: MasterView; keys: MasterKey
     h(Box, { flexDirection: 'column', width: WIDTH },
       h(Rule, { width: WIDTH }),
       h(Header, { v }),
-      h(Rule, { width: WIDTH, title: 'PCs imaging' }),
+      h(Rule, { width: WIDTH, title: `PCs imaging: ${v.clients.length} · ended: ${v.finished.length} (${v.finished.filter((r) => r.verified).length} verified)` }),
       h(Table, { v }),
       h(Rule, { width: WIDTH, title: 'events' }),
       ...v.events.slice(-6).map((e, i) => h(Text, { key: `${v.events.length}-${i}`, dimColor: true, wrap: 'truncate' }, e)),
