@@ -3,7 +3,7 @@
 // disk picker, the confirmation that names the disk, and the reboot countdown.
 
 import { createElement as h, type ReactNode, useState, useSyncExternalStore } from 'react';
-import { Box, Text, useInput } from 'ink';
+import { Box, Text, useInput, useStdout } from 'ink';
 import { bytes } from '../log/logger.ts';
 import { clock } from '../log/meter.ts';
 import type { DiskOption } from '../disk/inventory.ts';
@@ -13,16 +13,17 @@ import type { Hardware } from './hardware.ts';
 import type { Store } from './store.ts';
 import { Field, Rule, bar, columns } from './widgets.ts';
 
+/** Widest the screen gets; a narrower terminal (the VT's 80 columns) cuts lines instead of wrapping them. */
 const WIDTH = 96;
 
 function HardwarePane({ hw }: { hw: Hardware | undefined }): ReactNode {
   if (!hw) return h(Field, { label: 'This PC' }, h(Text, { dimColor: true }, 'reading the hardware...'));
   return h(Box, { flexDirection: 'column' },
-    h(Field, { label: 'This PC' }, `${hw.model} · ${hw.cpu} · ${bytes(hw.memory)} memory`),
+    h(Field, { label: 'This PC', cut: true }, `${hw.model} · ${hw.cpu} · ${bytes(hw.memory)} memory`),
     ...(hw.nics.length === 0 ? [h(Field, { label: 'Network', key: 'none' }, 'no network interface')]
-      : hw.nics.map((n, i) => h(Field, { label: i === 0 ? 'Network' : '', key: n.name }, columns([n.name, n.mac, n.speed, n.address], [12, 17, 12, 15])))),
+      : hw.nics.map((n, i) => h(Field, { label: i === 0 ? 'Network' : '', key: n.name, cut: true }, columns([n.name, n.mac, n.speed, n.address], [12, 17, 12, 15])))),
     ...(hw.disks.length === 0 ? [h(Field, { label: 'Disks', key: 'none' }, 'no disk found')]
-      : hw.disks.map((d, i) => h(Field, { label: i === 0 ? 'Disks' : '', key: d.path }, columns([d.path, bytes(d.size), d.type, d.model, `serial ${d.serial}`], [14, 9, 14, 24, 30])))),
+      : hw.disks.map((d, i) => h(Field, { label: i === 0 ? 'Disks' : '', key: d.path, cut: true }, columns([d.path, bytes(d.size), d.type, d.model, `serial ${d.serial}`], [14, 9, 14, 24, 30])))),
   );
 }
 
@@ -70,22 +71,23 @@ function Countdown({ prompt }: { prompt: Extract<ClientPrompt, { kind: 'countdow
 
 const stageColor = (s: ClientView['stage']): string | undefined => (s === 'verified' ? 'green' : s === 'failed' ? 'red' : undefined);
 
-export function ClientScreen({ view }: { view: ClientView }): ReactNode {
+export function ClientScreen({ view, width = WIDTH }: { view: ClientView; width?: number }): ReactNode {
   const v = view;
   const prompt = v.prompt;
-  return h(Box, { flexDirection: 'column', width: WIDTH },
+  return h(Box, { flexDirection: 'column', width },
     h(Text, null, h(Text, { bold: true, inverse: true }, ' MUST '), ' Multicast Synchronous Transfer', h(Text, { dimColor: true }, `   client ${v.name} · ${v.iface}`)),
-    h(Rule, { width: WIDTH }),
+    h(Rule, { width }),
     h(HardwarePane, { hw: v.hardware }),
-    h(Rule, { width: WIDTH }),
+    h(Rule, { width }),
     h(Field, { label: 'Master' }, v.master ? `${v.master}` : h(Text, { dimColor: true }, 'not found yet')),
-    v.image ? h(Field, { label: 'Image' }, `${v.image.name} · ${bytes(v.image.size)} · ${v.image.mode} mode · ${v.image.trust}`) : null,
+    v.image ? h(Field, { label: 'Image' }, `${v.image.name} · ${bytes(v.image.size)} · ${v.image.mode} mode`) : null,
+    v.image ? h(Field, { label: 'Trust' }, v.image.trust) : null,
     h(Field, { label: 'Disk' }, v.target ?? h(Text, { dimColor: true }, 'not chosen yet')),
     h(Field, { label: 'State' }, h(Text, { bold: true, color: stageColor(v.stage) }, stageLabel(v.stage)), v.reason ? `: ${v.reason}` : ''),
     v.progress && v.stage !== 'searching' && v.stage !== 'choosing' ? h(ProgressPane, { p: v.progress, stage: v.stage }) : null,
     prompt ? h(Box, { marginTop: 1 },
       prompt.kind === 'pick' ? h(DiskPicker, { prompt, key: 'pick' }) : prompt.kind === 'confirm' ? h(Confirm, { prompt }) : h(Countdown, { prompt })) : null,
-    h(Rule, { width: WIDTH, title: 'events' }),
+    h(Rule, { width, title: 'events' }),
     ...v.events.slice(-5).map((e, i) => h(Text, { key: `${v.events.length}-${i}`, dimColor: true, wrap: 'truncate' }, e)),
   );
 }
@@ -93,5 +95,6 @@ export function ClientScreen({ view }: { view: ClientView }): ReactNode {
 /** The screen bound to a store: re-renders when the store changes. */
 export function ClientApp({ store }: { store: Store<ClientView> }): ReactNode {
   const view = useSyncExternalStore(store.subscribe, store.get);
-  return h(ClientScreen, { view });
+  const { stdout } = useStdout();
+  return h(ClientScreen, { view, width: Math.min(WIDTH, (stdout as NodeJS.WriteStream).columns || WIDTH) });
 }

@@ -3,12 +3,12 @@
 // the keys: start now, choose a PC and drop it, quit (asking first while PCs are imaging).
 
 import { createElement as h, type ReactNode, useSyncExternalStore } from 'react';
-import { Box, Static, Text, useInput } from 'ink';
+import { Box, Static, Text, useInput, useStdout } from 'ink';
 import { bytes } from '../log/logger.ts';
 import { clock } from '../log/meter.ts';
 import type { ClientRow, MasterView } from './master-view.ts';
 import type { Store } from './store.ts';
-import { Rule, bar, columns } from './widgets.ts';
+import { GLYPH, Rule, bar, columns } from './widgets.ts';
 
 const WIDTH = 100;
 const COLS = [14, 17, 15, 16, 10, 4, 7, 9];
@@ -24,7 +24,7 @@ export interface MasterKeys {
 }
 
 const finishedLine = (r: ClientRow): string => {
-  const mark = r.verified ? '✓' : '✗';
+  const mark = r.verified ? GLYPH.ok : GLYPH.bad;
   const how = r.verified ? `verified in ${r.seconds?.toFixed(1) ?? '?'} s` : `${r.state}${r.reason ? `: ${r.reason}` : ''}`;
   return `${mark} ${columns([r.name, r.mac, r.ip, r.lan], COLS.slice(0, 4))} ${how}`;
 };
@@ -42,13 +42,13 @@ function Header({ v }: { v: MasterView }): ReactNode {
 function Table({ v }: { v: MasterView }): ReactNode {
   const head = columns(['PC', 'MAC', 'IP', 'LAN', 'state', '%', 'MB/s', 'missing'], COLS);
   return h(Box, { flexDirection: 'column' },
-    h(Text, { bold: true }, `  ${head}`),
-    ...(v.clients.length === 0 ? [h(Text, { key: 'none', dimColor: true }, v.finished.length > 0 ? '  (none left)' : '  (no PC has joined yet)')] : v.clients.map((r, i) => h(Text, { key: r.id, color: i === v.selected ? 'cyan' : undefined },
+    h(Text, { bold: true, wrap: 'truncate' }, `  ${head}`),
+    ...(v.clients.length === 0 ? [h(Text, { key: 'none', dimColor: true }, v.finished.length > 0 ? '  (none left)' : '  (no PC has joined yet)')] : v.clients.map((r, i) => h(Text, { key: r.id, wrap: 'truncate', color: i === v.selected ? 'cyan' : undefined },
       `${i === v.selected ? '>' : ' '} ${columns([r.name, r.mac, r.ip, r.lan, r.state, r.percent, r.rateMBps.toFixed(1), r.missing], COLS)}`))),
   );
 }
 
-export function MasterScreen({ view, keys }: { view: MasterView; keys: MasterKeys }): ReactNode {
+export function MasterScreen({ view, keys, width = WIDTH }: { view: MasterView; keys: MasterKeys; width?: number }): ReactNode {
   const v = view;
   useInput((input, key) => {
     if (v.prompt) {
@@ -65,14 +65,14 @@ export function MasterScreen({ view, keys }: { view: MasterView; keys: MasterKey
   });
   return h(Box, { flexDirection: 'column' },
     h(Finished, { items: v.finished, children: (r) => h(Text, { key: r.id, color: r.verified ? 'green' : 'red' }, finishedLine(r)) }),
-    h(Box, { flexDirection: 'column', width: WIDTH },
-      h(Rule, { width: WIDTH }),
+    h(Box, { flexDirection: 'column', width },
+      h(Rule, { width }),
       h(Header, { v }),
-      h(Rule, { width: WIDTH, title: `PCs imaging: ${v.clients.length} · ended: ${v.finished.length} (${v.finished.filter((r) => r.verified).length} verified)` }),
+      h(Rule, { width, title: `PCs imaging: ${v.clients.length} · ended: ${v.finished.length} (${v.finished.filter((r) => r.verified).length} verified)` }),
       h(Table, { v }),
-      h(Rule, { width: WIDTH, title: 'events' }),
+      h(Rule, { width, title: 'events' }),
       ...v.events.slice(-6).map((e, i) => h(Text, { key: `${v.events.length}-${i}`, dimColor: true, wrap: 'truncate' }, e)),
-      h(Rule, { width: WIDTH }),
+      h(Rule, { width }),
       v.summary ? h(Text, { bold: true }, v.summary)
         : v.prompt ? h(Text, { bold: true, color: 'yellow' }, `${v.prompt.question} [y/N]`)
           : h(Text, { dimColor: true }, `keys: ${v.state === 'waiting' ? 's start now · ' : ''}↑/↓ choose a PC · d drop it · q quit`),
@@ -82,5 +82,6 @@ export function MasterScreen({ view, keys }: { view: MasterView; keys: MasterKey
 
 export function MasterApp({ store, keys }: { store: Store<MasterView>; keys: MasterKeys }): ReactNode {
   const view = useSyncExternalStore(store.subscribe, store.get);
-  return h(MasterScreen, { view, keys });
+  const { stdout } = useStdout();
+  return h(MasterScreen, { view, keys, width: Math.min(WIDTH, (stdout as NodeJS.WriteStream).columns || WIDTH) });
 }

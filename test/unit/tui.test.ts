@@ -70,7 +70,7 @@ test('client screen: every phase from searching to the reboot countdown, the pic
 
     store.update({ stage: 'waiting', target: '/dev/sdc' });
     await t.shows(/State\s+Waiting for the start/);
-    assert.match(t.screen(), /Image\s+lab-2026 · 64\.0 MiB · default mode · signed, key ab12cd34/);
+    assert.match(t.screen(), /Image\s+lab-2026 · 64\.0 MiB · default mode\n.*Trust\s+signed, key ab12cd34 \(the one given\)/);
     assert.match(t.screen(), /Disk\s+\/dev\/sdc/);
     store.update({ stage: 'receiving', progress: progress(22000, 45000, 310, 0) });
     await t.shows(/ 48%\s+98\.4 MB\/s\s+1:15 left/);

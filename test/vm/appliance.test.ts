@@ -21,22 +21,34 @@ after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
 const BOOT = 120_000;
 
-test('kernel + initramfs: drivers, DHCP, and the client searching for a master', { skip }, async () => {
+test('kernel + initramfs: drivers, DHCP, the hardware summary, and the client screen searching for a master on the PC\'s display', { skip }, async () => {
   const disk = join(dir, 'direct.img');
   writeFileSync(disk, new Uint8Array(0));
   execFileSync('truncate', ['-s', '64M', disk]);
+  const monitor = join(dir, 'direct.monitor');
   const vm = startVm({
-    name: 'direct', args: [
+    name: 'direct', monitor, args: [
       '-kernel', join(APPLIANCE, 'vmlinuz'), '-initrd', join(APPLIANCE, 'initrd.zst'),
-      '-append', 'console=ttyS0,115200 panic=5 must.mode=client must.disk=auto must.auto=1',
+      // As on a lab PC: the screen (a VT) and a serial console.
+      '-append', 'console=tty0 console=ttyS0,115200 panic=5 must.mode=client must.disk=auto must.auto=1',
       '-drive', `file=${disk},format=raw,if=virtio`, '-nic', 'user,model=virtio-net-pci',
     ],
   });
   try {
     await vm.waitFor(/MUST: drivers: \d+ modules loaded/, BOOT);
     await vm.waitFor(/MUST: network: eth0 inet 10\.0\.2\.15/, BOOT);
-    await vm.waitFor(/must client --target \/dev\/vda --yes/, BOOT);
-    await vm.waitFor(/searching client=pc-\w+ .*target=\/dev\/vda capacity=67108864/, BOOT);
+    await vm.waitFor(/must client --disk auto --yes --after reboot \(screen on tty1, events on ttyS0\)/, BOOT);
+    // The events reach the serial console as lines; systeminformation (and the fallbacks) found the hardware.
+    await vm.waitFor(/searching client=pc-\w+ .*target="chosen when the master is found"/, BOOT);
+    const hw = await vm.waitFor(/hardware model=.* nics="eth0 52:54:00:12:34:56 [^"]* 10\.0\.2\.15" disks="\/dev\/vda 64\.0 MiB [^"]*"/, BOOT);
+    assert.doesNotMatch(hw[0], /model=unknown|cpu=unknown/, hw[0]);
+    // The display shows the client's screen.
+    let screen = '';
+    for (let i = 0; i < 60 && !/State +Searching for a master/.test(screen); i++) { await new Promise((r) => setTimeout(r, 1000)); screen = await vm.vgaText(); }
+    assert.match(screen, /MUST +Multicast Synchronous Transfer/, screen);
+    assert.match(screen, /State +Searching for a master/, screen);
+    assert.match(screen, /Network +eth0 +52:54:00:12:34:56/, screen);
+    assert.match(screen, /Disks +\/dev\/vda +64\.0 MiB/, screen);
   } finally { vm.kill(); }
 });
 
@@ -140,7 +152,7 @@ test('PXE through dnsmasq and iPXE from the static tree: the PC boots MUST and f
     procs.push(vm);
     try {
       await vm.waitFor(/MUST: network: eth0 inet 10\.78\.0\.1\d\d/, BOOT * 2);
-      await vm.waitFor(/must client --target \/dev\/vda --yes/, BOOT);
+      await vm.waitFor(/must client --disk auto --yes --after reboot/, BOOT);
       await vm.waitFor(/client\/\S+ found master=10\.78\.0\.1 image=lab\.img/, BOOT);
       await waitFor(master, /joined client=\S+ .*ip=10\.78\.0\.1\d\d/, 60_000);
       assert.match(pxe.dnsLog(), /DHCPACK/);
