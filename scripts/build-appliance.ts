@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fetchKernel, type KernelPin } from './appliance/kernel.ts';
-import { buildInitramfs } from './appliance/initramfs.ts';
+import { buildInitramfs, stageMediumTools } from './appliance/initramfs.ts';
 import { buildSea } from './appliance/sea.ts';
 import { buildPxe } from './appliance/pxe.ts';
 import { buildIso } from './appliance/iso.ts';
@@ -17,6 +17,7 @@ export interface ApplianceConfig {
   volume: string;
   zstdLevel: number;
   hostFiles: string[];
+  mediumFiles: string[];
   modulesFile: string;
   cmdline: { serial: string; common: string };
 }
@@ -46,6 +47,8 @@ if (want('initramfs') || want('pxe') || want('iso')) {
   }, log);
   writeFileSync(join(out, 'initrd.zst'), r.zst);
   log(`initrd.zst: ${(r.zst.length / 2 ** 20).toFixed(1)} MiB (cpio ${(r.cpioBytes / 2 ** 20).toFixed(1)} MiB)`);
+  const libs = stageMediumTools(cfg.mediumFiles, r.libs, join(build, 'tools'));
+  log(`medium tools/: ${cfg.mediumFiles.join(', ')} and ${libs.length} libraries the initramfs lacks`);
 }
 if (want('pxe')) buildPxe({ out, cfg }, log);
 if (want('iso')) buildIso({ out, build, cfg }, log);

@@ -57,7 +57,7 @@ export function readModuleList(path: string): string[] {
   return readFileSync(path, 'utf8').split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
 }
 
-export function buildInitramfs(o: InitramfsInputs, log: (s: string) => void): { zst: Uint8Array; cpioBytes: number; entries: number } {
+export function buildInitramfs(o: InitramfsInputs, log: (s: string) => void): { zst: Uint8Array; cpioBytes: number; entries: number; libs: Set<string> } {
   const entries: CpioEntry[] = [];
   const dirs = new Set<string>();
   const dir = (p: string): void => {
@@ -122,5 +122,22 @@ export function buildInitramfs(o: InitramfsInputs, log: (s: string) => void): { 
   const cpio = writeCpio(entries, o.epoch);
   log(`initramfs: ${entries.length} entries, ${(cpio.length / 2 ** 20).toFixed(1)} MiB; compressing (zstd ${o.zstdLevel})`);
   const zst = zstdCompressSync(cpio, { params: { [constants.ZSTD_c_compressionLevel]: o.zstdLevel, [constants.ZSTD_c_nbWorkers]: 2, [constants.ZSTD_c_checksumFlag]: 1 } });
-  return { zst, cpioBytes: cpio.length, entries: entries.length };
+  return { zst, cpioBytes: cpio.length, entries: entries.length, libs };
+}
+
+/**
+ * Programs for the boot medium's tools/: into `dir`/bin, and into `dir`/lib the shared
+ * libraries they need that the initramfs (whose loader and libc they run on) does not have.
+ */
+export function stageMediumTools(programs: string[], initramfsLibs: Set<string>, dir: string): string[] {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'bin'), { recursive: true });
+  mkdirSync(join(dir, 'lib'), { recursive: true });
+  const extra = new Set<string>();
+  for (const p of programs) {
+    cpSync(p, join(dir, 'bin', p.split('/').pop()!));
+    for (const l of sharedLibraries(p)) if (!initramfsLibs.has(l)) extra.add(l);
+  }
+  for (const l of [...extra].sort()) cpSync(realpathSync(l), join(dir, 'lib', l.split('/').pop()!));
+  return [...extra].sort();
 }

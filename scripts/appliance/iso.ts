@@ -3,7 +3,7 @@
 // with dd, from a USB stick (isohybrid MBR and GPT). Every timestamp is the configured epoch.
 
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ApplianceConfig } from '../build-appliance.ts';
 import { cmdline } from './pxe.ts';
@@ -73,6 +73,8 @@ export function buildIso(o: { out: string; build: string; cfg: ApplianceConfig }
   copyFileSync('/usr/lib/ipxe/ipxe.efi', join(stage, 'pxe/ipxe.efi'));
   copyFileSync(join(o.out, 'vmlinuz'), join(stage, 'boot/vmlinuz'));
   copyFileSync(join(o.out, 'initrd.zst'), join(stage, 'boot/initrd.zst'));
+  // What only such a master needs (dnsmasq), kept out of the initramfs (scripts/build-appliance stages it).
+  cpSync(join(o.build, 'tools'), join(stage, 'tools'), { recursive: true });
 
   // UEFI: one FAT image holding the unified kernel as the removable-media default loader.
   const uki = join(work, 'EFI/BOOT/BOOTX64.EFI');

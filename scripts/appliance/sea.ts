@@ -19,6 +19,9 @@ export async function buildSea(root: string, out: string): Promise<string> {
     target: 'node26',
     outfile: bundle,
     legalComments: 'none',
+    // Smaller in the initramfs every PC loads; names stay (stack traces, error classes).
+    minify: true,
+    keepNames: true,
     // Ink imports React's devtools (not installed) when DEV=true; in the bundle that import
     // would be static, and a single executable can import only Node's own modules.
     plugins: [{

@@ -68,7 +68,7 @@ export class Dnsmasq {
   private child: ChildProcess | undefined;
   private stopping = false;
   private restarts = 0;
-  private readonly o: DnsmasqOptions & { binary: string; configPath: string; onLine(line: string): void; onLease(l: DhcpLease): void; onExit(why: string): void };
+  private readonly o: DnsmasqOptions & { binary: string; env: Record<string, string>; configPath: string; onLine(line: string): void; onLease(l: DhcpLease): void; onExit(why: string): void };
 
   constructor(o: Dnsmasq['o']) { this.o = o; }
 
@@ -78,7 +78,7 @@ export class Dnsmasq {
   }
 
   private spawn(): void {
-    const c = spawn(this.o.binary, ['--keep-in-foreground', '--log-facility=-', `--conf-file=${this.o.configPath}`, '--pid-file=', '--user=root'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(this.o.binary, ['--keep-in-foreground', '--log-facility=-', `--conf-file=${this.o.configPath}`, '--pid-file=', '--user=root'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.o.env } });
     this.child = c;
     for (const s of [c.stdout!, c.stderr!]) {
       createInterface({ input: s }).on('line', (line) => {

@@ -27,7 +27,6 @@ export interface PxeOptions {
   /** PCs ask on their screen before writing, instead of following the rule unattended. */
   attended: boolean;
   kernelArgs: string;
-  dnsmasq: string;
 }
 
 export interface PxeSession {
@@ -40,14 +39,25 @@ export interface PxeSession {
 }
 
 /** Where the appliance files are: a build's layout, or the ISO's. */
-export function applianceFiles(dir: string): { vmlinuz: string; initrd: string; undionly: string; ipxeEfi: string } {
+export interface ApplianceFiles {
+  vmlinuz: string; initrd: string; undionly: string; ipxeEfi: string;
+  /** dnsmasq: the boot medium's own (in tools/, with the libraries the initramfs lacks), or this system's. */
+  dnsmasq: { binary: string; env: Record<string, string> };
+}
+
+export function applianceFiles(dir: string): ApplianceFiles {
   const pick = (...names: string[]): string => {
     for (const n of names) if (existsSync(join(dir, n))) return join(dir, n);
     throw new Error(`${dir} has no ${names.join(' or ')}: point --appliance at out/appliance or a MUST CD/USB stick`);
   };
+  // Only a master needs dnsmasq, so the CD/USB stick carries it outside the initramfs every PC loads.
+  const tools = join(dir, 'tools');
   return {
     vmlinuz: pick('vmlinuz', 'boot/vmlinuz'), initrd: pick('initrd.zst', 'boot/initrd.zst'),
     undionly: pick('pxe/undionly.kpxe'), ipxeEfi: pick('pxe/ipxe.efi'),
+    dnsmasq: existsSync(join(tools, 'bin/dnsmasq'))
+      ? { binary: join(tools, 'bin/dnsmasq'), env: { LD_LIBRARY_PATH: join(tools, 'lib') } }
+      : { binary: 'dnsmasq', env: {} },
   };
 }
 
@@ -73,7 +83,7 @@ export async function startPxe(o: PxeOptions, s: PxeSession, sender: Sender, log
     onRequest: (line) => log.debug('http', { request: line }),
   });
   const dnsmasq = new Dnsmasq({
-    binary: o.dnsmasq, configPath: join(work, 'dnsmasq.conf'), iface: s.iface, address: s.address, mode: o.dhcp,
+    binary: files.dnsmasq.binary, env: files.dnsmasq.env, configPath: join(work, 'dnsmasq.conf'), iface: s.iface, address: s.address, mode: o.dhcp,
     tftpRoot: tftp, httpPort: o.httpPort, leaseFile: join(work, 'leases'),
     onLine: (line) => dlog.debug('log', { line }),
     onLease: (l) => {

@@ -175,6 +175,6 @@ function pxeOptions(o: Options, n: NetChoice, signer: Signer | undefined): PxeOp
   return {
     appliance: o.str('appliance') ?? defaultAppliance(), dhcp, httpPort: o.num('http-port') ?? 8080,
     records: o.str('records') ?? defaultRecordsPath(), unknown: (o.str('unknown') ?? 'image') as 'image' | 'local',
-    disk: o.str('disk') ?? 'auto', attended: o.flag('attended'), kernelArgs: `${o.str('kernel-args') ?? DEFAULT_KERNEL_ARGS}${signer ? ` must.key=${keyText(signer.publicKey)}` : ''}`, dnsmasq: 'dnsmasq',
+    disk: o.str('disk') ?? 'auto', attended: o.flag('attended'), kernelArgs: `${o.str('kernel-args') ?? DEFAULT_KERNEL_ARGS}${signer ? ` must.key=${keyText(signer.publicKey)}` : ''}`,
   };
 }
