@@ -130,3 +130,25 @@ test('a device in use is refused, naming it: a mounted disk, a disk whose partit
     execFileSync('umount', [mnt]);
   }
 });
+
+test('--disk RULE: chosen once the image size is known; a rule that matches nothing or a disk too small is refused, naming why; --json gives a row per PC', { skip }, async () => {
+  const net = lo();
+  // 12 Mbit/s: the pass lasts about 6 s, long enough for the 2-s rows.
+  const master = must(['master', '--image', src, '--min-clients', '1', '--json', '--rate', '12', ...net]);
+  // The loop devices' model is their backing file: a model rule names one of them.
+  const none = await must(['client', '--disk', 'model:no-such-disk', '--yes', '--name', 'none', ...net]).done;
+  assert.equal(none.code, 1, none.out);
+  assert.match(none.out, /declined reason="must\.disk=model:no-such-disk matches no disk/);
+  const tooSmall = await must(['client', '--disk', small, '--yes', '--name', 'small', ...net]).done;
+  assert.equal(tooSmall.code, 1, tooSmall.out);
+  assert.match(tooSmall.out, new RegExp(`must\\.disk=${small} names ${small} .*which cannot be imaged: too small \\(4\\.0 MiB; the image needs 8\\.0 MiB\\)`));
+  const r = await must(['client', '--disk', `model:${dstFile}`, '--yes', '--name', 'ruled', ...net]).done;
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, new RegExp(`target target=${dst} capacity=${8 * MIB}`));
+  assert.equal(sha256(await readFile(dst)), sha256(disk));
+  const m = await master.done;
+  assert.equal(m.code, 0, m.out);
+  const lines = m.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(lines.every((l) => typeof l.event === 'string' && typeof l.time === 'string'), 'every line is one JSON event');
+  assert.ok(lines.some((l) => l.event === 'client' && l.client === 'ruled' && typeof l.percent === 'number' && l.ip === '127.0.0.1'), 'a client row for the PC');
+});
