@@ -41,7 +41,10 @@ export async function client(o: Options): Promise<number> {
       await t.close();
       return { declined: `the operator did not confirm ${t.path}` };
     };
-    if (fixed) return fixed.kind === 'block' && !yes ? () => sure(fixed, 'this disk') : undefined;
+    if (fixed) {
+      if (fixed.kind !== 'block' || yes) return undefined;
+      return async () => sure(fixed, (await listDisks()).find((d) => d.path === fixed.path)?.model || 'unknown model');
+    }
     return async (a) => {
       const disks = await listDisks();
       let chosen: string | undefined;

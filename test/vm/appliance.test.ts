@@ -129,41 +129,47 @@ test('ISO as USB disk, BIOS: the menu captures this PC\'s disk to a file on a US
 });
 
 // The static tree of out/appliance/pxe behind a plain dnsmasq and HTTP server, as docs/PXE.md
-// describes it. (Imaging, the reboot and the disk's bytes are the flagship's, test/vm/lab.test.ts.)
-test('PXE through dnsmasq and iPXE from the static tree: the PC boots MUST and finds the master', { skip }, async () => {
-  const lan = createLan('mustv-lab');
-  const procs: Array<{ kill(): void }> = [];
-  try {
-    const tap = lan.tap('mtap0');
-    // The boot tree, with an unattended client line (what the master's boot policy will decide per PC).
-    const pxe = servePxeTree(lan, { appliance: APPLIANCE, dir, cmdline: 'must.mode=client must.disk=auto must.auto=1 must.after=reboot must.iface=eth0' });
-    procs.push(pxe);
-    writeFileSync(join(dir, 'lab.img'), sampleDisk(4 << 20, 31));
-    const master = must(['master', '--image', join(dir, 'lab.img'), '--min-clients', '1', '--iface', 'br0'], { wrap: lan.wrap });
-    procs.push(master.child);
-    const disk = join(dir, 'pc.img');
-    writeFileSync(disk, new Uint8Array(0));
-    execFileSync('truncate', ['-s', '64M', disk]);
-    const vm = startVm({
-      name: 'pxe-bios', wrap: lan.wrap,
-      args: ['-boot', 'n', '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0,bootindex=0',
-        '-drive', `file=${disk},format=raw,if=virtio`],
-    });
-    procs.push(vm);
+// describes it: iPXE (kernel and initramfs over HTTP), and pxelinux (everything over TFTP, the
+// BIOS alternative). (Imaging, the reboot and the disk's bytes are the flagship's, test/vm/lab.test.ts.)
+for (const first of ['ipxe', 'pxelinux'] as const) {
+  test(`PXE through dnsmasq and ${first === 'ipxe' ? 'iPXE' : 'pxelinux'} from the static tree: the PC boots MUST and finds the master`, { skip }, async () => {
+    const lan = createLan(`mustv-${first === 'ipxe' ? 'ip' : 'pl'}`);
+    const procs: Array<{ kill(): void }> = [];
     try {
-      await vm.waitFor(/MUST: network: eth0 inet 10\.78\.0\.1\d\d/, BOOT * 2);
-      await vm.waitFor(/must client --disk auto --yes --after reboot/, BOOT);
-      await vm.waitFor(/client\/\S+ found master=10\.78\.0\.1 image=lab\.img/, BOOT);
-      await waitFor(master, /joined client=\S+ .*ip=10\.78\.0\.1\d\d/, 60_000);
-      assert.match(pxe.dnsLog(), /DHCPACK/);
-      assert.match(pxe.dnsLog(), /boot\.ipxe/, 'dnsmasq never pointed iPXE at the boot script');
-    } finally { vm.kill(); }
-  } finally {
-    for (const p of procs) p.kill();
-    await new Promise((r) => setTimeout(r, 300));
-    lan.destroy();
-  }
-});
+      const tap = lan.tap('mtap0');
+      // The boot tree, with an unattended client line (what the master's boot policy will decide per PC).
+      const pxe = servePxeTree(lan, { appliance: APPLIANCE, dir, first, cmdline: 'must.mode=client must.disk=auto must.auto=1 must.after=reboot must.iface=eth0' });
+      procs.push(pxe);
+      writeFileSync(join(dir, 'lab.img'), sampleDisk(4 << 20, 31));
+      const master = must(['master', '--image', join(dir, 'lab.img'), '--min-clients', '1', '--iface', 'br0'], { wrap: lan.wrap });
+      procs.push(master.child);
+      const disk = join(dir, `pc-${first}.img`);
+      writeFileSync(disk, new Uint8Array(0));
+      execFileSync('truncate', ['-s', '64M', disk]);
+      const vm = startVm({
+        name: `pxe-bios-${first}`, wrap: lan.wrap,
+        args: ['-boot', 'n', '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0,bootindex=0',
+          '-drive', `file=${disk},format=raw,if=virtio`],
+      });
+      procs.push(vm);
+      try {
+        if (first === 'pxelinux') await vm.waitFor(/PXELINUX \d/, BOOT);
+        // pxelinux fetches the 40 MiB initramfs over TFTP: slower than iPXE's HTTP.
+        await vm.waitFor(/MUST: network: eth0 inet 10\.78\.0\.1\d\d/, BOOT * (first === 'ipxe' ? 2 : 3));
+        await vm.waitFor(/must client --disk auto --yes --after reboot/, BOOT);
+        await vm.waitFor(/client\/\S+ found master=10\.78\.0\.1 image=lab\.img/, BOOT);
+        await waitFor(master, /joined client=\S+ .*ip=10\.78\.0\.1\d\d/, 60_000);
+        assert.match(pxe.dnsLog(), /DHCPACK/);
+        if (first === 'ipxe') assert.match(pxe.dnsLog(), /boot\.ipxe/, 'dnsmasq never pointed iPXE at the boot script');
+        else assert.match(pxe.dnsLog(), /sent \S*pxelinux\.cfg\/default/, 'pxelinux never read its configuration');
+      } finally { vm.kill(); }
+    } finally {
+      for (const p of procs) p.kill();
+      await new Promise((r) => setTimeout(r, 300));
+      lan.destroy();
+    }
+  });
+}
 
 // dnsmasq is not in the initramfs (only a master booting the lab needs it): the CD/USB stick
 // carries it in tools/ with the libraries the initramfs lacks. It must run there, on the
