@@ -5,8 +5,9 @@
 //
 // The sweep runs every experiment of src/sim/sweep.ts (the real master and client
 // machines, simulated networks, a fake clock) on worker threads, then writes one SVG per
-// experiment and metric and a results table into DIR (default docs/tuning). The same seed
-// gives the same files, whatever the number of workers.
+// experiment and metric and a results table into DIR (default docs/tuning; results.md, or
+// results-ID.md for a partial sweep). The same seed gives the same files, whatever the
+// number of workers.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,7 +68,9 @@ if (values['check-real']) {
     '', failed.length === 0 ? 'Every run ended with every client verified and every disk identical to the image.' : `Runs that did not end verified and identical: ${failed.map((p) => `${p.experiment}/${p.series}/${p.x}`).join(', ')}.`,
   ];
   const body = chosen.flatMap((e) => table(e, r.points));
-  writeFileSync(join(values.out, 'results.md'), `${[...head, ...body].join('\n')}\n`);
+  // A partial sweep keeps the whole one's table: its own goes beside it.
+  const name = only ? `results-${[...only].join('-')}.md` : 'results.md';
+  writeFileSync(join(values.out, name), `${[...head, ...body].join('\n')}\n`);
   console.log(`bench/simulate: ${r.runs} runs in ${wall.toFixed(0)} s; ${failed.length} not verified; wrote ${values.out}`);
   if (failed.length > 0) process.exitCode = 1;
 }
@@ -78,7 +81,7 @@ function find(points: Point[], e: Experiment, series: string, x: number): Point 
 
 function table(e: Experiment, points: Point[]): string[] {
   const f = (v: number): string => (!Number.isFinite(v) ? '-' : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3));
-  const cols = ['done', 'pass', 'goodputMBps', 'acksPerBlock', 'feedback', 'requests', 'timeouts', 'repairShare', 'wirePerByte'] as const;
+  const cols = ['done', 'pass', 'passMBps', 'goodputMBps', 'acksPerBlock', 'feedback', 'requests', 'timeouts', 'repairShare', 'wirePerByte'] as const;
   const extra = e.metrics.map((m) => m.key).filter((k) => !(cols as readonly string[]).includes(k));
   const keys = [...cols, ...extra];
   return [

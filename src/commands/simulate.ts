@@ -65,7 +65,7 @@ export async function simulate(o: Options): Promise<number> {
     const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
     console.log(`simulate: ${s.clients} clients${s.slow ? ` + 1 at ${s.slow} Mbit/s` : ''}, ${s.size} MiB, ${s.rate || 'unlimited'} Mbit/s, ${s.delay} ms one way, ${s.loss}% loss` +
       `${s.burst > 1 ? ` in bursts of ${s.burst}` : ''}${s.lans > 1 ? `, ${s.lans} LANs` : ''}; ${s.protocol} mode, feedback ${s.feedback}, seed ${s.seed}`);
-    console.log(`${m.ok ? 'ok' : 'FAILED'}: done in ${f(m.done)} ms (${f(m.goodputMBps)} MB/s)${s.slow ? `, the others in ${f(m.doneOthers)} ms` : ''}; first pass ${f(m.pass)} ms`);
+    console.log(`${m.ok ? 'ok' : 'FAILED'}: done in ${f(m.done)} ms (${f(m.goodputMBps)} MB/s)${s.slow ? `, the others in ${f(m.doneOthers)} ms` : ''}; first pass ${f(m.pass)} ms (${f(m.passMBps)} MB/s)`);
     console.log(`feedback at the master: ${m.feedback} datagrams, ${m.acks} ACKs (${f(m.acksPerBlock, 2)} per block), ${m.requests} repair requests; ${m.timeouts} time-outs`);
     console.log(`repair: ${f(m.repairShare * 100)}% of the packets sent again; on the wire ${f(m.wirePerByte, 3)} bytes per image byte; simulated ${f(m.simulated / 1000, 2)} s in ${f(m.wall / 1000, 2)} s`);
   }

@@ -3,6 +3,7 @@
 
 import { type FeedbackPolicy, MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import { type LabOptions, type LabResult, type SimClient, type SimLan, runLab } from './lab.ts';
+import { LOCAL_LAN } from './net.ts';
 
 export interface Scenario {
   clients: number;
@@ -56,7 +57,10 @@ export interface Metrics {
   doneOthers: number;
   /** Until the first pass ended (the master entered repair), ms. */
   pass: number;
+  /** Image bytes over completion time, MB/s. */
   goodputMBps: number;
+  /** Image bytes over the first pass: the flow control's throughput, without the repair tail. */
+  passMBps: number;
   /** ACK datagrams at the master, per block of the pass. */
   acksPerBlock: number;
   acks: number;
@@ -97,10 +101,8 @@ export function labOf(s: Scenario): LabOptions {
   // A link holds what tc tbf's 20 ms latency and 64 KiB burst hold (test/net/netns.ts shapes links so).
   const queue = (r: number): number => (Number.isFinite(r) ? r * 0.02 + (64 << 10) : 1 << 20);
   const rate = mbit(s.rate);
-  const lans: SimLan[] = Array.from({ length: s.lans }, (_, k) => {
-    const r = k === 0 ? Infinity : s.lanRate > 0 ? mbit(s.lanRate) : rate;
-    return k === 0 ? { delay: 0, rate: Infinity, queue: Infinity, loss: 0 } : { delay: s.lanDelay, rate: r, queue: queue(r), loss: 0 };
-  });
+  const lanRate = s.lanRate > 0 ? mbit(s.lanRate) : rate;
+  const lans: SimLan[] = Array.from({ length: s.lans }, (_, k) => (k === 0 ? LOCAL_LAN : { delay: s.lanDelay, rate: lanRate, queue: queue(lanRate), loss: 0 }));
   const clients: SimClient[] = Array.from({ length: s.clients }, (_, i) => ({ lan: i % s.lans }));
   if (s.slow > 0) clients.push({ rate: mbit(s.slow), queue: queue(mbit(s.slow)), lan: 0 });
   return {
@@ -122,6 +124,7 @@ export function measure(s: Scenario, r: LabResult, wall: number): Metrics {
     ok: !r.timedOut && r.masterOk && r.clients.every((c) => c.ok && c.identical),
     done, doneOthers: end(regular), pass: r.passEndedAt - start,
     goodputMBps: (s.size * 2 ** 20) / 1e6 / (done / 1000),
+    passMBps: (s.size * 2 ** 20) / 1e6 / ((r.passEndedAt - start) / 1000),
     acksPerBlock: st.ackDatagrams / geo.blocks, acks: st.ackDatagrams, requests: st.requestDatagrams, feedback: r.feedbackAtMaster,
     timeouts: st.blocksTimedOut, repairShare: st.repairSent / geo.packets, wirePerByte: r.wireBytes / (s.size * 2 ** 20),
     simulated: r.finishedAt, wall,
