@@ -9,8 +9,10 @@ import { isRoot } from './netns.ts';
 
 const skip = isRoot() ? false : 'network namespaces need root';
 
+// Medians of three real runs: on the shared 2-core machine, other work running beside one
+// real run once made it 15.2% slower than the simulation (the real program is CPU-bound there).
 test('simulated completion, first pass and ACKs match the real lab within the stated tolerance', { skip, timeout: 180_000 }, async () => {
-  for (const c of await compare({ size: 16, runs: 1 })) {
+  for (const c of await compare({ size: 16, runs: 3 })) {
     for (const k of Object.keys(TOLERANCE) as Array<keyof typeof TOLERANCE>) {
       assert.ok(c.worst[k] <= TOLERANCE[k], `${c.name}: ${k} differs by ${(c.worst[k] * 100).toFixed(1)}% (tolerance ${TOLERANCE[k] * 100}%): real ${JSON.stringify(c.real)}, simulated ${JSON.stringify(c.sim)}`);
     }
