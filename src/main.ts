@@ -10,6 +10,7 @@ import { keygen } from './commands/keys.ts';
 import { client, receiveFiles } from './commands/receive.ts';
 import { master, sendFiles } from './commands/serve.ts';
 import { demo } from './demo/demo.ts';
+import { simulate } from './commands/simulate.ts';
 import { DiskError } from './disk/device.ts';
 import { IfaceError } from './net/iface.ts';
 import { KeyError } from './protocol/auth.ts';
@@ -22,6 +23,7 @@ const RUN: Record<string, (o: Options) => Promise<number>> = {
   'send-files': sendFiles,
   'receive-files': receiveFiles,
   demo,
+  simulate,
   keygen,
   capture,
   restore,

@@ -4,7 +4,7 @@
 // DATA echoes an ACK for it, or if the master has moved a whole window past it.
 // One ACK confirms every block before it, so a single watermark records all that.
 
-import { type ArtpPolicy, drawWait } from './params.ts';
+import { type ArtpPolicy, type FeedbackPolicy, drawWait } from './params.ts';
 import type { Rng } from './rng.ts';
 
 export class AckScheduler {
@@ -20,11 +20,13 @@ export class AckScheduler {
   private readonly artp: ArtpPolicy;
   private readonly window: number;
   private readonly rng: Rng;
+  private readonly policy: FeedbackPolicy;
 
-  constructor(artp: ArtpPolicy, window: number, rng: Rng) {
+  constructor(artp: ArtpPolicy, window: number, rng: Rng, policy: FeedbackPolicy = 'mtp') {
     this.artp = artp;
     this.window = window;
     this.rng = rng;
+    this.policy = policy;
   }
 
   /** A first-pass packet of `block` arrived; `last` if it is the block's final packet. */
@@ -45,8 +47,11 @@ export class AckScheduler {
   }
 
   private ended(block: number, now: number): void {
+    // NACK-only: nothing is acknowledged, losses wait for the repair phase.
+    if (this.policy === 'nack') return;
     if (block <= this.acked || this.pending.has(block) || !this.counts.has(block)) return;
-    this.pending.set(block, now + drawWait(this.artp, this.rng()));
+    // ACK-all suppresses nothing, so a random wait would only delay the ACK: it goes at once, as udpcast's does.
+    this.pending.set(block, now + (this.policy === 'ack-all' ? 0 : drawWait(this.artp, this.rng())));
   }
 
   /**
@@ -55,6 +60,8 @@ export class AckScheduler {
    * and a forged ACK for the far future must not silence this client for the rest of the pass.
    */
   ackedUpTo(block: number): void {
+    // ACK-all: every client acknowledges every block whatever it heard (the master waits for each one).
+    if (this.policy === 'ack-all') return;
     block = Math.min(block, this.current);
     if (block <= this.acked) return;
     this.acked = block;

@@ -14,6 +14,14 @@ export interface ArtpPolicy {
   lambda: number;
 }
 
+/**
+ * Who gives feedback during the pass (docs/PROTOCOL.md 5.3). mtp: the paper's, one suppressed ACK
+ * per block. ack-all: every client ACKs every block and the master waits for all (udpcast's style).
+ * nack: no ACK at all, the master sends at its rate and the losses are asked for after the pass
+ * (NORM's style). The last two exist for the study in docs/TUNING.md; they are not on the wire.
+ */
+export type FeedbackPolicy = 'mtp' | 'ack-all' | 'nack';
+
 export interface TransferParams {
   mode: WireMode;
   /** Image bytes per data packet. */
@@ -45,6 +53,7 @@ export interface TransferParams {
   maxBehind: number;
   /** Ask the master to echo the highest ACKed block in DATA (cancels late ACK timers). */
   echoAcks: boolean;
+  feedback: FeedbackPolicy;
 }
 
 export const MBIT = 1_000_000 / 8;
@@ -56,11 +65,11 @@ export function defaultParams(mtu = 1500, maxRate = 1000 * MBIT): TransferParams
     blockPackets: 64,
     window: 64,
     segmentPackets: 0,
-    t0: 40,
+    t0: 10,
     alpha: 2,
     tMax: 2000,
     artp: { kind: 'exp', max: 20, lambda: 6 },
-    repairWait: 30,
+    repairWait: 10,
     requestRanges: rangesPerRequest(mtu),
     requestDatagrams: 64,
     rate: { initial: maxRate, min: 1 * MBIT, max: maxRate },
@@ -68,6 +77,7 @@ export function defaultParams(mtu = 1500, maxRate = 1000 * MBIT): TransferParams
     clientTimeout: 30_000,
     maxBehind: 0,
     echoAcks: true,
+    feedback: 'mtp',
   };
 }
 
@@ -90,6 +100,7 @@ export function classicParams(): TransferParams {
     clientTimeout: 30_000,
     maxBehind: 0,
     echoAcks: false,
+    feedback: 'mtp',
   };
 }
 

@@ -302,7 +302,7 @@ export class Receiver {
       this.vouched.clear();
       this.seal = this.cfg.secret && m.caps & Caps.Sealed ? new SessionSeal(this.cfg.secret, m.session, m.manifestDigest) : undefined;
       // Block and epoch numbers start again with the new session.
-      this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng);
+      this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng, this.p.feedback);
       this.heard.clear();
       this.requestedEpoch = -1;
       return;
@@ -345,7 +345,7 @@ export class Receiver {
     this.have = new Bitmap(geo.packets);
     this.manifestBuf = new Uint8Array(m.manifestLength);
     this.segMissing = Array.from({ length: geo.segments }, (_, s) => geo.segmentEnd(s) - geo.segmentStart(s));
-    this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng);
+    this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng, this.p.feedback);
     this.events.emit({ type: 'found', announce: m, master: from, trust: this.trust, at: now });
     if (m.caps & Caps.Sealed) {
       if (!this.cfg.secret) {

@@ -137,6 +137,8 @@ export class Sender {
   private cursor = 0;
   private readonly outstanding: Array<{ block: number; sentAt: number }> = [];
   private ackedBlock = NO_BLOCK;
+  /** ACK-all policy only: the highest block each client acknowledged. */
+  private readonly ackedBy = new Map<ClientId, number>();
   // REPAIR
   private readonly wanted: Bitmap;
   private repairCursor = 0;
@@ -153,6 +155,8 @@ export class Sender {
   constructor(cfg: SenderConfig, rng: Rng, now: number) {
     this.cfg = cfg;
     this.p = cfg.params;
+    // Classic ACKs name nobody: a master waiting for each client's ACK could not tell them apart.
+    if (this.p.mode === WireMode.Classic && this.p.feedback !== 'mtp') throw new Error(`feedback policy ${this.p.feedback} needs the default mode`);
     this.geo = new Geometry({
       payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets, manifestLength: cfg.manifest.length,
       imageSize: cfg.imageSize, segmentPackets: this.p.segmentPackets,
@@ -325,14 +329,28 @@ export class Sender {
       return;
     }
     // One ACK confirms every awaited block up to its own: the flow has reached that far.
+    const upTo = this.p.feedback === 'ack-all' ? this.ackedByAll(m.client, m.block) : m.block;
     let resolved = 0, sentAt = now;
-    while (this.outstanding.length > 0 && this.outstanding[0]!.block <= m.block) { sentAt = this.outstanding.shift()!.sentAt; resolved++; }
-    this.stats.blocksAcked += resolved;
-    this.stats.usefulAcks++;
-    this.tout.acknowledged(this.p.mode === WireMode.Default ? now - sentAt : undefined);
-    if (this.ackedBlock === NO_BLOCK || m.block > this.ackedBlock) this.ackedBlock = m.block;
+    while (this.outstanding.length > 0 && this.outstanding[0]!.block <= upTo) { sentAt = this.outstanding.shift()!.sentAt; resolved++; }
+    if (resolved > 0) {
+      this.stats.blocksAcked += resolved;
+      this.stats.usefulAcks++;
+      this.tout.acknowledged(this.p.mode === WireMode.Default ? now - sentAt : undefined);
+      if (this.ackedBlock === NO_BLOCK || upTo > this.ackedBlock) this.ackedBlock = upTo;
+    }
     const blockLen = this.geo.blockEnd(m.block) - this.geo.blockStart(m.block);
     this.rate.sample(Math.max(0, 1 - m.received / blockLen), now);
+  }
+
+  /**
+   * ACK-all (udpcast's style): the highest block every active client has acknowledged, now that
+   * `client` acknowledged up to `block`.
+   */
+  private ackedByAll(client: ClientId, block: number): number {
+    this.ackedBy.set(client, Math.max(block, this.ackedBy.get(client) ?? -1));
+    let all = Infinity;
+    for (const c of this.clients.values()) if (c.state === 'active') all = Math.min(all, this.ackedBy.get(c.id) ?? -1);
+    return all;
   }
 
   private onRequest(client: ClientId, ranges: PacketRange[], from: Endpoint, now: number): void {
@@ -553,7 +571,8 @@ export class Sender {
       this.cursor++;
       this.stats.dataSent++;
       const last = this.geo.isLastOfBlock(packet) || this.cursor === this.geo.segmentEnd(this.segment);
-      if (last) this.outstanding.push({ block: this.geo.blockOf(packet), sentAt: now });
+      // NACK-only: no block waits for an ACK, the pace alone sets the flow.
+      if (last && this.p.feedback !== 'nack') this.outstanding.push({ block: this.geo.blockOf(packet), sentAt: now });
     }
     const t = this.dataTransmit(packet, repair);
     this.pace(now, t);
@@ -613,6 +632,8 @@ export class Sender {
     if (this.phase === Phase.Waiting && this.cfg.waitAfterJoin !== undefined && this.lastJoinAt > -Infinity)
       t = Math.min(t, this.lastJoinAt + this.cfg.waitAfterJoin);
     if (this.phase === Phase.Transfer && this.outstanding.length > 0) t = Math.min(t, this.outstanding[0]!.sentAt + this.tout.value);
+    // The pass is over and nothing awaits an ACK (NACK-only: no ACK would wake us): repair is due now.
+    if (this.phase === Phase.Transfer && this.outstanding.length === 0 && this.cursor >= this.geo.segmentEnd(this.segment)) t = now;
     if (this.phase === Phase.Repair && this.repairBusy && this.wanted.count === 0) t = Math.min(t, this.lastRequestAt + this.collectDelay());
     if (this.phase === Phase.Done) t = Math.min(t, this.doneAt + this.cfg.linger);
     if (this.urgent.count > 0 || this.nextDataPacket() >= 0) t = Math.min(t, this.rate.paced ? this.nextSendAt : now);

@@ -1,30 +1,26 @@
-// A simulated lab: the real Sender and Receiver machines on a simulated LAN with a
-// fake clock. Per-client loss, delay, jitter and inbound rate (a slow link or a
-// congested port, with a drop-tail queue), late joins and crashes. No sockets and no
-// timers: a run of 50 clients over a few MiB takes a second or so.
+// A simulated lab: the real Sender and Receiver machines on a simulated network
+// (net.ts) with a fake clock. Per-client loss (random or in bursts), delay, jitter and
+// inbound rate (a slow link or a congested port, with a drop-tail queue), the master's
+// uplink, LANs behind a router, late joins, crashes, slow and lying disks. No sockets
+// and no timers: a run of 50 clients over a few MiB takes a second or so.
 
 import { manifestOfBytes } from '../disk/manifest-build.ts';
 import { DEFAULT_CHUNK_SIZE, sha256 } from '../protocol/manifest.ts';
-import { type ClientId, ImageKind } from '../protocol/messages.ts';
+import { type ClientId, ImageKind, Phase, WireMode } from '../protocol/messages.ts';
 import { Receiver } from '../session/receiver.ts';
 import { Sender } from '../session/sender.ts';
 import type { TransferParams } from '../session/params.ts';
 import { type Rng, seeded } from '../session/rng.ts';
 import type { Endpoint, Transmit } from '../session/types.ts';
+import { BytesDisk, LightDisk, type SimDisk } from './disk.ts';
 import { EventHeap } from './heap.ts';
+import { LOCAL_LAN, Port, Queue, Router, type SimLan, type SimLink, WIRE_OVERHEAD } from './net.ts';
 
-export interface SimLink {
-  /** Probability that a datagram to this host is lost. */
-  loss: number;
-  /** One-way delay (ms) and uniform jitter on top of it. */
-  delay: number;
-  jitter: number;
-  /** Inbound bytes per second (Infinity: no limit) and the queue in front of it (bytes). */
-  rate: number;
-  queue: number;
-}
+export type { SimLan, SimLink } from './net.ts';
 
 export interface SimClient extends Partial<SimLink> {
+  /** Index into LabOptions.lans (default 0, the master's LAN). */
+  lan?: number;
   /** Start this long after the master (a late joiner). */
   startAt?: number;
   /** The disk silently corrupts this many of the first writes (one byte flipped in each). */
@@ -50,6 +46,19 @@ export interface LabOptions {
   link?: Partial<SimLink>;
   /** Loss of datagrams to the master. */
   masterLoss?: number;
+  /** The master's outbound link (bytes per second) and its queue (bytes); default: no limit. */
+  uplink?: { rate: number; queue: number };
+  /** Token bucket of every rate-limited queue, bytes (tc tbf's burst; default 0). */
+  burst?: number;
+  /** LANs behind a router; LAN 0 is the master's (default: one LAN, the master's). */
+  lans?: SimLan[];
+  /**
+   * bytes (default): every client holds a copy of the disk, and `identical` compares it with the
+   * image. light: nothing is stored, each write is compared with the image where it lands and a
+   * chunk passes its check only if every write into it was right (no memory per client: 500
+   * clients fit; corruptWrites needs bytes).
+   */
+  disk?: 'bytes' | 'light';
   minClients?: number;
   chunkSize?: number;
   /** Stop (and report unfinished) after this much simulated time. */
@@ -76,18 +85,24 @@ export interface LabResult {
   clients: SimClientResult[];
   /** ACK datagrams the master received per block resolved by an ACK. */
   acksPerBlock: number;
+  /** Datagrams sent, by anyone (a multicast datagram counts once). */
   datagrams: number;
+  /** Their bytes with Ethernet, IP and UDP headers. */
+  wireBytes: number;
+  /** When the first pass ended (the master first entered the repair phase, or done); NaN if it never did. */
+  passEndedAt: number;
+  /** Datagrams that reached the master (every kind of feedback: ACK, repair request, JOIN, STATUS, DONE). */
+  feedbackAtMaster: number;
 }
 
-const MASTER = '10.0.0.1';
+const MASTER = '10.1.0.1';
 const MASTER_PORT = 40000;
 const CONTROL = 9000;
 
 interface Node {
   address: string;
   ports: Set<number>;
-  link: SimLink;
-  rxFree: number;
+  port: Port;
   machine: { onDatagram(b: Uint8Array, from: Endpoint, port: number, now: number): void; onTimer(now: number): void; poll(now: number): Transmit | undefined; nextWake(now: number): number; finished: boolean };
   wakeToken: number;
   wakeAt: number;
@@ -97,7 +112,7 @@ interface Node {
 }
 
 type Ev =
-  | { at: number; seq: number; kind: 'deliver'; node: Node; bytes: Uint8Array; from: Endpoint; port: number }
+  | { at: number; seq: number; kind: 'deliver' | 'enqueue'; node: Node; bytes: Uint8Array; from: Endpoint; port: number }
   | { at: number; seq: number; kind: 'wake'; node: Node; token: number }
   | { at: number; seq: number; kind: 'call'; fn: () => void };
 type DistOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -119,26 +134,35 @@ export function runLab(o: LabOptions): LabResult {
   const heap = new EventHeap<Ev>();
   let seq = 0;
   let now = 0;
-  let datagrams = 0;
-  const at = (t: number, e: EvBody): void => heap.push({ ...e, at: t, seq: seq++ } as Ev);
+  let datagrams = 0, wireBytes = 0, feedbackAtMaster = 0;
+  // Every event gets the same shape: the heap compares millions of them, and one hidden class keeps that fast.
+  const at = (t: number, e: EvBody): void =>
+    heap.push(Object.assign({ at: t, seq: seq++, kind: e.kind, node: master, bytes: undefined, from: undefined, port: 0, token: 0, fn: undefined }, e) as Ev);
 
   const image = sampleImage(o.imageSize, o.seed);
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const { bytes: manifest } = manifestOfBytes(image, ImageKind.Disk, chunkSize);
   const p = o.params;
-  const dataPort = p.mode === 2 ? CONTROL + 2 : CONTROL;
+  const dataPort = p.mode === WireMode.Classic ? CONTROL + 2 : CONTROL;
   const feedbackPort = dataPort + 1;
 
-  const baseLink: SimLink = { loss: 0, delay: 0.1, jitter: 0.05, rate: Infinity, queue: 1 << 20, ...o.link };
+  const baseLink: SimLink = { loss: 0, burst: 1, delay: 0.1, jitter: 0.05, rate: Infinity, queue: 1 << 20, ...o.link };
+  const router = new Router(o.lans ?? [LOCAL_LAN], o.burst);
+  const uplink = new Queue(o.uplink?.rate ?? Infinity, o.uplink?.queue ?? Infinity, o.burst);
   const sender = new Sender({
     session: 0x5e55_1000, params: p, kind: ImageKind.Disk, name: 'sim', caps: 0, manifest, manifestDigest: sha256(manifest),
     imageSize: o.imageSize, targetSize: o.imageSize, sectorSize: 512, controlPort: CONTROL, dataPort, feedbackPort,
     minClients: o.minClients ?? o.clients.filter((c) => !c.startAt).length, waitAfterJoin: undefined, linger: 1500,
   }, fork(), 0);
+  let passEndedAt = NaN;
+  sender.events.on((e) => {
+    // Without a loss every client may verify, and the master be done, before the last ACK is in.
+    if (e.type === 'phase' && (e.phase === Phase.Repair || e.phase === Phase.Done) && Number.isNaN(passEndedAt)) passEndedAt = e.at;
+  });
   const nodes: Node[] = [];
   const master: Node = {
-    address: MASTER, ports: new Set([feedbackPort, MASTER_PORT]), link: { ...baseLink, loss: o.masterLoss ?? 0 },
-    rxFree: 0, machine: sender, wakeToken: 0, wakeAt: 0, alive: true, lastWake: -1, spins: 0,
+    address: MASTER, ports: new Set([feedbackPort, MASTER_PORT]), port: new Port({ ...baseLink, loss: o.masterLoss ?? 0, burst: 1 }, 0),
+    machine: sender, wakeToken: 0, wakeAt: 0, alive: true, lastWake: -1, spins: 0,
   };
   nodes.push(master);
 
@@ -154,16 +178,19 @@ export function runLab(o: LabOptions): LabResult {
       ? nodes.filter((n) => n !== src && n.alive && n.ports.has(port))
       : nodes.filter((n) => n.alive && n.address === (t.dest as { to: Endpoint }).to.address);
     datagrams++;
+    wireBytes += size + WIRE_OVERHEAD;
+    // Clients' feedback is a few bytes: only the master's uplink carries enough to queue.
+    const left = src === master ? uplink.pass(now, size) : now;
+    if (left === undefined) return;
+    // A multicast datagram crosses the router once per LAN: one queue slot, one loss for the whole LAN.
+    const lanAt = new Map<number, number | undefined>();
     for (const n of targets) {
-      if (rng() < n.link.loss) continue;
-      let arrive = now + n.link.delay + rng() * n.link.jitter;
-      if (Number.isFinite(n.link.rate)) {
-        const start = Math.max(arrive, n.rxFree);
-        if ((start - arrive) * n.link.rate / 1000 > n.link.queue) continue; // drop-tail
-        arrive = start + (size / n.link.rate) * 1000;
-        n.rxFree = arrive;
-      }
-      at(arrive, { kind: 'deliver', node: n, bytes, from, port });
+      const lan = n.port.lan;
+      if (!lanAt.has(lan)) lanAt.set(lan, router.cross(src.port.lan, lan, left, size, rng));
+      const reached = lanAt.get(lan);
+      const arrive = reached === undefined ? undefined : n.port.reach(reached, rng);
+      if (arrive === undefined) continue;
+      at(arrive, { kind: n.port.queued ? 'enqueue' : 'deliver', node: n, bytes, from, port });
     }
   };
 
@@ -182,14 +209,21 @@ export function runLab(o: LabOptions): LabResult {
   };
 
   const results: SimClientResult[] = [];
+  const perLan = new Map<number, number>();
   o.clients.forEach((spec, i) => {
     const id = (0x1000 + i).toString(16).padStart(16, '0');
-    const disk = new Uint8Array(o.imageSize).fill(0xee);
+    if ((spec.corruptWrites ?? 0) > 0 && o.disk === 'light') throw new Error('corruptWrites needs disk: bytes');
+    const disk: SimDisk = o.disk === 'light' ? new LightDisk(image, chunkSize) : new BytesDisk(image, spec.corruptWrites ?? 0);
     const link: SimLink = { ...baseLink, ...Object.fromEntries(Object.entries(spec).filter(([k]) => k in baseLink)) };
-    const node: Node = { address: `10.0.1.${i + 2}`, ports: new Set([CONTROL, dataPort, feedbackPort, 50000]), link, rxFree: 0, machine: sender, wakeToken: 0, wakeAt: Infinity, alive: false, lastWake: -1, spins: 0 };
+    const lan = spec.lan ?? 0;
+    if (lan >= (o.lans?.length ?? 1)) throw new Error(`client ${i} is in LAN ${lan}, but there are ${o.lans?.length ?? 1}`);
+    // Each LAN its own /16, the first 254 hosts in one /24 (the master is 10.1.0.1, on LAN 0).
+    const host = (perLan.get(lan) ?? 0) + 2;
+    perLan.set(lan, host - 1);
+    const address = `10.${lan + 1}.${host >> 8}.${host & 255}`;
+    const node: Node = { address, ports: new Set([CONTROL, dataPort, feedbackPort, 50000]), port: new Port(link, lan, o.burst), machine: sender, wakeToken: 0, wakeAt: Infinity, alive: false, lastWake: -1, spins: 0 };
     nodes.push(node);
     const result: SimClientResult = { id, ok: false, identical: false, reason: 'never finished', finishedAt: NaN, acksSent: 0, requestsSent: 0, repaired: 0, verifyFailures: 0 };
-    let corrupt = spec.corruptWrites ?? 0;
     let diskQueued = 0, diskAt = 0;
     results.push(result);
     const boot = (): void => {
@@ -204,22 +238,16 @@ export function runLab(o: LabOptions): LabResult {
             if (diskQueued + b.length > (spec.diskQueue ?? 64 << 20)) return false;
             diskQueued += b.length;
           }
-          disk.set(b, offset);
-          if (corrupt > 0 && offset > 0) { corrupt--; disk[offset] = disk[offset]! ^ 0x40; }
+          disk.write(offset, b);
           return true;
         },
-        // The simulator serves stored chunks in place: checking one is hashing where it lies.
-        finish: (k, c) => at(now + 0.01, { kind: 'call', fn: () => {
-          const e = c.extents[0]!;
-          r.onChunkChecked(k, Buffer.compare(sha256(disk.subarray(e.offset, e.offset + e.length)), c.digest) === 0, now);
-          step(node);
-        } }),
+        finish: (k, c) => at(now + 0.01, { kind: 'call', fn: () => { r.onChunkChecked(k, disk.check(k, c), now); step(node); } }),
         flush: () => at(now + 0.01, { kind: 'call', fn: () => { r.onFlushed(now); step(node); } }),
       }, fork(), now);
       r.events.on((e) => {
         if (e.type !== 'finished') return;
         Object.assign(result, {
-          ok: e.ok, reason: e.reason, finishedAt: e.at, identical: Buffer.compare(disk, image) === 0,
+          ok: e.ok, reason: e.reason, finishedAt: e.at, identical: disk.identical(),
           acksSent: r.acks?.sent ?? 0, requestsSent: r.stats.requestsSent, repaired: r.stats.repaired, verifyFailures: r.stats.verifyFailures,
         });
       });
@@ -240,11 +268,18 @@ export function runLab(o: LabOptions): LabResult {
     if (now > limit) { timedOut = true; break; }
     if (e.kind === 'call') e.fn();
     else if (e.kind === 'wake') { if (e.token === e.node.wakeToken) { e.node.wakeAt = Infinity; step(e.node); } }
-    else if (e.node.alive) { e.node.machine.onDatagram(e.bytes, e.from, e.port, now); step(e.node); }
+    else if (e.kind === 'enqueue') {
+      const t = e.node.port.admit(now, e.bytes.length);
+      if (t !== undefined) at(t, { kind: 'deliver', node: e.node, bytes: e.bytes, from: e.from, port: e.port });
+    } else if (e.node.alive) {
+      if (e.node === master) feedbackAtMaster++;
+      e.node.machine.onDatagram(e.bytes, e.from, e.port, now);
+      step(e.node);
+    }
     if (sender.finished && nodes.every((n) => n === master || !n.alive || n.machine.finished)) break;
   }
   return {
-    masterOk: sender.ok, finishedAt: now, timedOut, sender, clients: results, datagrams,
+    masterOk: sender.ok, finishedAt: now, timedOut, sender, clients: results, datagrams, wireBytes, feedbackAtMaster, passEndedAt,
     acksPerBlock: sender.stats.blocksAcked === 0 ? 0 : sender.stats.ackDatagrams / sender.stats.blocksAcked,
   };
 }

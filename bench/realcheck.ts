@@ -1,0 +1,118 @@
+// The simulator against the real thing: the same scenario run by real `must master` and
+// `must client` processes in network namespaces (tc tbf links, nftables loss; see
+// test/net/netns.ts) and by the simulator, compared on completion time, first-pass time
+// and ACK datagrams at the master. Links are shaped to 100 Mbit/s so that the network,
+// not Node's CPU (about 60-75 MB/s on the development machine), is the limit. Needs root.
+
+import { spawn } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BASE, type Scenario, simulate } from '../src/sim/scenario.ts';
+import { type NetLab, createLab, isRoot } from '../test/net/netns.ts';
+
+/** Largest relative difference (real against simulated) that counts as agreement. */
+export const TOLERANCE = { done: 0.15, pass: 0.15, acks: 0.25 };
+
+export interface Measured { done: number; pass: number; acks: number; timeouts: number; repairs: number }
+
+export interface Comparison { name: string; real: Measured[]; sim: Measured[]; agree: boolean; worst: Record<keyof typeof TOLERANCE, number> }
+
+const MAIN = join(import.meta.dirname, '../src/main.ts');
+const PREFIX = 'muss';
+const CLIENTS = ['c1', 'c2', 'c3'];
+
+export const SCENARIOS = (size: number): Array<{ name: string; s: Scenario }> => [
+  { name: `3 clients, 100 Mbit/s, no loss, ${size} MiB`, s: { ...BASE, clients: 3, rate: 100, loss: 0, size } },
+  { name: `3 clients, 100 Mbit/s, 5% loss at each, ${size} MiB`, s: { ...BASE, clients: 3, rate: 100, loss: 5, size } },
+];
+
+function run(lab: NetLab, host: string, args: string[]): Promise<{ code: number; out: string }> {
+  const argv = [...lab.wrap(host), process.execPath, '--disable-warning=ExperimentalWarning', MAIN, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code: code ?? 128, out })));
+}
+
+let port = 23000 + 4 * (process.pid % 500);
+
+/** One real run: times from the master's JSON log (transfer phase to the last client verified). */
+async function realRun(lab: NetLab, dir: string, s: Scenario): Promise<Measured> {
+  const img = join(dir, 'image.img');
+  writeFileSync(img, randomFillSync(Buffer.alloc(Math.round(s.size * 2 ** 20))));
+  for (const c of CLIENTS) lab.setLoss(c, s.loss);
+  port += 4;
+  const common = ['--iface', 'eth0', '--port', String(port), '--json'];
+  const master = run(lab, 'm', ['master', '--image', img, '--min-clients', String(s.clients), '--rate', String(s.rate), '--records', join(dir, 'records.json'), ...common]);
+  const clients = CLIENTS.slice(0, s.clients).map((c) => run(lab, c, ['client', '--target', join(dir, `${c}.img`), '--yes', '--name', c, ...common]));
+  const ends = await Promise.all(clients);
+  const m = await master;
+  ends.forEach((e, i) => { if (e.code !== 0) throw new Error(`${CLIENTS[i]} exit ${e.code}: ${e.out.slice(-1500)}`); });
+  if (m.code !== 0) throw new Error(`master exit ${m.code}: ${m.out.slice(-1500)}`);
+  const lines = m.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, string | number>);
+  const at = (l: Record<string, string | number>): number => Date.parse(String(l.time));
+  const phase = (p: string): number | undefined => { const l = lines.find((x) => x.event === 'phase' && x.phase === p); return l ? at(l) : undefined; };
+  const start = phase('transfer')!;
+  const verified = lines.filter((l) => l.event === 'verified').map(at);
+  if (verified.length !== s.clients) throw new Error(`master reported ${verified.length} of ${s.clients} clients verified`);
+  const fin = lines.find((l) => l.event === 'finished')!;
+  return {
+    done: Math.max(...verified) - start, pass: (phase('repair') ?? phase('done')!) - start,
+    acks: Number(fin.acks), timeouts: Number(fin.timeouts), repairs: Number(fin.repairs),
+  };
+}
+
+function simRun(s: Scenario, seed: number): Measured {
+  const m = simulate({ ...s, seed });
+  if (!m.ok) throw new Error(`simulated run (seed ${seed}) did not end verified`);
+  const packets = Math.ceil((s.size * 2 ** 20) / 1448);
+  return { done: m.done, pass: m.pass, acks: m.acks, timeouts: m.timeouts, repairs: Math.round(m.repairShare * packets) };
+}
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const k = s.length >> 1; return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2; };
+
+export async function compare(o: { size: number; runs: number; log?: (line: string) => void }): Promise<Comparison[]> {
+  if (!isRoot()) throw new Error('the real lab needs root (network namespaces, tc, nftables)');
+  const log = o.log ?? ((): void => {});
+  const dir = mkdtempSync(join(tmpdir(), 'must-realcheck-'));
+  const lab = createLab(PREFIX, ['m', ...CLIENTS], '10.78.0');
+  try {
+    for (const h of lab.hosts) lab.setRate(h, 100);
+    const out: Comparison[] = [];
+    for (const { name, s } of SCENARIOS(o.size)) {
+      const real: Measured[] = [], sim: Measured[] = [];
+      for (let i = 0; i < o.runs; i++) {
+        real.push(await realRun(lab, dir, s));
+        sim.push(simRun(s, i + 1));
+        log(`  ${name}, run ${i + 1}: real ${JSON.stringify(real[i])}, simulated ${JSON.stringify(sim[i])}`);
+      }
+      const rel = (k: keyof typeof TOLERANCE): number => {
+        const r = median(real.map((m) => m[k])), v = median(sim.map((m) => m[k]));
+        return Math.abs(r - v) / Math.max(r, 1);
+      };
+      const worst = { done: rel('done'), pass: rel('pass'), acks: rel('acks') };
+      out.push({ name, real, sim, worst, agree: (Object.keys(TOLERANCE) as Array<keyof typeof TOLERANCE>).every((k) => worst[k] <= TOLERANCE[k]) });
+    }
+    return out;
+  } finally {
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function checkReal(o: { size: number; runs: number }): Promise<boolean> {
+  const results = await compare({ ...o, log: (l) => process.stderr.write(`${l}\n`) });
+  const f = (x: number): string => x.toFixed(0);
+  const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+  console.log(`bench/simulate --check-real: ${o.runs} run(s) per scenario, medians; tolerance: completion ${pct(TOLERANCE.done)}, first pass ${pct(TOLERANCE.pass)}, ACKs ${pct(TOLERANCE.acks)}`);
+  console.log('| scenario | completion ms real / sim | first pass ms real / sim | ACKs real / sim | time-outs real / sim | repairs real / sim | difference (done, pass, ACKs) | agree |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const c of results) {
+    const m = (k: keyof Measured): string => `${f(median(c.real.map((x) => x[k])))} / ${f(median(c.sim.map((x) => x[k])))}`;
+    console.log(`| ${c.name} | ${m('done')} | ${m('pass')} | ${m('acks')} | ${m('timeouts')} | ${m('repairs')} | ${pct(c.worst.done)}, ${pct(c.worst.pass)}, ${pct(c.worst.acks)} | ${c.agree ? 'yes' : 'NO'} |`);
+  }
+  return results.every((c) => c.agree);
+}
