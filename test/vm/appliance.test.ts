@@ -49,6 +49,8 @@ test('kernel + initramfs: drivers, DHCP, the hardware summary, and the client sc
     assert.match(screen, /State +Searching for a master/, screen);
     assert.match(screen, /Network +eth0 +52:54:00:12:34:56/, screen);
     assert.match(screen, /Disks +\/dev\/vda +64\.0 MiB/, screen);
+    // scripts/screenshots keeps what the PC's display showed.
+    if (process.env.MUST_SCREENSHOTS) writeFileSync(join(process.env.MUST_SCREENSHOTS, 'appliance-vga.txt'), `${screen.trimEnd()}\n`);
   } finally { vm.kill(); }
 });
 
