@@ -20,6 +20,10 @@ const attach = (file: string, range: string[] = []): string => {
   loops.push(dev);
   return dev;
 };
+const detach = (dev: string): void => {
+  execFileSync('losetup', ['-d', dev]);
+  loops.splice(loops.indexOf(dev), 1);
+};
 const lo = (): string[] => ['--iface', '127.0.0.1', '--port', String(freePort())];
 const MIB = 1 << 20;
 let disk: Uint8Array;
@@ -82,10 +86,16 @@ test('one partition into the same partition of another disk', { skip }, async ()
   const srcPart = attach(join(dir, 'src.img'), range);
   const dstPart = attach(dstFile, range);
   const net = lo();
-  const master = must(['master', '--image', srcPart, '--min-clients', '1', ...net]);
-  const r = await must(['client', '--target', dstPart, '--yes', ...net]).done;
-  assert.equal(r.code, 0, r.out.slice(-2000));
-  assert.equal((await master.done).code, 0);
+  try {
+    const master = must(['master', '--image', srcPart, '--min-clients', '1', ...net]);
+    const r = await must(['client', '--target', dstPart, '--yes', ...net]).done;
+    assert.equal(r.code, 0, r.out.slice(-2000));
+    assert.equal((await master.done).code, 0);
+  } finally {
+    // Gone before the next test: a second loop device over dst.img would make a model rule naming it ambiguous.
+    detach(srcPart);
+    detach(dstPart);
+  }
   const got = await readFile(dstFile);
   assert.equal(sha256(got.subarray(start, start + len)), sha256(disk.subarray(start, start + len)), 'partition 1 differs');
   assert.ok(got.subarray(0, start).every((b) => b === 0x5a), 'bytes before the partition were touched');
