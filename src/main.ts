@@ -9,6 +9,7 @@ import { capture, inspect, restore, verify } from './commands/image.ts';
 import { keygen } from './commands/keys.ts';
 import { client, receiveFiles } from './commands/receive.ts';
 import { master, sendFiles } from './commands/serve.ts';
+import { relay } from './commands/relay.ts';
 import { demo } from './demo/demo.ts';
 import { simulate } from './commands/simulate.ts';
 import { DiskError } from './disk/device.ts';
@@ -20,6 +21,7 @@ export const VERSION = '0.1.0';
 const RUN: Record<string, (o: Options) => Promise<number>> = {
   master,
   client,
+  relay,
   'send-files': sendFiles,
   'receive-files': receiveFiles,
   demo,

@@ -28,11 +28,11 @@ const digest = new Uint8Array(32).fill(7);
 /** One valid datagram (or manifest) of every kind the decoders read. */
 export const SEEDS: Uint8Array[] = [
   encode({ type: MsgType.RepairRequest, session: 1, client: '0011223344556677', epoch: 1, ranges: [{ start: 5, count: 3 }] }),
-  encode({ type: MsgType.Join, session: 1, client: '0011223344556677', caps: 0, capacity: 1e9, have: 0, mac: '52:54:00:00:00:01', name: 'pc' }),
+  encode({ type: MsgType.Join, session: 1, client: '0011223344556677', caps: 0, prefix: 24, capacity: 1e9, have: 0, mac: '52:54:00:00:00:01', name: 'pc' }),
   encode({
     type: MsgType.Announce, session: 9, phase: 2, mode: 1, kind: 1, caps: Caps.Mapped | Caps.Signed, imageSize: 1e9, targetSize: 2e9, sectorSize: 512,
     payloadSize: 1448, blockPackets: 64, manifestLength: 900, manifestDigest: digest, epoch: 1, segment: 0, segmentPackets: 0,
-    dataPort: 7700, feedbackPort: 7701, clients: 3, name: 'lab', signed: { key: digest, seq: 5, signature: new Uint8Array(64) },
+    dataPort: 7700, feedbackPort: 7701, clients: 3, ttl: 1, name: 'lab', signed: { key: digest, seq: 5, signature: new Uint8Array(64) },
   }),
   encode({ type: MsgType.Auth, session: 9, first: 64, hashes: new Uint8Array(64 * 16), signature: new Uint8Array(64) }),
   encode({ type: MsgType.Drop, session: 9, client: '0011223344556677', reason: 'x', signature: new Uint8Array(64) }),

@@ -40,7 +40,8 @@ const serve: Record<string, OptSpec> = {
   protocol: { type: 'string', arg: 'MODE', choices: ['default', 'classic'], help: 'default, or classic: the MUST paper\'s MTP as written' },
   rate: { type: 'number', arg: 'MBIT', help: 'highest sending rate in Mbit/s (default: the link speed, or 1000)' },
   mtu: { type: 'number', arg: 'BYTES', help: 'path MTU the packets are sized for (default 1500; 9000 for jumbo frames)' },
-  ttl: { type: 'number', arg: 'N', help: 'multicast TTL (default 1: this LAN only)' },
+  ttl: { type: 'number', arg: 'N', help: 'multicast TTL (default 1: this LAN only); above 1 the session crosses multicast routers, and clients send their feedback with it too' },
+  lans: { type: 'string', arg: 'N|NET,...', help: 'LANs behind multicast routers (a block needs one ACK from each): their number, or their networks (10.1.0.0/24,10.2.0.0/24); default: learned from the clients\' addresses' },
   'client-timeout': { type: 'number', arg: 'SECONDS', help: 'a client silent this long is counted lost (default 30)' },
   'max-behind': { type: 'number', arg: 'SECONDS', help: 'drop a PC still imaging this long after the first PC finished, saying why (default: none; a slow PC completes by repair)' },
   key: { type: 'string', arg: 'FILE', help: 'sign the session with this Ed25519 key (must keygen): clients that trust it write nothing else' },
@@ -81,6 +82,17 @@ export const COMMANDS: Record<string, CommandSpec> = {
       after: { type: 'string', arg: 'ACTION', choices: ['reboot', 'poweroff'], help: 'once verified, count down to ACTION (a key cancels: exit status 3); the appliance then does it' },
       countdown: { type: 'number', arg: 'SECONDS', help: 'length of the --after countdown (default 10)' },
       ...receive, ...net,
+    },
+  },
+  relay: {
+    summary: 'pass a session on across LANs that routers do not carry multicast to (HRM): from its upstream over TCP, to relays below over TCP and to its own LAN by multicast',
+    options: {
+      upstream: { type: 'string', arg: 'HOST[:PORT]', help: 'the master or the relay above this one (its port: the session\'s control port, default 7700)' },
+      buffer: { type: 'number', arg: 'MIB', help: 'ring buffer between upstream and the links below (default 64): the slowest link below holds it, and when it is full upstream waits' },
+      transit: { type: 'boolean', help: 'serve relays below only, no session on this LAN' },
+      'min-clients': serve['min-clients']!, wait: serve.wait!, rate: serve.rate!, mtu: serve.mtu!, 'client-timeout': serve['client-timeout']!,
+      'max-behind': serve['max-behind']!, key: serve.key!, secret: { type: 'string', arg: 'FILE', help: 'the shared secret of a sealed session (needed to serve it on this LAN)' },
+      ...net,
     },
   },
   'send-files': {

@@ -4,6 +4,7 @@ import { type Options, UsageError } from '../cli/args.ts';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { type Logger, type Sink, createLogger, lineSink } from '../log/logger.ts';
 import { type Iface, resolveIface } from '../net/iface.ts';
+import { type LanPolicy, parseCidr } from '../session/lans.ts';
 
 export const DEFAULT_GROUP = '239.255.77.77';
 export const DEFAULT_PORT = 7700;
@@ -43,4 +44,24 @@ export function onSignal(f: (signal: string) => void): void {
   const h = (s: string): void => { f(s); };
   process.once('SIGINT', h);
   process.once('SIGTERM', h);
+}
+
+/** --lans: a count of LANs, or a list of their networks; absent: learned from the clients. */
+export function lanPolicy(o: Options): LanPolicy {
+  const v = o.str('lans');
+  if (v === undefined) return { kind: 'learn' };
+  if (/^\d+$/.test(v)) {
+    const count = Number(v);
+    if (count < 1) throw new UsageError('--lans 0: a session has at least one LAN');
+    return { kind: 'count', count };
+  }
+  const subnets = v.split(',').map((x) => x.trim());
+  for (const net of subnets) if (!parseCidr(net)) throw new UsageError(`--lans: "${net}" is neither a count nor a network such as 10.2.0.0/24`);
+  return { kind: 'subnets', subnets };
+}
+
+/** When a session starts: with N clients (--min-clients), or --wait seconds after the last join (10 without a rule). */
+export function startRules(o: Options): { minClients: number; wait: number | undefined } {
+  const minClients = o.num('min-clients') ?? 0;
+  return { minClients, wait: o.num('wait') ?? (minClients > 0 ? undefined : 10) };
 }

@@ -13,14 +13,15 @@ import { type Options, UsageError } from '../cli/args.ts';
 import { FileSetSource, scanPaths } from '../disk/fileset.ts';
 import { RawSource } from '../disk/source.ts';
 import { looksLikeImage } from '../image/format.ts';
-import { ImageKind } from '../protocol/messages.ts';
+import { Caps, ImageKind } from '../protocol/messages.ts';
+import { Hub } from '../relay/hub.ts';
 import { type MasterControl, type MasterResult, type Served, runMaster, serveImageFile, serveRaw } from '../net/master.ts';
 import { type MasterKeys, MasterApp } from '../tui/master-screen.ts';
 import { MasterWatch, type SessionFacts, masterStore } from '../tui/master-view.ts';
 import { type Mounted, mount, wantScreen } from '../tui/mount.ts';
 import { eventSink } from '../tui/store.ts';
 import { createElement } from 'react';
-import { makeLogger, netOptions, onSignal } from './common.ts';
+import { lanPolicy, makeLogger, netOptions, onSignal, startRules } from './common.ts';
 
 export async function master(o: Options): Promise<number> {
   const image = o.str('image') ?? o.positionals[0];
@@ -45,9 +46,10 @@ async function serve(o: Options, image: Served, label: string): Promise<number> 
   const signer = keyFile ? loadSigner(keyFile) : undefined;
   if ((signer || o.str('secret')) && o.str('protocol') === 'classic') throw new UsageError('--key and --secret: classic mode is the paper\'s protocol as written, unsigned and in the clear; use the default mode');
   const n = netOptions(o);
-  const minClients = o.num('min-clients') ?? 0;
+  const ttl = o.num('ttl') ?? 1;
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new UsageError(`--ttl ${ttl}: a TTL is 1 to 255`);
   // Without a rule, start 10 s after the last client joined (and at once on the start key).
-  const wait = o.num('wait') ?? (minClients > 0 ? undefined : 10);
+  const { minClients, wait } = startRules(o);
   const protocol = (o.str('protocol') ?? 'default') as 'default' | 'classic';
   const name = o.str('name') ?? (label.split('/').pop() || hostname());
   const ui = masterUi(o, {
@@ -57,18 +59,33 @@ async function serve(o: Options, image: Served, label: string): Promise<number> 
   const log = ui.log;
   let control: MasterControl | undefined;
   onSignal((sig) => control?.abort(`${sig}`));
+  const secret = o.str('secret') ? loadSecret(o.str('secret')!) : undefined;
+  const clientTimeout = o.num('client-timeout') ?? 30;
+  // Relays (must relay --upstream THIS) take the session over TCP on the control port.
+  const hub = new Hub({
+    address: n.iface.address, port: n.port, log, linkTimeout: clientTimeout * 1000,
+    serving: async () => ({
+      session: {
+        streamSize: image.stream.size, caps: (image.mapped ? Caps.Mapped : 0) | (secret ? Caps.Sealed : 0), kind: image.built.manifest.kind,
+        digest: image.built.digest, name, manifest: image.built.bytes,
+      },
+      source: image.stream,
+    }),
+  });
   try {
+    await hub.listen();
     const result = await runMaster({
-      pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer,
-      records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret: o.str('secret') ? loadSecret(o.str('secret')!) : undefined,
+      pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer, hub,
+      records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret,
       image, name, ...n,
       protocol, rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
-      ttl: o.num('ttl') ?? 1, minClients, wait, clientTimeout: o.num('client-timeout') ?? 30, maxBehind: o.num('max-behind') ?? 0, log,
+      ttl, lans: lanPolicy(o), minClients, wait, clientTimeout, maxBehind: o.num('max-behind') ?? 0, log,
       onReady: (c) => { control = c; ui.follow(c); },
     });
     ui.finished(result);
     return result.ok ? 0 : 1;
   } finally {
+    hub.close();
     await ui.close();
     process.stdin.pause();
   }
@@ -93,13 +110,21 @@ function masterUi(o: Options, facts: SessionFacts): MasterUi {
             if (k === 'q' || k === '\u0003') c.abort('quit by the operator');
           });
         }
-        // Scripts get what the screen shows: a row per PC every 2 s.
+        // Scripts get what the screen shows: a row per PC, per relay of the tree and per LAN every 2 s.
         if (!o.flag('json')) return;
-        const watch = new MasterWatch(c.sender, performance.now());
+        const watch = new MasterWatch(c.sender, performance.now(), c.relays);
         timers.push(setInterval(() => {
-          for (const r of watch.poll(performance.now()).clients) {
-            log.info('client', { client: r.name, id: r.id, mac: r.mac, ip: r.ip, lan: r.lan, state: r.state, percent: r.percent, rateMBps: r.rateMBps.toFixed(1), missing: r.missing });
+          const v = watch.poll(performance.now());
+          for (const r of v.clients) {
+            log.info('client', { client: r.name, id: r.id, mac: r.mac, ip: r.ip, lan: r.lan, via: r.via, state: r.state, percent: r.percent, rateMBps: r.rateMBps.toFixed(1), missing: r.missing });
           }
+          for (const r of v.relays) {
+            log.info('relay', {
+              relay: r.name, upstream: r.upstream, depth: r.depth, address: r.address, lan: r.lan, state: r.state, percent: r.percent, received: r.received,
+              buffer: r.bufferSize, held: r.held, peak: r.peak, fetched: r.fetched, pcs: r.pcs, verified: r.verified,
+            });
+          }
+          for (const l of v.lans) log.info('lan', { lan: l.lan, via: l.via, pcs: l.pcs, verified: l.verified, percent: l.percent, acks: l.acks });
         }, 2000));
       },
       finished: () => {},
@@ -136,7 +161,7 @@ function masterUi(o: Options, facts: SessionFacts): MasterUi {
     log: makeLogger(o, 'master', eventSink(store)),
     follow: (c) => {
       control = c;
-      const watch = new MasterWatch(c.sender, performance.now());
+      const watch = new MasterWatch(c.sender, performance.now(), c.relays);
       timers.push(setInterval(() => store.update((v) => {
         const p = watch.poll(performance.now());
         return { ...p, selected: Math.min(v.selected, Math.max(0, p.clients.length - 1)) };

@@ -9,7 +9,7 @@ import { type ByteTarget, LateTarget, WriteQueue } from '../disk/writer.ts';
 import { type Logger, bytes } from '../log/logger.ts';
 import { type AnnounceMsg, type ClientId, type ImageKind, Caps, clientPhaseName } from '../protocol/messages.ts';
 import { Receiver } from '../session/receiver.ts';
-import { type Transmit, dropSummary } from '../session/types.ts';
+import { type Transmit, countsText } from '../session/types.ts';
 import type { Iface } from './iface.ts';
 import { Pump } from './pump.ts';
 import { closeAll, groupSocket, unicastSocket } from './udp.ts';
@@ -93,7 +93,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   // A disk chosen after the announcement is still this machine's: the id stays the same across reboots.
   const id = clientId(o.name, o.iface, o.target?.path ?? 'chosen');
   const receiver: Receiver = new Receiver({
-    id, name: o.name, mac: o.iface.mac, capacity: target.capacity, kind: o.kind, controlPort: o.port, server: o.server,
+    id, name: o.name, mac: o.iface.mac, network: o.iface.network, capacity: target.capacity, kind: o.kind, controlPort: o.port, server: o.server,
     autoConfirm: o.choose === undefined, trust: o.trust, secret: o.secret,
   }, queue, Math.random, now());
   o.onSession?.(receiver);
@@ -128,6 +128,8 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
           auth: e.trust.kind === 'unauthenticated' ? 'none (unauthenticated: anyone on this network could have sent this image)' : `${e.trust.kind} key=${e.trust.fingerprint}`,
         });
         if (o.target) fit(o.target, e.announce.targetSize);
+        // Feedback travels as far as the master's data does: across multicast routers when it says so.
+        if (e.announce.ttl > 1) ctl.setMulticastTTL(e.announce.ttl);
         break;
       case 'confirm':
         o.choose!(e.announce).then((t) => {
@@ -177,7 +179,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const s = receiver.stats;
   const fields = {
     client: o.name, target: target.path, seconds: seconds.toFixed(1), received: s.received, repaired: s.repaired, duplicates: s.duplicates,
-    queueFull: s.queueFull, verifyFailures: s.verifyFailures, rejected: dropSummary(s.drops),
+    queueFull: s.queueFull, verifyFailures: s.verifyFailures, rejected: countsText(s.drops),
     manifest: receiver.announce ? Buffer.from(receiver.announce.manifestDigest).toString('hex').slice(0, 16) : undefined,
   };
   if (receiver.ok) log.info('verified', fields);

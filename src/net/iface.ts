@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { networkOf } from '../session/lans.ts';
 
 export interface Iface {
   name: string;
@@ -12,13 +13,6 @@ export interface Iface {
   network: string;
   mac: string;
   loopback: boolean;
-}
-
-/** The network address of address/prefix. */
-export function networkOf(address: string, prefix: number): string {
-  const n = address.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  const net = Math.floor(n / 2 ** (32 - prefix)) * 2 ** (32 - prefix);
-  return `${[24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join('.')}/${prefix}`;
 }
 
 export class IfaceError extends Error {

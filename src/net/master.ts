@@ -11,12 +11,15 @@ import { type Signer, buildAuth, fingerprint } from '../protocol/auth.ts';
 import { SEAL_OVERHEAD, SessionSeal } from '../protocol/secret.ts';
 import { Caps, type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
+import type { LanPolicy } from '../session/lans.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
-import { type Transmit, dropSummary } from '../session/types.ts';
+import { type Transmit, countsText } from '../session/types.ts';
 import { type PxeOptions, startPxe } from '../boot/lab.ts';
 import { Records, recordSession } from '../boot/records.ts';
 import { type Iface, linkSpeed } from './iface.ts';
 import { Pump } from './pump.ts';
+import { type Hub, countPcs } from '../relay/hub.ts';
+import { type RelayReport, flatten } from '../relay/report.ts';
 import { closeAll, groupSender, groupSocket, unicastSocket } from './udp.ts';
 
 /** What a master sends: a manifest and the stream it describes. */
@@ -61,6 +64,8 @@ export interface MasterOptions {
   rate: number | undefined;
   mtu: number;
   ttl: number;
+  /** How the clients' LANs are told apart (intra-campus rule; default: learned from their addresses). */
+  lans?: LanPolicy;
   minClients: number;
   /** Seconds after the last join (undefined: not this rule). */
   wait: number | undefined;
@@ -80,10 +85,16 @@ export interface MasterOptions {
   secret?: Uint8Array;
   /** Keep per-PC records here (the --pxe lab keeps its own, in its options). */
   records?: string;
+  /** The stream is still arriving (a relay passes it on cut-through): how much is here, and word when more is. */
+  arriving?: { have(): number; onMore(f: () => void): void };
+  /** Relays below (HRM): served by this hub; the session ends only once their part has ended too. */
+  hub?: Hub;
 }
 
 export interface MasterControl {
   sender: Sender;
+  /** The latest reports of the relays right below (none without a hub). */
+  relays(): RelayReport[];
   startNow(): void;
   drop(id: string, reason: string): void;
   abort(reason: string): void;
@@ -92,6 +103,8 @@ export interface MasterControl {
 export interface MasterResult {
   ok: boolean;
   clients: ClientRecord[];
+  /** The relays right below, as they last reported. */
+  relays: RelayReport[];
   seconds: number;
   sender: Sender;
 }
@@ -118,7 +131,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     session, params, kind: m.kind, name: o.name, caps: (o.image.mapped ? Caps.Mapped : 0) | (o.secret ? Caps.Sealed : 0), manifest: built.bytes, manifestDigest: built.digest,
     imageSize: stream.size, targetSize: m.targetSize, sectorSize: m.sectorSize, controlPort: o.port, dataPort, feedbackPort,
     minClients: o.minClients, waitAfterJoin: o.wait === undefined ? undefined : o.wait * 1000, linger: 1500,
-    persistent: o.pxe !== undefined, signer: o.signer,
+    persistent: o.pxe !== undefined, signer: o.signer, ttl: o.ttl, lans: o.lans,
   }, Math.random, performance.now());
 
   const cache = new PageCache(stream);
@@ -185,7 +198,23 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   });
 
   const started = performance.now();
-  const done = new Promise<void>((resolve) => { pump = new Pump(sender, send, () => performance.now(), resolve); });
+  const hub = o.hub;
+  // Done when this LAN's session is (or it never had a PC, while relays below had some) and every relay's part has ended.
+  const done = new Promise<void>((resolve) => {
+    let local = false;
+    const check = (): void => {
+      const lanOver = local || (hub !== undefined && hub.links.size > 0 && sender.clients.size === 0);
+      if (lanOver && (!hub || hub.finished)) resolve();
+    };
+    pump = new Pump(sender, send, () => performance.now(), () => { local = true; check(); });
+    hub?.onChange(check);
+  });
+  if (o.arriving) {
+    const feed = o.arriving;
+    const more = (): void => { sender.setAvailable(feed.have()); pump?.kick(); };
+    more();
+    feed.onMore(more);
+  }
   const describe = (c: ClientRecord): Record<string, string | number> =>
     ({ client: c.name, id: c.id, ip: c.endpoint.address });
   sender.events.on((e) => {
@@ -236,6 +265,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const aborted = new Promise<void>((r) => { abortResolve = r; });
   o.onReady?.({
     sender,
+    relays: () => hub?.reports ?? [],
     startNow: () => { sender.startNow(); pump!.kick(); },
     drop: (id, reason) => { sender.dropClient(id, reason, performance.now()); pump!.kick(); },
     abort: (reason) => { log.warn('aborted', { reason }); abortResolve(); },
@@ -256,12 +286,19 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
       repaired: c.repaired, reason: c.reason || undefined,
     });
   }
+  const relays = hub?.reports ?? [];
+  for (const p of flatten(relays)) for (const pc of p.report.pcs) {
+    log.info('summary', { client: pc.name, ip: pc.ip, result: pc.state, seconds: pc.seconds?.toFixed(1), via: p.report.name, reason: pc.reason });
+  }
   const s = sender.stats;
-  const ok = o.pxe ? sender.allVerified : sender.ok;
+  // A LAN with no PC of its own serving only relays is not a failure; the relays' parts must all have ended well.
+  const lanOk = o.pxe ? sender.allVerified : sender.ok || (clients.length === 0 && relays.length > 0);
+  const ok = lanOk && (hub?.ok ?? true);
+  const remote = relays.reduce((n, r) => n + countPcs(r), 0), remoteOk = relays.reduce((n, r) => n + countPcs(r, 'verified'), 0);
   log.info('finished', {
-    ok, clients: clients.length, verified: clients.filter((c) => c.state === 'verified').length, seconds: seconds.toFixed(1),
+    ok, clients: clients.length + remote, verified: clients.filter((c) => c.state === 'verified').length + remoteOk, relays: relays.length || undefined, seconds: seconds.toFixed(1),
     sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
-    rejected: dropSummary(s.drops),
+    blocks: sender.geo.blocks, acksByLan: countsText(s.acksByLan), rejected: countsText(s.drops),
   });
-  return { ok, clients, seconds, sender };
+  return { ok, clients, relays, seconds, sender };
 }

@@ -89,7 +89,7 @@ export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
       const hlen = mapped ? ANNOUNCE_MAPPED_HLEN : HEADER_LENGTH[m.type];
       const w = new Writer(hlen + 1 + name.length);
       w.u16(MAGIC).u8(VERSION).u8(m.type).u8(hlen).u8(0).u16(0).u32(m.session)
-        .u8(m.phase).u8(m.mode).u8(m.kind).u8(0).u16(m.caps).u16(0)
+        .u8(m.phase).u8(m.mode).u8(m.kind).u8(m.ttl).u16(m.caps).u16(0)
         .u64(m.imageSize).u32(m.sectorSize).u16(m.payloadSize).u16(m.blockPackets)
         .u32(m.manifestLength).put(m.manifestDigest)
         .u32(m.epoch).u32(m.segment).u48(m.segmentPackets).u16(0)
@@ -109,7 +109,7 @@ export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
     case MsgType.Join: {
       const name = utf8(m.name, 64);
       const w = new Writer(HEADER_LENGTH[m.type] + 1 + name.length);
-      header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u16(m.caps).u16(0)
+      header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u16(m.caps).u8(m.prefix).u8(0)
         .u64(m.capacity).u48(m.have).u16(0).put(macBytes(m.mac)).u16(0);
       return w.text(name).done();
     }
@@ -191,7 +191,7 @@ export function decode(bytes: Uint8Array): Message {
       const phase = r.u8('phase');
       const mode = r.u8('mode');
       const kind = r.u8('kind');
-      r.u8('reserved');
+      const ttl = r.u8('ttl');
       const caps = r.u16('caps');
       r.u16('reserved');
       const imageSize = r.u64('image size');
@@ -229,19 +229,21 @@ export function decode(bytes: Uint8Array): Message {
       return {
         type: t, session, phase: phase as Phase, mode: mode as WireMode, kind: kind as ImageKind, caps, imageSize, targetSize,
         sectorSize, payloadSize, blockPackets, manifestLength, manifestDigest, epoch, segment, segmentPackets,
-        dataPort, feedbackPort, clients, name, ...(signed ? { signed } : {}),
+        dataPort, feedbackPort, clients, ttl, name, ...(signed ? { signed } : {}),
       } satisfies AnnounceMsg;
     }
     case MsgType.Join: {
       const client = readClient(r);
       const caps = r.u16('caps');
-      r.u16('reserved');
+      const prefix = r.u8('prefix');
+      r.u8('reserved');
+      if (prefix > 32) throw new DecodeError('field', `prefix length ${prefix}`);
       const capacity = r.u64('capacity');
       const have = r.u48('have');
       r.u16('reserved');
       const mac = [...r.take(6, 'mac')].map((b) => b.toString(16).padStart(2, '0')).join(':');
       const name = body().text('name');
-      return { type: t, session, client, caps, capacity, have, mac, name } satisfies JoinMsg;
+      return { type: t, session, client, caps, prefix, capacity, have, mac, name } satisfies JoinMsg;
     }
     case MsgType.Welcome:
       return { type: t, session, client: readClient(r) } satisfies WelcomeMsg;

@@ -119,6 +119,11 @@ export interface AnnounceMsg {
   dataPort: number;
   feedbackPort: number;
   clients: number;
+  /**
+   * The multicast TTL the master sends with (0 from a master that does not say: 1). Clients send their
+   * ACKs and repair requests with it, so that across multicast routers they reach the master.
+   */
+  ttl: number;
   name: string;
   /** Signed sessions (Caps.Signed): the master's Ed25519 public key, a sequence number that only grows, and the signature over every byte before it. */
   signed?: { key: Uint8Array; seq: number; signature: Uint8Array };
@@ -138,6 +143,11 @@ export interface JoinMsg {
   session: number;
   client: ClientId;
   caps: number;
+  /**
+   * Prefix length of the client's network (24 for a /24; 0 unknown): with its source address it names
+   * the client's LAN, which the master needs for the intra-campus rule (one ACK per LAN).
+   */
+  prefix: number;
   capacity: number;
   have: number;
   /** MAC of the interface the client uses ("aa:bb:cc:dd:ee:ff"; all zero if unknown). */

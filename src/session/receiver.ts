@@ -20,6 +20,7 @@ import { AckScheduler } from './acks.ts';
 import { Bitmap } from './bitmap.ts';
 import { Geometry } from './geometry.ts';
 import { IntervalSet } from './intervals.ts';
+import { inNetwork, parseCidr } from './lans.ts';
 import { type TransferParams, classicParams, defaultParams, drawWait } from './params.ts';
 import type { Rng } from './rng.ts';
 import { type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } from './types.ts';
@@ -43,6 +44,11 @@ export interface ReceiverConfig {
   name: string;
   /** MAC of the interface in use, for the master's records. */
   mac?: string;
+  /**
+   * This client's network in CIDR form ("10.2.0.0/24"): its LAN. Only another client's ACK from this
+   * network makes this client's own ACK redundant (the intra-campus rule); unknown: any ACK does.
+   */
+  network?: string;
   /** Bytes the target can hold (Number.MAX_SAFE_INTEGER until a target chosen later is confirmed). */
   capacity: number;
   /** What this client images: a disk, or a set of files. */
@@ -203,7 +209,8 @@ export class Receiver {
       case MsgType.Ack:
         // Another client's ACK makes ours redundant (MTP's suppression). Anyone can send one, though: in a
         // signed session only the master's echo in its vouched DATA suppresses our ACKs.
-        if (m.client !== this.cfg.id && !this.verifier) this.acks?.ackedUpTo(m.block);
+        // Across LANs the master needs one ACK from each: an ACK routed in from another LAN silences nobody here.
+        if (m.client !== this.cfg.id && !this.verifier && (!this.cfg.network || inNetwork(from.address, this.cfg.network))) this.acks?.ackedUpTo(m.block);
         return;
       case MsgType.RepairRequest:
         if (m.client !== this.cfg.id && (m.epoch === a.epoch || a.mode === WireMode.Classic))
@@ -617,7 +624,7 @@ export class Receiver {
     if (!this.confirmed) return;
     if (!this.welcomed && now >= this.nextJoinAt) {
       this.send(this.unicast(encode({
-        type: MsgType.Join, session: a.session, client: this.cfg.id, caps: 0,
+        type: MsgType.Join, session: a.session, client: this.cfg.id, caps: 0, prefix: this.cfg.network ? parseCidr(this.cfg.network)?.prefix ?? 0 : 0,
         capacity: Math.min(this.capacity, Number.MAX_SAFE_INTEGER), have: this.have!.count, mac: this.cfg.mac ?? '00:00:00:00:00:00', name: this.cfg.name,
       })));
       this.nextJoinAt = now + RETRY_INTERVAL;

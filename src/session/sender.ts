@@ -15,6 +15,7 @@ import {
 } from '../protocol/messages.ts';
 import { Bitmap } from './bitmap.ts';
 import { Geometry } from './geometry.ts';
+import { type LanPolicy, confirmedUpTo, lanOf } from './lans.ts';
 import type { TransferParams } from './params.ts';
 import { RateController } from './rate.ts';
 import type { Rng } from './rng.ts';
@@ -48,6 +49,10 @@ export interface SenderConfig {
   persistent?: boolean;
   /** Sign the session (Caps.Signed): ANNOUNCE, DROP, and an AUTH before each block's packets. */
   signer?: Signer;
+  /** Multicast TTL of the session (default 1), announced so that clients' feedback crosses the same routers. */
+  ttl?: number;
+  /** How clients' LANs are told apart for the intra-campus rule (default: learned from their addresses). */
+  lans?: LanPolicy;
 }
 
 export type ClientState = 'active' | 'verified' | 'failed' | 'lost' | 'dropped';
@@ -57,6 +62,8 @@ export interface ClientRecord {
   name: string;
   mac: string;
   endpoint: Endpoint;
+  /** The client's LAN (a network in CIDR form): a block needs one ACK from each LAN with a client imaging. */
+  lan: string;
   capacity: number;
   state: ClientState;
   phase: ClientPhase;
@@ -97,6 +104,8 @@ export interface SenderStats {
   staleAcks: number;
   requestDatagrams: number;
   rangesRequested: number;
+  /** ACK datagrams by the LAN they came from. */
+  acksByLan: Record<string, number>;
   drops: DropCounts;
 }
 
@@ -113,7 +122,7 @@ export class Sender {
   readonly clients = new Map<ClientId, ClientRecord>();
   readonly stats: SenderStats = {
     dataSent: 0, repairSent: 0, authSent: 0, bytesSent: 0, ackDatagrams: 0, blocksAcked: 0, usefulAcks: 0, blocksTimedOut: 0,
-    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, drops: {},
+    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, acksByLan: {}, drops: {},
   };
   readonly tout: AdaptiveTimeout;
   readonly rate: RateController;
@@ -130,6 +139,8 @@ export class Sender {
   /** Dropped clients whose DROP goes out again with the next announcements (how many more times). */
   private readonly dropRepeats = new Map<ClientId, number>();
   private nextSendAt = 0;
+  /** Stream bytes present (a relay passes the stream on while it arrives; a master has it all). */
+  private available = Infinity;
   private lastJoinAt = -Infinity;
   private startRequested = false;
   private doneAt = 0;
@@ -139,6 +150,9 @@ export class Sender {
   private ackedBlock = NO_BLOCK;
   /** ACK-all policy only: the highest block each client acknowledged. */
   private readonly ackedBy = new Map<ClientId, number>();
+  /** The highest block each LAN acknowledged (the intra-campus rule). */
+  private readonly lanAcked = new Map<string, number>();
+  private readonly lans: LanPolicy;
   // REPAIR
   private readonly wanted: Bitmap;
   private repairCursor = 0;
@@ -161,6 +175,7 @@ export class Sender {
       payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets, manifestLength: cfg.manifest.length,
       imageSize: cfg.imageSize, segmentPackets: this.p.segmentPackets,
     });
+    this.lans = cfg.lans ?? { kind: 'learn' };
     this.tout = new AdaptiveTimeout(this.p.t0, this.p.alpha, this.p.tMax);
     this.rate = new RateController(this.p.rate, Math.max(this.p.t0, 20));
     this.wanted = new Bitmap(this.geo.packets);
@@ -177,6 +192,15 @@ export class Sender {
 
   /** The operator pressed the start key. */
   startNow(): void { this.startRequested = true; }
+
+  /** Only the first `bytes` of the stream are here yet: the pass waits at the first packet beyond them. */
+  setAvailable(bytes: number): void { this.available = bytes; }
+
+  /** Stream bytes the pass has sent (0 before it starts; the whole stream once it is over). */
+  get passOffset(): number {
+    if (this.phase === Phase.Waiting || this.cursor < this.geo.manifestPackets) return 0;
+    return this.cursor >= this.geo.packets ? this.cfg.imageSize : this.geo.span(this.cursor).offset;
+  }
 
   dropClient(id: ClientId, reason: string, now: number): void {
     const c = this.clients.get(id);
@@ -271,7 +295,7 @@ export class Sender {
     let c = this.clients.get(m.client);
     if (!c) {
       c = {
-        id: m.client, name: m.name, mac: m.mac, endpoint: from, capacity: m.capacity, state: 'active', phase: ClientPhase.Waiting,
+        id: m.client, name: m.name, mac: m.mac, endpoint: from, lan: lanOf(this.lans, from.address, m.prefix), capacity: m.capacity, state: 'active', phase: ClientPhase.Waiting,
         joinedAt: now, lastHeard: now, lastJoin: now, doneAt: undefined, have: m.have, needSegment: this.segment, chunksVerified: 0,
         repaired: 0, rejected: 0, writeErrors: 0, acks: 0, requests: 0, reason: '',
       };
@@ -286,6 +310,7 @@ export class Sender {
     c.lastHeard = now;
     c.lastJoin = now;
     c.endpoint = from;
+    c.lan = lanOf(this.lans, from.address, m.prefix);
     if (c.state === 'active' && m.capacity < this.cfg.targetSize) {
       // It cannot take the image; it says so itself with DONE, but it must not count towards --min-clients.
       c.state = 'failed';
@@ -322,14 +347,18 @@ export class Sender {
     // naming it from another address (classic ACKs name nobody).
     if (this.p.mode === WireMode.Default && !this.fromClient(c, from, now)) return;
     if (c) { c.acks++; c.lastHeard = now; }
+    // Classic ACKs name nobody: their LAN is their address's.
+    const lan = c?.lan ?? lanOf(this.lans, from.address, 0);
+    this.stats.acksByLan[lan] = (this.stats.acksByLan[lan] ?? 0) + 1;
     const first = this.outstanding[0];
     // Only an ACK for a block still awaited counts; the paper discards any other sequence number.
     if (this.phase !== Phase.Transfer || !first || m.block < first.block || m.block > this.outstanding[this.outstanding.length - 1]!.block) {
       this.stats.staleAcks++;
       return;
     }
-    // One ACK confirms every awaited block up to its own: the flow has reached that far.
-    const upTo = this.p.feedback === 'ack-all' ? this.ackedByAll(m.client, m.block) : m.block;
+    // One ACK confirms every awaited block up to its own: the flow has reached that far. Across LANs
+    // (the paper's intra-campus rule) only once every LAN with a client imaging has said so.
+    const upTo = this.p.feedback === 'ack-all' ? this.ackedByAll(m.client, m.block) : this.ackedByLans(lan, m.block);
     let resolved = 0, sentAt = now;
     while (this.outstanding.length > 0 && this.outstanding[0]!.block <= upTo) { sentAt = this.outstanding.shift()!.sentAt; resolved++; }
     if (resolved > 0) {
@@ -351,6 +380,14 @@ export class Sender {
     let all = Infinity;
     for (const c of this.clients.values()) if (c.state === 'active') all = Math.min(all, this.ackedBy.get(c.id) ?? -1);
     return all;
+  }
+
+  /** MTP across LANs: the highest block one ACK from each participating LAN has confirmed, now that `lan` acknowledged `block`. */
+  private ackedByLans(lan: string, block: number): number {
+    this.lanAcked.set(lan, Math.max(block, this.lanAcked.get(lan) ?? -1));
+    const required = new Set<string>();
+    for (const c of this.clients.values()) if (c.state === 'active') required.add(c.lan);
+    return confirmedUpTo(this.lans, this.lanAcked, required);
   }
 
   private onRequest(client: ClientId, ranges: PacketRange[], from: Endpoint, now: number): void {
@@ -506,7 +543,7 @@ export class Sender {
       imageSize: c.imageSize, targetSize: c.targetSize, sectorSize: c.sectorSize, payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets,
       manifestLength: c.manifest.length, manifestDigest: c.manifestDigest, epoch: this.epoch, segment: this.segment,
       segmentPackets: this.geo.segmentPackets === this.geo.packets ? 0 : this.geo.segmentPackets,
-      dataPort: c.dataPort, feedbackPort: c.feedbackPort, clients: this.clients.size, name: c.name,
+      dataPort: c.dataPort, feedbackPort: c.feedbackPort, clients: this.clients.size, ttl: c.ttl ?? 1, name: c.name,
     });
     return { dest: { kind: 'group', port: c.controlPort }, parts: [c.signer ? signTrailer(bytes, c.signer) : bytes] };
   }
@@ -585,6 +622,10 @@ export class Sender {
       if (this.cursor >= this.geo.segmentEnd(this.segment)) return -1;
       const oldest = this.outstanding[0]?.block ?? this.geo.blockOf(this.cursor);
       if (this.geo.blockOf(this.cursor) - oldest >= this.p.window) return -1;
+      if (this.available < this.cfg.imageSize && this.cursor >= this.geo.manifestPackets) {
+        const span = this.geo.span(this.cursor);
+        if (span.offset + span.length > this.available) return -1;
+      }
       return this.cursor;
     }
     if (this.phase === Phase.Repair && this.wanted.count > 0) {

@@ -33,5 +33,5 @@ export class Emitter<E> {
 /** Counts of datagrams dropped, by reason. */
 export type DropCounts = Record<string, number>;
 export function countDrop(c: DropCounts, reason: string): void { c[reason] = (c[reason] ?? 0) + 1; }
-/** "forged:12,unsigned:3" for a log line; undefined when nothing was dropped. */
-export const dropSummary = (c: DropCounts): string | undefined => Object.entries(c).map(([k, v]) => `${k}:${v}`).join(',') || undefined;
+/** Counts as "forged:12,unsigned:3" for a log line; undefined when there are none. */
+export const countsText = (c: DropCounts): string | undefined => Object.entries(c).map(([k, v]) => `${k}:${v}`).join(',') || undefined;

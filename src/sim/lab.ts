@@ -228,7 +228,7 @@ export function runLab(o: LabOptions): LabResult {
     results.push(result);
     const boot = (): void => {
       const r: Receiver = new Receiver({
-        id, name: `pc-${i + 1}`, capacity: o.imageSize, kind: ImageKind.Disk, controlPort: CONTROL, autoConfirm: true,
+        id, name: `pc-${i + 1}`, capacity: o.imageSize, kind: ImageKind.Disk, controlPort: CONTROL, autoConfirm: true, network: `10.${lan + 1}.0.0/16`,
         tunables: () => o.clientParams ?? p,
       }, {
         offer: (offset, b) => {

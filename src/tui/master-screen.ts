@@ -6,7 +6,7 @@ import { createElement as h, type ReactNode, useSyncExternalStore } from 'react'
 import { Box, Static, Text, useInput, useStdout } from 'ink';
 import { bytes } from '../log/logger.ts';
 import { clock } from '../log/meter.ts';
-import type { ClientRow, MasterView } from './master-view.ts';
+import type { ClientRow, LanRow, MasterView, RelayRow } from './master-view.ts';
 import type { Store } from './store.ts';
 import { GLYPH, Rule, bar, columns } from './widgets.ts';
 
@@ -48,6 +48,20 @@ function Table({ v }: { v: MasterView }): ReactNode {
   );
 }
 
+/** The relay tree, one line each (indented by depth), and each LAN's progress when there is more than one. */
+function Campus({ v, width }: { v: MasterView; width: number }): ReactNode {
+  if (v.relays.length === 0 && v.lans.length < 2) return null;
+  const relay = (r: RelayRow): string =>
+    `${'  '.repeat(r.depth)}${r.name} (${r.address}, LAN ${r.lan}) from ${r.upstream}: ${r.state}, received ${r.percent}%, ring ${bytes(r.held)} of ${bytes(r.bufferSize)}`
+    + `${r.fetched > 0 ? `, fetched ${bytes(r.fetched)}` : ''}, PCs ${r.verified}/${r.pcs} verified${r.final ? (r.ok ? ' · done' : ' · ENDED WITH FAILURES') : ''}`;
+  const lan = (l: LanRow): string => `  ${l.lan} via ${l.via}: ${l.verified}/${l.pcs} verified, the last at ${l.percent}%${l.acks !== undefined ? `, ${l.acks} ACKs` : ''}`;
+  return h(Box, { flexDirection: 'column' },
+    h(Rule, { width, title: `relays: ${v.relays.length} · LANs: ${v.lans.length}` }),
+    ...v.relays.map((r) => h(Text, { key: `r-${r.name}`, wrap: 'truncate', color: r.final && !r.ok ? 'red' : undefined }, relay(r))),
+    ...(v.lans.length > 1 ? v.lans.map((l) => h(Text, { key: `l-${l.via}-${l.lan}`, wrap: 'truncate', dimColor: true }, lan(l))) : []),
+  );
+}
+
 export function MasterScreen({ view, keys, width = WIDTH }: { view: MasterView; keys: MasterKeys; width?: number }): ReactNode {
   const v = view;
   useInput((input, key) => {
@@ -70,6 +84,7 @@ export function MasterScreen({ view, keys, width = WIDTH }: { view: MasterView; 
       h(Header, { v }),
       h(Rule, { width, title: `PCs imaging: ${v.clients.length} · ended: ${v.finished.length} (${v.finished.filter((r) => r.verified).length} verified)` }),
       h(Table, { v }),
+      h(Campus, { v, width }),
       h(Rule, { width, title: 'events' }),
       ...v.events.slice(-6).map((e, i) => h(Text, { key: `${v.events.length}-${i}`, dimColor: true, wrap: 'truncate' }, e)),
       h(Rule, { width }),

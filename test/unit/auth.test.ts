@@ -82,7 +82,7 @@ test('a pinned client writes only vouched bytes: forged data, data before its AU
         // Before any AUTH: data for the last block.
         deliver(new Uint8Array([...encodeDataHeader(session, 0, tx.geo.packets - 1, NO_BLOCK), ...new Uint8Array(tx.geo.span(tx.geo.packets - 1).length)]));
         deliver(b); // replay: a sequence number already seen
-        const a = { type: MsgType.Announce, session, phase: Phase.Done, mode: 1, kind: ImageKind.Disk, caps: 0, imageSize: image.length, targetSize: image.length, sectorSize: 512, payloadSize: 1000, blockPackets: 16, manifestLength: built.bytes.length, manifestDigest: built.digest, epoch: 9, segment: 0, segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 1, name: 'img' } as const;
+        const a = { type: MsgType.Announce, session, phase: Phase.Done, mode: 1, kind: ImageKind.Disk, caps: 0, imageSize: image.length, targetSize: image.length, sectorSize: 512, payloadSize: 1000, blockPackets: 16, manifestLength: built.bytes.length, manifestDigest: built.digest, epoch: 9, segment: 0, segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 1, ttl: 1, name: 'img' } as const;
         deliver(encode(a)); // unsigned "done"
         const foreign = encode({ ...a, caps: Caps.Signed, signed: { key: rogue.publicKey, seq: 2 ** 40, signature: new Uint8Array(64) } });
         foreign.set(rogue.sign(foreign.subarray(0, foreign.length - 64)), foreign.length - 64);

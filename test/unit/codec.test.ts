@@ -17,15 +17,15 @@ const samples: Array<Exclude<Message, DataMsg>> = [
   {
     type: MsgType.Announce, session: 42, phase: 2, mode: 1, kind: 1, caps: 0, imageSize: 2 ** 40 + 12345, targetSize: 2 ** 40 + 12345, sectorSize: 4096,
     payloadSize: 1448, blockPackets: 64, manifestLength: 33_000, manifestDigest: digest, epoch: 3, segment: 0,
-    segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 12, name: 'lab image ✓',
+    segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 12, ttl: 0, name: 'lab image ✓',
   },
   {
     type: MsgType.Announce, session: 7, phase: 3, mode: 2, kind: 2, caps: 0x8003, imageSize: 1, targetSize: 2 ** 41 + 1, sectorSize: 512, payloadSize: 512,
     blockPackets: 1, manifestLength: 1, manifestDigest: digest, epoch: 0xffffffff, segment: 9, segmentPackets: 2 ** 32,
-    dataPort: 7702, feedbackPort: 7703, clients: 0, name: '',
+    dataPort: 7702, feedbackPort: 7703, clients: 0, ttl: 8, name: '',
     signed: { key: digest, seq: 2 ** 40 + 3, signature: Uint8Array.from({ length: 64 }, (_, i) => 255 - i) },
   },
-  { type: MsgType.Join, session: 5, client: '00000000000000aa', caps: 3, capacity: 500_107_862_016, have: 123456, mac: '52:54:00:12:34:56', name: 'pc-17' },
+  { type: MsgType.Join, session: 5, client: '00000000000000aa', caps: 3, prefix: 24, capacity: 500_107_862_016, have: 123456, mac: '52:54:00:12:34:56', name: 'pc-17' },
   { type: MsgType.Welcome, session: 5, client: '00000000000000aa' },
   {
     type: MsgType.Status, session: 5, client: '00000000000000aa', phase: 4, have: 2 ** 40, needSegment: 2, chunksVerified: 9,
@@ -68,7 +68,7 @@ function reference(b: Buffer): Record<string, unknown> {
   switch (b[3]) {
     case 2: return { ...base, client: id(12), block: b.readUInt32BE(20), received: b.readUInt16BE(24) };
     case 3: return {
-      ...base, phase: b[12], mode: b[13], kind: b[14], caps: b.readUInt16BE(16), imageSize: Number(b.readBigUInt64BE(20)),
+      ...base, phase: b[12], mode: b[13], kind: b[14], ttl: b[15], caps: b.readUInt16BE(16), imageSize: Number(b.readBigUInt64BE(20)),
       // Caps.Mapped: the target size follows the fixed fields, at 96.
       targetSize: Number(b.readBigUInt64BE(b.readUInt16BE(16) & 1 ? 96 : 20)),
       sectorSize: b.readUInt32BE(28), payloadSize: b.readUInt16BE(32), blockPackets: b.readUInt16BE(34),
@@ -79,7 +79,7 @@ function reference(b: Buffer): Record<string, unknown> {
       ...(b.readUInt16BE(16) & 2 ? { signed: { key: b.subarray(b.length - 104, b.length - 72).toString('hex'), seq: Number(b.readBigUInt64BE(b.length - 72)), signature: b.subarray(b.length - 64).toString('hex') } } : {}),
     };
     case 4: return {
-      ...base, client: id(12), caps: b.readUInt16BE(20), capacity: Number(b.readBigUInt64BE(24)), have: b.readUIntBE(32, 6),
+      ...base, client: id(12), caps: b.readUInt16BE(20), prefix: b[22], capacity: Number(b.readBigUInt64BE(24)), have: b.readUIntBE(32, 6),
       mac: [...b.subarray(40, 46)].map((x) => x.toString(16).padStart(2, '0')).join(':'), name: b.subarray(49, 49 + b[48]!).toString('utf8'),
     };
     case 5: case 9: return { ...base, client: id(12) };
@@ -119,11 +119,11 @@ function randomMessage(r: () => number): Exclude<Message, DataMsg> {
       ...(caps & 2 ? { signed: { key: Uint8Array.from({ length: 32 }, () => int(256)), seq: int(2 ** 53), signature: Uint8Array.from({ length: 64 }, () => int(256)) } } : {}),
       imageSize, targetSize: caps & 1 ? int(2 ** 50) : imageSize, sectorSize: 512 << int(8), payloadSize: 64 + int(9000), blockPackets: 1 + int(1000),
       manifestLength: 1 + int(2 ** 31), manifestDigest: Uint8Array.from({ length: 32 }, () => int(256)), epoch: int(2 ** 32),
-      segment: int(2 ** 32), segmentPackets: int(2 ** 48), dataPort: 1 + int(65535), feedbackPort: 1 + int(65535), clients: int(65536), name: text(64),
+      segment: int(2 ** 32), segmentPackets: int(2 ** 48), dataPort: 1 + int(65535), feedbackPort: 1 + int(65535), clients: int(65536), ttl: int(256), name: text(64),
       };
     }
     case 2: return {
-      type: MsgType.Join, session, client: hex(), caps: int(65536), capacity: int(2 ** 53), have: int(2 ** 48),
+      type: MsgType.Join, session, client: hex(), caps: int(65536), prefix: int(33), capacity: int(2 ** 53), have: int(2 ** 48),
       mac: Array.from({ length: 6 }, () => int(256).toString(16).padStart(2, '0')).join(':'), name: text(64),
     };
     case 3: return { type: MsgType.Welcome, session, client: hex() };

@@ -28,7 +28,7 @@ function liveClient(): { rx: Receiver; writes: number[]; announce: Uint8Array; s
   const announce = encode({
     type: MsgType.Announce, session, phase: 2, mode: WireMode.Default, kind: ImageKind.Disk, caps: 0, imageSize: 1 << 20, targetSize: 1 << 20, sectorSize: 512,
     payloadSize: 1448, blockPackets: 64, manifestLength: manifest.length, manifestDigest: sha256(manifest), epoch: 0, segment: 0,
-    segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 1, name: 'img',
+    segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 1, ttl: 1, name: 'img',
   });
   const writes: number[] = [];
   const rx = new Receiver({ id: '00000000000000c1', name: 'c1', capacity: 1 << 30, kind: ImageKind.Disk, controlPort: 7700, autoConfirm: true },

@@ -106,7 +106,8 @@ test('geometry: manifest packets first, then the image; chunk packet ranges', ()
 });
 
 test('interfaces from ip -o -4 addr (kept even without carrier), and their networks', async () => {
-  const { parseIpAddr, networkOf } = await import('../../src/net/iface.ts');
+  const { parseIpAddr } = await import('../../src/net/iface.ts');
+  const { networkOf } = await import('../../src/session/lans.ts');
   const text = '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n' +
     '5: br0    inet 10.78.0.1/24 brd 10.78.0.255 scope global br0\\       valid_lft forever\n' +
     '7: eth0@if8    inet 192.168.17.200/20 brd 192.168.31.255 scope global eth0\n';

@@ -120,7 +120,7 @@ test('client screen: a failure shows its reason; a picker with no usable disk sa
 });
 
 const row = (name: string, extra: Partial<ClientRow>): ClientRow => ({
-  id: `id-${name}`, name, mac: `52:54:00:00:00:${name.slice(-2)}`, ip: `10.0.0.${Number(name.slice(-2))}`, lan: '10.0.0.0/24',
+  id: `id-${name}`, name, mac: `52:54:00:00:00:${name.slice(-2)}`, ip: `10.0.0.${Number(name.slice(-2))}`, lan: '10.0.0.0/24', via: 'master',
   state: 'receiving', percent: 40, rateMBps: 95.2, missing: 27000, verified: false, seconds: undefined, reason: '', ...extra,
 });
 
