@@ -208,7 +208,12 @@ export function modeCommand(b: BootSettings, prepared: Prepared = {}): Launch | 
       }
       return { argv: ['master', '--image', prepared.image, ...pxe, ...net], shell: false };
     }
-    case 'relay': return { error: 'relay mode is not built yet (issue 8)' };
+    case 'relay': {
+      // A relay follows the upstream it is told, never the first master it hears.
+      if (!b.server) return { error: 'must.mode=relay needs must.server= (the master or the relay above, HOST[:PORT])' };
+      const lan = [...(b.group ? ['--group', b.group] : []), ...(b.port ? ['--port', String(b.port)] : []), ...(b.iface ? ['--iface', b.iface] : [])];
+      return { argv: ['relay', '--upstream', b.server, ...lan], shell: false };
+    }
     case 'menu': return { argv: ['menu'], shell: false };
   }
 }

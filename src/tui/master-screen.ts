@@ -51,9 +51,10 @@ function Table({ v }: { v: MasterView }): ReactNode {
 /** The relay tree, one line each (indented by depth), and each LAN's progress when there is more than one. */
 function Campus({ v, width }: { v: MasterView; width: number }): ReactNode {
   if (v.relays.length === 0 && v.lans.length < 2) return null;
+  const mib = (n: number): string => (n / 2 ** 20).toFixed(0);
   const relay = (r: RelayRow): string =>
-    `${'  '.repeat(r.depth)}${r.name} (${r.address}, LAN ${r.lan}) from ${r.upstream}: ${r.state}, received ${r.percent}%, ring ${bytes(r.held)} of ${bytes(r.bufferSize)}`
-    + `${r.fetched > 0 ? `, fetched ${bytes(r.fetched)}` : ''}, PCs ${r.verified}/${r.pcs} verified${r.final ? (r.ok ? ' · done' : ' · ENDED WITH FAILURES') : ''}`;
+    `${'  '.repeat(r.depth)}${r.name}  LAN ${r.lan} from ${r.upstream}  ${r.final ? (r.ok ? 'done' : 'ENDED WITH FAILURES') : r.state}  in ${r.percent}%`
+    + `  ring ${mib(r.held)}/${mib(r.bufferSize)} MiB  PCs ${r.verified}/${r.pcs} verified${r.fetched > 0 ? `  fetched ${bytes(r.fetched)}` : ''}`;
   const lan = (l: LanRow): string => `  ${l.lan} via ${l.via}: ${l.verified}/${l.pcs} verified, the last at ${l.percent}%${l.acks !== undefined ? `, ${l.acks} ACKs` : ''}`;
   return h(Box, { flexDirection: 'column' },
     h(Rule, { width, title: `relays: ${v.relays.length} · LANs: ${v.lans.length}` }),

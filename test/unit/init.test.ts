@@ -80,6 +80,9 @@ test('the kernel line becomes a MUST command line', () => {
   assert.match((modeCommand(parseCmdline('must.mode=master must.image=/dev/sdb must.pxe=proxy'), { image: '/dev/sdb' }) as { error: string }).error, /CD or USB stick/);
   assert.match((modeCommand(parseCmdline('must.mode=master')) as { error: string }).error, /must.image/);
   assert.deepEqual(modeCommand(parseCmdline('must.mode=shell')), { argv: [], shell: true });
+  assert.deepEqual(modeCommand(parseCmdline('must.mode=relay must.server=10.0.0.1:7800 must.port=7800')),
+    { argv: ['relay', '--upstream', '10.0.0.1:7800', '--port', '7800'], shell: false });
+  assert.match((modeCommand(parseCmdline('must.mode=relay')) as { error: string }).error, /must\.server=/);
 });
 
 test('disk rules: never the boot medium, refuse ambiguity, name what is wrong', () => {

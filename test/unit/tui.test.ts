@@ -10,7 +10,7 @@ import { ClientApp } from '../../src/tui/client-screen.ts';
 import { type ClientView, clientStore } from '../../src/tui/client-view.ts';
 import type { Hardware } from '../../src/tui/hardware.ts';
 import { type MasterKeys, MasterApp } from '../../src/tui/master-screen.ts';
-import { type ClientRow, masterStore } from '../../src/tui/master-view.ts';
+import { type ClientRow, type RelayRow, masterStore } from '../../src/tui/master-view.ts';
 import { eventSink } from '../../src/tui/store.ts';
 import { KEY, terminal } from './terminal.ts';
 
@@ -172,6 +172,34 @@ test('master screen: waiting, the table filling, PCs that ended printed above, p
     assert.match(t.screen(), /✓ pc02 .* verified in 40\.5 s/);
     await t.press('q'); // over: keys do nothing
     assert.equal(calls.length, 4);
+  } finally {
+    t.close();
+  }
+});
+
+test('master screen across LANs: the relay tree indented by depth, each relay\'s ring and PCs, a row per LAN', async () => {
+  const store = masterStore({ image: 'lab', size: 64 * MIB, group: '239.255.77.77', port: 7700, mode: 'default' });
+  const keys: MasterKeys = { start: () => {}, select: () => {}, drop: () => {}, quit: () => {} };
+  const relay = (name: string, upstream: string, depth: number, extra: Partial<RelayRow> = {}): RelayRow => ({
+    name, upstream, depth, address: `10.81.${depth + 1}.1`, lan: `10.81.${depth + 1}.0/24`, state: 'transfer', percent: 60, received: 40 * MIB,
+    bufferSize: 16 * MIB, held: 16 * MIB, peak: 16 * MIB, fetched: 0, pcs: 2, verified: 1, final: false, ok: false, ...extra,
+  });
+  const t = terminal(h(MasterApp, { store, keys }));
+  try {
+    store.update({
+      state: 'transfer', clients: [row('pc01', { via: 'r2', lan: '10.81.3.0/24' })],
+      relays: [relay('r1', 'master', 1), relay('r2', 'r1', 2, { fetched: 4 * MIB, state: 'repair' }), relay('r3', 'r1', 2, { final: true, ok: false, verified: 1 })],
+      lans: [
+        { lan: '10.81.1.0/24', via: 'master', pcs: 2, verified: 2, percent: 100, acks: 250 },
+        { lan: '10.81.3.0/24', via: 'r2', pcs: 2, verified: 1, percent: 40, acks: undefined },
+      ],
+    });
+    await t.shows(/relays: 3 · LANs: 2/);
+    assert.match(t.screen(), /\n {2}r1 {2}LAN 10\.81\.2\.0\/24 from master {2}transfer {2}in 60% {2}ring 16\/16 MiB {2}PCs 1\/2 verified\n/);
+    assert.match(t.screen(), /\n {4}r2 {2}LAN 10\.81\.3\.0\/24 from r1 {2}repair {2}in 60% {2}ring 16\/16 MiB {2}PCs 1\/2 verified {2}fetched 4\.0 MiB\n/);
+    assert.match(t.screen(), /\n {4}r3 {2}LAN 10\.81\.3\.0\/24 from r1 {2}ENDED WITH FAILURES /);
+    assert.match(t.screen(), /10\.81\.1\.0\/24 via master: 2\/2 verified, the last at 100%, 250 ACKs/);
+    assert.match(t.screen(), /10\.81\.3\.0\/24 via r2: 1\/2 verified, the last at 40%/);
   } finally {
     t.close();
   }
