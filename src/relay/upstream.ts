@@ -44,7 +44,7 @@ export class Upstream {
   private nextId = 1;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
-  private delay = 500;
+  private delay = 200;
   /** Time the stream link spent paused because the ring was full (ms), and how often. */
   pausedMs = 0;
   pauses = 0;
@@ -153,7 +153,7 @@ export class Upstream {
             if (this.session && Buffer.compare(this.session.digest, f.digest) !== 0) return this.o.onFatal('upstream now serves another image');
             this.session = { streamSize: f.streamSize, caps: f.caps, kind: f.kind, digest: f.digest, name: f.name, manifest: f.manifest };
             this.connected = true;
-            this.delay = 500;
+            this.delay = 200;
             this.o.onSession(this.session);
             break;
           case FrameType.Stream:
@@ -192,6 +192,6 @@ export class Upstream {
     this.fetchSock = undefined;
     if (wasConnected) this.o.log.warn('upstream-lost', { upstream: this.address, at: this.o.position(), retry: `${this.delay} ms` });
     this.retry = setTimeout(() => this.connect(), this.delay);
-    this.delay = Math.min(this.delay * 2, 5000);
+    this.delay = Math.min(this.delay * 1.5, 5000);
   }
 }

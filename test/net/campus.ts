@@ -18,6 +18,8 @@ export interface Campus {
   network(lan: number): string;
   /** Shape what the router sends into the LAN (its port on that LAN's switch): the LAN's downstream. */
   setRouterRate(lan: number, mbit: number): void;
+  /** Shape a host's link in both directions. */
+  setRate(host: string, mbit: number): void;
   /** Route the group between every pair of LANs (smcroute); resolves once it runs. */
   routeMulticast(group: string): Promise<void>;
   destroy(): void;
@@ -31,6 +33,8 @@ export function createCampus(prefix: string, lans: string[][], net = 81): Campus
   const router = `${prefix}-rt`;
   const ns = (h: string): string => `${prefix}-${h}`;
   const addr = new Map<string, string>();
+  /** Host -> its switch's namespace and its port there. */
+  const port = new Map<string, [string, string]>();
   const procs: ChildProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   try {
@@ -49,6 +53,7 @@ export function createCampus(prefix: string, lans: string[][], net = 81): Campus
       hosts.forEach((h, k) => {
         const a = `10.${net}.${i + 1}.${k + 1}`;
         addr.set(h, a);
+        port.set(h, [sw, `p${k}`]);
         ip('netns', 'add', ns(h));
         ip('-n', sw, 'link', 'add', `p${k}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(h));
         ip('-n', sw, 'link', 'set', `p${k}`, 'master', 'br0', 'up');
@@ -70,6 +75,12 @@ export function createCampus(prefix: string, lans: string[][], net = 81): Campus
     network: (i) => `10.${net}.${i + 1}.0/24`,
     setRouterRate: (i, mbit) => {
       execFileSync('ip', ['netns', 'exec', router, 'tc', 'qdisc', 'replace', 'dev', `lan${i}`, 'root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '64kb', 'latency', '50ms']);
+    },
+    setRate: (h, mbit) => {
+      const shape = ['root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '64kb', 'latency', '20ms'];
+      const [sw, p] = port.get(h)!;
+      execFileSync('ip', ['netns', 'exec', ns(h), 'tc', 'qdisc', 'replace', 'dev', 'eth0', ...shape]);
+      execFileSync('ip', ['netns', 'exec', sw, 'tc', 'qdisc', 'replace', 'dev', p, ...shape]);
     },
     routeMulticast: async (group) => {
       const ifs = lans.map((_, i) => `lan${i}`);
