@@ -53,8 +53,6 @@ export async function runRelay(o: RelayOptions): Promise<RelayResult> {
   const log = o.log;
   const ready = deferred<Serving & { ring: Ring; source: RelaySource }>();
   const fatal = deferred<never>();
-  // Raced against the session below; once that is over a late refusal has nothing left to stop.
-  fatal.promise.catch(() => {});
   let ring: Ring | undefined;
   let source: RelaySource | undefined;
   let sender: Sender | undefined;
@@ -74,6 +72,9 @@ export async function runRelay(o: RelayOptions): Promise<RelayResult> {
       if (ring) return;
       ring = new Ring(Math.max(1, Math.min(o.buffer, s.streamSize)));
       const r = ring;
+      // The LAN's pass is an output pointer: from the start while it waits for PCs, then at the page the pass
+      // reads. A transit relay has no LAN to serve, but keeps the stream from the start until a relay below takes it.
+      lanPointer = r.reader(0);
       source = new RelaySource(r, s.streamSize, `relay of ${s.name} from ${up.address}`, (offset, length) => up.fetch(offset, length));
       log.info('session', { name: s.name, size: s.streamSize, upstream: up.address, buffer: r.size });
       ready.resolve({ session: s, source, ring: r, hold: (pos) => r.reader(pos), advanced: () => up.resume() });
@@ -85,14 +86,18 @@ export async function runRelay(o: RelayOptions): Promise<RelayResult> {
     },
     onFatal: (reason) => fatal.reject(new Error(reason)),
   });
-  up.start();
-
-  const serving = await Promise.race([ready.promise, fatal.promise]);
-  const { session } = serving;
-  if ((session.caps & Caps.Sealed) && !o.lan.secret) throw new Error('upstream serves a sealed (encrypted) session: give this relay the secret (--secret FILE) to serve its LAN');
-
-  // The LAN's pass is an output pointer: from the start while it waits for PCs, then at the page the pass reads.
-  if (!o.transit) lanPointer = serving.ring.reader(0);
+  let control: MasterControl | undefined;
+  let failure = '';
+  fatal.promise.catch((e: Error) => { failure = e.message; control?.abort(e.message); });
+  const report = (final: boolean, ok: boolean): RelayReport => {
+    const r = ring!;
+    return {
+      name: o.name, address: o.iface.address, lan: o.iface.network, upstream: up.address,
+      state: !sender ? (o.transit ? 'transit' : 'connecting') : sender.phase === Phase.Waiting ? 'waiting for PCs' : phaseName(sender.phase),
+      received: r.end, streamSize: source!.size, buffer: { size: r.size, held: r.held, peak: r.peak },
+      fetched: source!.fetched, rssPeak, pcs: watch ? lanPcs(watch) : [], relays: hub.reports, final, ok,
+    };
+  };
   const follow = (): void => {
     rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
     if (!lanPointer || !sender) return;
@@ -100,39 +105,38 @@ export async function runRelay(o: RelayOptions): Promise<RelayResult> {
       : sender.phase === Phase.Transfer ? Math.floor(sender.passOffset / PageCache.PAGE) * PageCache.PAGE : Infinity;
     if (pos !== lanPointer.pos) { lanPointer.pos = pos; up.resume(); }
   };
-  const followTimer = setInterval(follow, 20);
-  const reportTimer = setInterval(() => up.report(JSON.stringify(report(false, false))), 1000);
-
-  const report = (final: boolean, ok: boolean): RelayReport => {
-    const r = serving.ring;
-    return {
-      name: o.name, address: o.iface.address, lan: o.iface.network, upstream: up.address,
-      state: !sender ? (o.transit ? 'transit' : 'connecting') : sender.phase === Phase.Waiting ? 'waiting for PCs' : phaseName(sender.phase),
-      received: r.end, streamSize: session.streamSize, buffer: { size: r.size, held: r.held, peak: r.peak },
-      fetched: serving.source.fetched, rssPeak, pcs: watch ? lanPcs(watch) : [],
-      relays: hub.reports, final, ok,
-    };
-  };
-
-  let lan: MasterResult | undefined;
+  const timers: NodeJS.Timeout[] = [];
   try {
+    up.start();
+    const serving = await Promise.race([ready.promise, fatal.promise]);
+    const { session } = serving;
+    if ((session.caps & Caps.Sealed) && !o.lan.secret) throw new Error('upstream serves a sealed (encrypted) session: give this relay the secret (--secret FILE) to serve its LAN');
+    timers.push(setInterval(follow, 20), setInterval(() => up.report(JSON.stringify(report(false, false))), 1000));
+    let lan: MasterResult | undefined;
     if (o.transit) {
-      await new Promise<void>((resolve) => { hub.onChange(() => { if (hub.links.size > 0 && hub.finished) resolve(); }); });
+      hub.onChange(() => { if ([...hub.links.values()].some((l) => l.connected)) lanPointer?.release(); });
+      await Promise.race([fatal.promise, new Promise<void>((resolve) => { hub.onChange(() => { if (hub.links.size > 0 && hub.finished) resolve(); }); })]);
     } else {
-      const manifest = decodeManifest(session.manifest);
-      lan = await Promise.race([fatal.promise, runMaster({
+      lan = await runMaster({
         ...o.lan, name: session.name, iface: o.iface, group: o.group, port: o.port, log, hub,
-        image: { stream: serving.source, built: { manifest, bytes: session.manifest, digest: session.digest }, mapped: (session.caps & Caps.Mapped) !== 0 },
+        image: { stream: serving.source, built: { manifest: decodeManifest(session.manifest), bytes: session.manifest, digest: session.digest }, mapped: (session.caps & Caps.Mapped) !== 0 },
         arriving: {
           // A whole page at a time: the pass then never asks for a page the ring cannot give yet.
           have: () => (ring!.end >= session.streamSize ? session.streamSize : Math.floor(ring!.end / PageCache.PAGE) * PageCache.PAGE),
           onMore: (f) => more.push(f),
         },
-        onReady: (c) => { sender = c.sender; watch = new MasterWatch(c.sender, performance.now()); o.onReady?.(c); },
-      })]);
+        onReady: (c) => {
+          control = c;
+          sender = c.sender;
+          watch = new MasterWatch(c.sender, performance.now());
+          if (failure) c.abort(failure);
+          o.onReady?.(c);
+        },
+      });
       // Once the LAN is done it needs nothing more from the ring.
       lanPointer?.release();
     }
+    if (failure) throw new Error(failure);
     follow();
     const ok = (lan?.ok ?? true) && hub.ok;
     const last = report(true, ok);
@@ -143,8 +147,7 @@ export async function runRelay(o: RelayOptions): Promise<RelayResult> {
     });
     return { ok, lan, report: last };
   } finally {
-    clearInterval(followTimer);
-    clearInterval(reportTimer);
+    for (const t of timers) clearInterval(t);
     await up.stop();
     hub.close();
   }

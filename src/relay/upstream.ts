@@ -59,6 +59,7 @@ export class Upstream {
 
   /** Send the last report, let it leave, and close both links without dialling again. */
   async stop(lastReport?: string): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
     for (const p of this.pending.values()) p.reject(new Error('the relay is stopping'));

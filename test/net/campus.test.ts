@@ -29,16 +29,25 @@ function image(name: string, mib: number, seed: number): { path: string; digest:
   return { path, digest: sha256(bytes) };
 }
 
+/** A new campus for the next test (the last one gone), and a folder for its PCs' disks. */
+let disks = '';
+function newCampus(lans: string[][]): Campus {
+  campus?.destroy();
+  disks = mkdtempSync(join(dir, 'disks-'));
+  return (campus = createCampus('mustc', lans));
+}
+const disk = (host: string): string => join(disks, `${host}.img`);
+
 /** A client on `host` writing a file of its own; resolves with its exit and output. */
-function client(c: Campus, host: string, extra: string[] = []): Run {
-  return must(['client', '--target', join(dir, `${host}.img`), '--yes', '--name', host, '--iface', 'eth0', ...extra], { wrap: c.wrap(host) });
+function client(c: Campus, host: string): Run {
+  return must(['client', '--target', disk(host), '--yes', '--name', host, '--iface', 'eth0'], { wrap: c.wrap(host) });
 }
 
 async function allVerified(runs: Map<string, Run>, digest: string): Promise<void> {
   await Promise.all([...runs].map(async ([host, r]) => {
     const d = await r.done;
     assert.equal(d.code, 0, `${host}: ${d.out.slice(-2000)}`);
-    assert.equal(sha256(readFileSync(join(dir, `${host}.img`))), digest, `${host}'s disk differs from the image`);
+    assert.equal(sha256(readFileSync(disk(host))), digest, `${host}'s disk differs from the image`);
   }));
 }
 
@@ -47,42 +56,44 @@ const field = (out: string, line: RegExp, key: string): string | undefined => {
   return l ? new RegExp(`${key}=("[^"]*"|\\S+)`).exec(l)?.[1]?.replace(/"/g, '') : undefined;
 };
 
-test('routed multicast, three LANs: every client verified, about one ACK per LAN per block at the master', { skip, timeout: 240_000 }, async () => {
-  campus?.destroy();
-  const c = campus = createCampus('mustc', [['m', 'a1', 'a2'], ['b1', 'b2'], ['d1', 'd2']]);
+const LANS: Record<number, string[][]> = { 2: [['m', 'a1', 'a2'], ['b1', 'b2']], 3: [['m', 'a1', 'a2'], ['b1', 'b2'], ['d1', 'd2']] };
+for (const n of [2, 3]) test(`routed multicast, ${n} LANs: every client verified, about one ACK per LAN per block at the master`, { skip, timeout: 240_000 }, async () => {
+  const c = newCampus(LANS[n]!);
   await c.routeMulticast(GROUP);
   const img = image('routed.img', 24, 3);
-  const master = must(['master', img.path, '--iface', 'eth0', '--ttl', '4', '--min-clients', '6', '--rate', '150'], { wrap: c.wrap('m') });
-  const runs = new Map(['a1', 'a2', 'b1', 'b2', 'd1', 'd2'].map((h) => [h, client(c, h)] as const));
+  const pcs = LANS[n]!.flat().filter((h) => h !== 'm');
+  const master = must(['master', img.path, '--iface', 'eth0', '--ttl', '4', '--min-clients', String(pcs.length), '--rate', '150'], { wrap: c.wrap('m') });
+  const runs = new Map(pcs.map((h) => [h, client(c, h)] as const));
   await allVerified(runs, img.digest);
   const m = await master.done;
   assert.equal(m.code, 0, m.out.slice(-3000));
   const fin = /master finished /;
   const blocks = Number(field(m.out, fin, 'blocks'));
   const byLan = Object.fromEntries(field(m.out, fin, 'acksByLan')!.split(',').map((kv) => kv.split(':')).map(([k, v]) => [k, Number(v)]));
-  console.log(`# routed: ${blocks} blocks, ACKs by LAN ${JSON.stringify(byLan)}, time-outs ${field(m.out, fin, 'timeouts')}`);
-  assert.deepEqual(Object.keys(byLan).sort(), [c.network(0), c.network(1), c.network(2)], 'ACKs came from each LAN');
+  console.log(`# routed, ${n} LANs: ${blocks} blocks, ACKs by LAN ${JSON.stringify(byLan)}, time-outs ${field(m.out, fin, 'timeouts')}`);
+  assert.deepEqual(Object.keys(byLan).sort(), LANS[n]!.map((_, i) => c.network(i)), 'ACKs came from each LAN');
   for (const [lan, n] of Object.entries(byLan)) {
     // One ACK confirms every block before it, so a LAN sends at most about one per block, never one per client.
     assert.ok(n <= 1.2 * blocks, `${lan}: ${n} ACKs for ${blocks} blocks`);
   }
   const total = Object.values(byLan).reduce((a, b) => a + b, 0);
-  assert.ok(total < 6 * blocks / 2, `${total} ACKs from 6 clients for ${blocks} blocks: not suppressed within each LAN`);
+  assert.ok(total < pcs.length * blocks / 2, `${total} ACKs from ${pcs.length} clients for ${blocks} blocks: not suppressed within each LAN`);
   // Clients on other LANs heard the routed ACKs and did not let them silence their own (else their LAN never confirms).
   assert.ok(Number(field(m.out, fin, 'timeouts')) < blocks / 4, `too many time-outs: ${field(m.out, fin, 'timeouts')} of ${blocks} blocks`);
 });
 
-test('relays, three LANs without multicast routing: a chain of relays over TCP, every client verified, the master sees the tree', { skip, timeout: 240_000 }, async () => {
-  campus?.destroy();
-  const c = campus = createCampus('mustc', [['m', 'a1'], ['r1', 'b1', 'b2'], ['r2', 'd1', 'd2']]);
+const CHAIN: Record<number, string[][]> = { 2: [['m', 'a1'], ['r1', 'b1', 'b2']], 3: [['m', 'a1'], ['r1', 'b1', 'b2'], ['r2', 'd1', 'd2']] };
+for (const n of [2, 3]) test(`relays, ${n} LANs without multicast routing: ${n === 2 ? 'a relay' : 'a chain of relays'} over TCP, every client verified, the master sees the tree`, { skip, timeout: 240_000 }, async () => {
+  const c = newCampus(CHAIN[n]!);
   const img = image('relayed.img', 24, 4);
   const master = must(['master', img.path, '--iface', 'eth0', '--min-clients', '1', '--rate', '150', '--json'], { wrap: c.wrap('m') });
   await waitFor(master, /"event":"serving"/);
-  const r1 = must(['relay', '--upstream', c.address('m'), '--iface', 'eth0', '--name', 'r1', '--min-clients', '2', '--rate', '150'], { wrap: c.wrap('r1') });
-  const r2 = must(['relay', '--upstream', c.address('r1'), '--iface', 'eth0', '--name', 'r2', '--min-clients', '2', '--rate', '150'], { wrap: c.wrap('r2') });
-  const runs = new Map(['a1', 'b1', 'b2', 'd1', 'd2'].map((h) => [h, client(c, h)] as const));
+  // Each relay names its upstream: r1 the master, r2 r1.
+  const relays = CHAIN[n]!.slice(1).map((lan, i) => [lan[0]!, must(['relay', '--upstream', c.address(i === 0 ? 'm' : `r${i}`), '--iface', 'eth0', '--name', lan[0]!, '--min-clients', '2', '--rate', '150'], { wrap: c.wrap(lan[0]!) })] as const);
+  const pcs = CHAIN[n]!.flat().filter((h) => !/^(m|r\d)$/.test(h));
+  const runs = new Map(pcs.map((h) => [h, client(c, h)] as const));
   await allVerified(runs, img.digest);
-  for (const [name, r] of [['r1', r1], ['r2', r2]] as const) {
+  for (const [name, r] of relays) {
     const d = await r.done;
     assert.equal(d.code, 0, `${name}: ${d.out.slice(-2000)}`);
     assert.match(d.out, /relay-finished ok=true/);
@@ -92,23 +103,29 @@ test('relays, three LANs without multicast routing: a chain of relays over TCP, 
   const lines = m.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   const fin = lines.find((l) => l.event === 'finished')!;
   assert.equal(fin.ok, true);
-  assert.equal(fin.clients, 5);
-  assert.equal(fin.verified, 5);
+  assert.equal(fin.clients, pcs.length);
+  assert.equal(fin.verified, pcs.length);
   // The tree, as the master's JSON lines show it: r2 under r1, each with its LAN and its PCs.
   const rows = lines.filter((l) => l.event === 'relay');
-  assert.ok(rows.some((l) => l.relay === 'r1' && l.depth === 1 && l.lan === c.network(1) && l.upstream === 'master'), JSON.stringify(rows.slice(-4)));
-  assert.ok(rows.some((l) => l.relay === 'r2' && l.depth === 2 && l.lan === c.network(2) && l.upstream === 'r1'), JSON.stringify(rows.slice(-4)));
+  for (const [i, [name]] of relays.entries()) {
+    const up = i === 0 ? 'master' : `r${i}`;
+    assert.ok(rows.some((l) => l.relay === name && l.depth === i + 1 && l.lan === c.network(i + 1) && l.upstream === up), `${name} under ${up}: ${JSON.stringify(rows.slice(-4))}`);
+  }
   const lans = lines.filter((l) => l.event === 'lan');
-  for (const [lan, via] of [[c.network(0), 'master'], [c.network(1), 'r1'], [c.network(2), 'r2']]) {
+  for (let i = 0; i < n; i++) {
+    const [lan, via] = [c.network(i), i === 0 ? 'master' : `r${i}`];
     assert.ok(lans.some((l) => l.lan === lan && l.via === via), `no per-LAN row for ${lan} via ${via}: ${JSON.stringify(lans.slice(-3))}`);
   }
-  assert.ok(lines.some((l) => l.event === 'client' && l.client === 'd1' && l.via === 'r2'), 'a PC behind r2 is not in the master\'s rows');
+  // Every PC behind a relay is in the master's summary, with the relay that served it.
+  for (const [i, lan] of CHAIN[n]!.entries()) for (const pc of lan.slice(1)) {
+    if (i === 0) continue;
+    assert.ok(lines.some((l) => l.event === 'summary' && l.client === pc && l.via === lan[0] && l.result === 'verified'), `${pc} is not in the master's summary as verified via ${lan[0]}`);
+  }
 });
 
 test('a relay tree with one branch at a tenth of the rate: the ring fills, back-pressure reaches the master, nothing is lost, memory stays bounded', { skip, timeout: 300_000 }, async () => {
-  campus?.destroy();
   // r1 feeds r2 (fast) and r3 (slow, its LAN's downstream from the router shaped to a tenth).
-  const c = campus = createCampus('mustc', [['m'], ['r1', 'b1'], ['r2', 'd1'], ['r3', 'e1']]);
+  const c = newCampus([['m'], ['r1', 'b1'], ['r2', 'd1'], ['r3', 'e1']]);
   for (const lan of [1, 2]) c.setRouterRate(lan, 200);
   c.setRouterRate(3, 20);
   const img = image('tree.img', 48, 5);
@@ -152,8 +169,7 @@ test('a relay tree with one branch at a tenth of the rate: the ring fills, back-
 });
 
 test('a relay dies mid-transfer and is started again: the relay below resumes from what it has, every client verified', { skip, timeout: 300_000 }, async () => {
-  campus?.destroy();
-  const c = campus = createCampus('mustc', [['m'], ['r1', 'b1'], ['r2', 'd1']]);
+  const c = newCampus([['m'], ['r1', 'b1'], ['r2', 'd1']]);
   c.setRouterRate(1, 60);
   c.setRouterRate(2, 60);
   const img = image('restart.img', 32, 6);
@@ -183,4 +199,20 @@ test('a relay dies mid-transfer and is started again: the relay below resumes fr
   const m = await master.done;
   assert.equal(m.code, 0, m.out.slice(-3000));
   console.log(`# relay restart: r2 had ${(at / MIB).toFixed(1)} MiB when r1 died and resumed from there`);
+});
+
+test('a transit relay (no session on its own LAN) passes the session on to the relay below it', { skip, timeout: 180_000 }, async () => {
+  const c = newCampus([['m'], ['t'], ['r', 'd1']]);
+  const img = image('transit.img', 8, 7);
+  const master = must(['master', img.path, '--iface', 'eth0', '--min-clients', '1', '--rate', '100'], { wrap: c.wrap('m') });
+  await waitFor(master, /master serving/);
+  const t = must(['relay', '--upstream', c.address('m'), '--iface', 'eth0', '--name', 't', '--transit'], { wrap: c.wrap('t') });
+  const r = must(['relay', '--upstream', c.address('t'), '--iface', 'eth0', '--name', 'r', '--min-clients', '1', '--rate', '100'], { wrap: c.wrap('r') });
+  await allVerified(new Map([['d1', client(c, 'd1')]]), img.digest);
+  for (const [name, run] of [['t', t], ['r', r], ['master', master]] as const) {
+    const d = await run.done;
+    assert.equal(d.code, 0, `${name}: ${d.out.slice(-2000)}`);
+  }
+  assert.match((await t.done).out, /relay-finished ok=true .*relays=1/);
+  assert.match((await master.done).out, /finished ok=true clients=1 verified=1 relays=1/);
 });
