@@ -347,8 +347,8 @@ export class Sender {
     // naming it from another address (classic ACKs name nobody).
     if (this.p.mode === WireMode.Default && !this.fromClient(c, from, now)) return;
     if (c) { c.acks++; c.lastHeard = now; }
-    // Classic ACKs name nobody: their LAN is their address's.
-    const lan = c?.lan ?? lanOf(this.lans, from.address, 0);
+    // Classic ACKs name nobody: their LAN is that of a client at their address.
+    const lan = c?.lan ?? this.lanAt(from.address);
     this.stats.acksByLan[lan] = (this.stats.acksByLan[lan] ?? 0) + 1;
     const first = this.outstanding[0];
     // Only an ACK for a block still awaited counts; the paper discards any other sequence number.
@@ -380,6 +380,12 @@ export class Sender {
     let all = Infinity;
     for (const c of this.clients.values()) if (c.state === 'active') all = Math.min(all, this.ackedBy.get(c.id) ?? -1);
     return all;
+  }
+
+  /** The LAN of the client at this address (as a /24 if none joined from it). */
+  private lanAt(address: string): string {
+    for (const c of this.clients.values()) if (c.endpoint.address === address) return c.lan;
+    return lanOf(this.lans, address, 0);
   }
 
   /** MTP across LANs: the highest block one ACK from each participating LAN has confirmed, now that `lan` acknowledged `block`. */
@@ -510,13 +516,16 @@ export class Sender {
 
   /**
    * The slow-client policy (maxBehind): a client still imaging that long after the first PC that
-   * joined with it or before it ended verified is dropped, saying how far behind it was.
+   * joined with it (before the transfer began, or at the same time) or before it ended verified is
+   * dropped, saying how far behind it was.
    */
   private dropStragglers(now: number): void {
     const verified = [...this.clients.values()].filter((v) => v.state === 'verified' && v.doneAt !== undefined);
     if (verified.length === 0) return;
+    // PCs that joined before the transfer began started it together, whichever joined first.
+    const start = (x: ClientRecord): number => Math.max(x.joinedAt, this.startedAt ?? x.joinedAt);
     for (const c of this.activeClients) {
-      const ref = Math.min(...verified.filter((v) => v.joinedAt <= c.joinedAt).map((v) => v.doneAt!));
+      const ref = Math.min(...verified.filter((v) => start(v) <= start(c)).map((v) => v.doneAt!));
       if (!(now - ref > this.p.maxBehind)) continue;
       const missing = Math.max(0, Math.min(100, Math.ceil((1 - c.have / this.geo.packets) * 100)));
       this.dropClient(c.id, `too slow: ${missing}% of the image still missing ${Math.round((now - ref) / 1000)} s after the first PC finished (limit ${this.p.maxBehind / 1000} s)`, now);

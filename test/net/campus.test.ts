@@ -72,12 +72,11 @@ for (const n of [2, 3]) test(`routed multicast, ${n} LANs: every client verified
   const byLan = Object.fromEntries(field(m.out, fin, 'acksByLan')!.split(',').map((kv) => kv.split(':')).map(([k, v]) => [k, Number(v)]));
   console.log(`# routed, ${n} LANs: ${blocks} blocks, ACKs by LAN ${JSON.stringify(byLan)}, time-outs ${field(m.out, fin, 'timeouts')}`);
   assert.deepEqual(Object.keys(byLan).sort(), LANS[n]!.map((_, i) => c.network(i)), 'ACKs came from each LAN');
-  for (const [lan, n] of Object.entries(byLan)) {
-    // One ACK confirms every block before it, so a LAN sends at most about one per block, never one per client.
-    assert.ok(n <= 1.2 * blocks, `${lan}: ${n} ACKs for ${blocks} blocks`);
+  for (const [lan, acks] of Object.entries(byLan)) {
+    // One ACK confirms every block before it and each LAN has two PCs: about one ACK per block from the
+    // LAN, where one per PC would be two.
+    assert.ok(acks <= 1.2 * blocks, `${lan}: ${acks} ACKs for ${blocks} blocks from its 2 PCs: not suppressed within the LAN`);
   }
-  const total = Object.values(byLan).reduce((a, b) => a + b, 0);
-  assert.ok(total < pcs.length * blocks / 2, `${total} ACKs from ${pcs.length} clients for ${blocks} blocks: not suppressed within each LAN`);
   // Clients on other LANs heard the routed ACKs and did not let them silence their own (else their LAN never confirms).
   assert.ok(Number(field(m.out, fin, 'timeouts')) < blocks / 4, `too many time-outs: ${field(m.out, fin, 'timeouts')} of ${blocks} blocks`);
 });
