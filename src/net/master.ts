@@ -18,8 +18,8 @@ import { type PxeOptions, startPxe } from '../boot/lab.ts';
 import { Records, recordSession } from '../boot/records.ts';
 import { type Iface, linkSpeed } from './iface.ts';
 import { Pump } from './pump.ts';
-import { type Hub, countPcs } from '../relay/hub.ts';
-import { type RelayReport, flatten } from '../relay/report.ts';
+import type { Hub } from '../relay/hub.ts';
+import { type RelayReport, flatten, pcsOf } from '../relay/report.ts';
 import { closeAll, groupSender, groupSocket, unicastSocket } from './udp.ts';
 
 /** What a master sends: a manifest and the stream it describes. */
@@ -294,9 +294,9 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   // A LAN with no PC of its own serving only relays is not a failure; the relays' parts must all have ended well.
   const lanOk = o.pxe ? sender.allVerified : sender.ok || (clients.length === 0 && relays.length > 0);
   const ok = lanOk && (hub?.ok ?? true);
-  const remote = relays.reduce((n, r) => n + countPcs(r), 0), remoteOk = relays.reduce((n, r) => n + countPcs(r, 'verified'), 0);
+  const remote = pcsOf(relays);
   log.info('finished', {
-    ok, clients: clients.length + remote, verified: clients.filter((c) => c.state === 'verified').length + remoteOk, relays: relays.length || undefined, seconds: seconds.toFixed(1),
+    ok, clients: clients.length + remote.length, verified: clients.filter((c) => c.state === 'verified').length + remote.filter((p) => p.state === 'verified').length, relays: relays.length || undefined, seconds: seconds.toFixed(1),
     sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
     blocks: sender.geo.blocks, acksByLan: countsText(s.acksByLan), rejected: countsText(s.drops),
   });

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { ByteSource } from '../disk/source.ts';
 import type { Logger } from '../log/logger.ts';
 import { type Frame, FrameReader, FrameType, LinkError, LinkRole, encodeFrame } from './frames.ts';
-import { type RelayReport, parseReport } from './report.ts';
+import { type RelayReport, parseReport, pcsOf } from './report.ts';
 import type { RingReader } from './ring.ts';
 
 /** Bytes per stream frame. */
@@ -219,7 +219,8 @@ export class Hub {
         if (r.final && !link.final) {
           link.final = true;
           link.ok = r.ok;
-          this.o.log.info('relay-done', { relay: link.name, ok: r.ok, pcs: countPcs(r), verified: countPcs(r, 'verified') });
+          const pcs = pcsOf([r]);
+          this.o.log.info('relay-done', { relay: link.name, ok: r.ok, pcs: pcs.length, verified: pcs.filter((p) => p.state === 'verified').length });
         }
         this.changed();
         return;
@@ -228,9 +229,4 @@ export class Hub {
         this.o.log.debug('relay-link', { relay: link.name, error: `unexpected frame ${f.type} on a fetch link` });
     }
   }
-}
-
-/** PCs in a relay's subtree (in a given state, or all). */
-export function countPcs(r: RelayReport, state?: string): number {
-  return r.pcs.filter((p) => !state || p.state === state).length + r.relays.reduce((s, x) => s + countPcs(x, state), 0);
 }

@@ -38,21 +38,14 @@ export interface RelayOptions {
 
 export interface RelayResult {
   ok: boolean;
-  /** The LAN session's result (none for a transit relay). */
-  lan: MasterResult | undefined;
+  /** The last report sent upstream. */
   report: RelayReport;
 }
 
-const deferred = <T>(): { promise: Promise<T>; resolve(v: T): void; reject(e: Error): void } => {
-  let resolve!: (v: T) => void, reject!: (e: Error) => void;
-  const promise = new Promise<T>((a, b) => { resolve = a; reject = b; });
-  return { promise, resolve, reject };
-};
-
 export async function runRelay(o: RelayOptions): Promise<RelayResult> {
   const log = o.log;
-  const ready = deferred<Serving & { ring: Ring; source: RelaySource }>();
-  const fatal = deferred<never>();
+  const ready = Promise.withResolvers<Serving & { ring: Ring; source: RelaySource }>();
+  const fatal = Promise.withResolvers<never>();
   let ring: Ring | undefined;
   let source: RelaySource | undefined;
   let sender: Sender | undefined;
@@ -145,7 +138,7 @@ export async function runRelay(o: RelayOptions): Promise<RelayResult> {
       ok, received: last.received, buffer: last.buffer.size, peak: last.buffer.peak, paused: up.pauses, pausedSeconds: (up.pausedMs / 1000).toFixed(1),
       fetched: last.fetched, rssPeak: last.rssPeak, relays: hub.links.size,
     });
-    return { ok, lan, report: last };
+    return { ok, report: last };
   } finally {
     for (const t of timers) clearInterval(t);
     await up.stop();

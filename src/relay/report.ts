@@ -75,6 +75,9 @@ export function parseReport(json: string): RelayReport | undefined {
   try { return relayReport(JSON.parse(json), 0); } catch { return undefined; }
 }
 
+/** Every PC in the subtrees of these reports. */
+export const pcsOf = (reports: RelayReport[]): PcRow[] => flatten(reports).flatMap(({ report }) => report.pcs);
+
 /** Every relay of a tree of reports, depth first, with its depth (1: right below the master). */
 export function flatten(reports: RelayReport[], depth = 1): Array<{ report: RelayReport; depth: number }> {
   return reports.flatMap((r) => [{ report: r, depth }, ...flatten(r.relays, depth + 1)]);
