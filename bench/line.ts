@@ -3,6 +3,7 @@
 //
 //   node bench/line.ts [--size MIB] [--runs N] [--quick] [--only must,udpcast,uftp] [--rows 'NAME;...']
 //                      [--must-args '--mtu 9000']   (extra arguments for MUST's master)
+//                      [--logs DIR]   (keep every process's output there, a file per run and host)
 //
 // The lab: one sender and N receivers in network namespaces on a Linux bridge, every
 // host's link shaped to 1 Gbit/s with tc tbf (both directions), random loss by nftables
@@ -15,7 +16,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, mkdirSync, openSync, closeSync, rmSync, writeSync } from 'node:fs';
+import { createReadStream, mkdirSync, openSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type NetLab, createLab, isRoot } from '../test/net/netns.ts';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: 'must,udpcast,uftp' },
     rows: { type: 'string', default: '' },
     'must-args': { type: 'string', default: '' },
+    logs: { type: 'string', default: '' },
   },
 });
 if (!isRoot()) { console.error('bench/line.ts: needs root (network namespaces, tc, nftables, tmpfs)'); process.exit(2); }
@@ -53,6 +55,8 @@ interface Row {
   rate: (i: number) => number;
   /** Receivers that start this many ms after the sender. */
   late?: (i: number) => number;
+  /** Jumbo frames: every link at MTU 9000, and every tool sends its largest blocks that fit one frame. */
+  jumbo?: boolean;
   /** Which receivers' finishing time the row is judged on (default all). */
   judged?: (i: number) => boolean;
   tools?: Tool[];
@@ -75,7 +79,14 @@ const ROWS: Row[] = [
   { name: '3, one at 100 Mbit/s', receivers: 3, loss: none, rate: (i) => (i === 0 ? 100 : 1000), judged: (i) => i !== 0 },
   { name: '3, one joins 3 s late', receivers: 3, loss: none, rate: gbit, late: (i) => (i === 0 ? 3000 : 0), tools: ['must'] },
   { name: '12, none', receivers: 12, loss: none, rate: gbit, tools: ['must'] },
+  // Where the path allows jumbo frames (switches and NICs at MTU 9000).
+  { name: '1, none, jumbo', receivers: 1, loss: none, rate: gbit, jumbo: true },
+  { name: '3, none, jumbo', receivers: 3, loss: none, rate: gbit, jumbo: true },
+  { name: '3, 5% on all, jumbo', receivers: 3, loss: () => 5, rate: gbit, jumbo: true },
 ];
+const JUMBO_MTU = 9000;
+/** The anchors' block size for a 9000-byte frame: the MTU less IP, UDP and each tool's header room. */
+const JUMBO_BLOCK = 8800;
 const QUICK = new Set(['1, none', '3, none', '3, 5% on all', '3, one at 100 Mbit/s']);
 
 interface Result {
@@ -169,17 +180,20 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
   if (tool === 'must') {
     for (const f of files) closeSync(openSync(f, 'w'));
     for (const f of files) sh('truncate', ['-s', String(SIZE), f]);
-    sender = start(lab, 's', [node, '--disable-warning=ExperimentalWarning', MAIN, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), '--records', join(FS, 'records.json'), ...MUST_ARGS]);
+    const jumbo = row.jumbo ? ['--mtu', String(JUMBO_MTU)] : [];
+    sender = start(lab, 's', [node, '--disable-warning=ExperimentalWarning', MAIN, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), '--records', join(FS, 'records.json'), ...jumbo, ...MUST_ARGS]);
     startReceivers((i) => [node, '--disable-warning=ExperimentalWarning', MAIN, 'client', '--target', files[i]!, '--yes', '--iface', 'eth0', '--port', String(port), '--name', receivers[i]!]);
   } else if (tool === 'udpcast') {
-    sender = start(lab, 's', ['udp-sender', '--file', PAYLOAD, '--interface', 'eth0', '--portbase', String(port), '--min-receivers', N, '--nokbd', '--no-progress']);
+    const jumbo = row.jumbo ? ['--blocksize', String(JUMBO_BLOCK)] : [];
+    sender = start(lab, 's', ['udp-sender', '--file', PAYLOAD, '--interface', 'eth0', '--portbase', String(port), '--min-receivers', N, '--nokbd', '--no-progress', ...jumbo]);
     startReceivers((i) => ['udp-receiver', '--file', files[i]!, '--interface', 'eth0', '--portbase', String(port), '--nokbd']);
   } else {
     // uftpd runs until stopped; uftp ends when every receiver has the file (closed group by IP).
     startReceivers((i) => ['uftpd', '-d', '-I', 'eth0', '-D', targets[i]!, '-p', String(port), '-B', String(8 << 20)]);
     await sleep(300);
     const ids = receivers.map((r) => lab.address(r)).join(',');
-    sender = start(lab, 's', ['uftp', '-I', 'eth0', '-p', String(port), '-R', '950000', '-B', String(8 << 20), '-H', ids, PAYLOAD]);
+    const jumbo = row.jumbo ? ['-b', String(JUMBO_BLOCK)] : [];
+    sender = start(lab, 's', ['uftp', '-I', 'eth0', '-p', String(port), '-R', '950000', '-B', String(8 << 20), '-H', ids, ...jumbo, PAYLOAD]);
   }
   const judged = row.judged ?? ((): boolean => true);
   let why: string | undefined;
@@ -211,6 +225,12 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
     return { ok: false, why: (e as Error).message, wall: NaN, judgedWall: NaN, senderCpu: NaN, receiverCpu: [], txPackets: NaN, txBytes: NaN, rxPackets: NaN };
   } finally {
     for (const t of targets) rmSync(t, { recursive: true, force: true });
+    if (values.logs) {
+      mkdirSync(values.logs, { recursive: true });
+      const base = join(values.logs, `${tool}-${row.name.replace(/[^a-z0-9]+/gi, '_')}-${port}`);
+      writeFileSync(`${base}-s.log`, sender!.out());
+      rx.forEach((r, i) => writeFileSync(`${base}-${receivers[i]}.log`, r.out()));
+    }
   }
 }
 
@@ -268,6 +288,7 @@ async function main(): Promise<void> {
         const rate = row.rate(k - 1);
         if (rate > 0) lab!.setRate(h, rate);
         if (k > 0) lab!.setLoss(h, row.loss(k - 1));
+        if (row.jumbo) lab!.setMtu(h, JUMBO_MTU);
       });
       const tools = TOOLS.filter((t) => !row.tools || row.tools.includes(t));
       const results = new Map<Tool, Result[]>(tools.map((t) => [t, []]));

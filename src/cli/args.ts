@@ -47,6 +47,7 @@ const serve: Record<string, OptSpec> = {
   key: { type: 'string', arg: 'FILE', help: 'sign the session with this Ed25519 key (must keygen): clients that trust it write nothing else' },
   records: { type: 'string', arg: 'FILE', help: 'per-PC records (MAC, image, when, result), kept across restarts (default /var/lib/must/records.json as root)' },
   secret: { type: 'string', arg: 'FILE', help: 'seal (encrypt, AES-256-GCM) every payload with this shared secret (must keygen --secret); clients need the same file' },
+  'hash-cache': { type: 'string', arg: 'DIR|off', help: 'keep the manifests of raw image files here, so an unchanged file is hashed once, not every session (default /var/cache/must/manifests as root; off: hash every time)' },
 };
 
 const pxe: Record<string, OptSpec> = {

@@ -3,7 +3,7 @@
 import { type Options, UsageError } from '../cli/args.ts';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { type Logger, type Sink, createLogger, lineSink } from '../log/logger.ts';
-import { type Iface, resolveIface } from '../net/iface.ts';
+import { type Iface, linkMtu, resolveIface } from '../net/iface.ts';
 import { type LanPolicy, parseCidr } from '../session/lans.ts';
 
 export const DEFAULT_GROUP = '239.255.77.77';
@@ -40,6 +40,20 @@ export function netOptions(o: Options): NetChoice {
 }
 
 /** Resolves on the first SIGINT/SIGTERM. */
+/**
+ * The MTU datagrams are sized for (--mtu, default 1500). Above the interface's own MTU the kernel
+ * would fragment every datagram: one lost fragment then loses the datagram, and fragments of the
+ * lost ones fill the receivers' reassembly memory until it times out (30 s), dropping everything.
+ */
+export function mtuOption(o: Options, iface: Iface): number {
+  const mtu = o.num('mtu') ?? 1500;
+  const own = linkMtu(iface.name);
+  if (own !== undefined && mtu > own) {
+    throw new UsageError(`--mtu ${mtu} is above ${iface.name}'s MTU of ${own}: the kernel would fragment every datagram; raise the interface's MTU (ip link set ${iface.name} mtu ${mtu}) on every host, or leave --mtu out`);
+  }
+  return mtu;
+}
+
 export function onSignal(f: (signal: string) => void): void {
   const h = (s: string): void => { f(s); };
   process.once('SIGINT', h);

@@ -6,7 +6,7 @@ import { loadSigner } from '../protocol/auth.ts';
 import { loadSecret } from '../protocol/secret.ts';
 import { PageCache } from '../disk/source.ts';
 import { runRelay } from '../relay/relay.ts';
-import { DEFAULT_PORT, makeLogger, netOptions, onSignal, startRules } from './common.ts';
+import { DEFAULT_PORT, makeLogger, netOptions, onSignal, startRules, mtuOption } from './common.ts';
 
 /** "host", "host:port" (the port defaults to the session's control port). */
 export function parseUpstream(text: string, port: number): { host: string; port: number } {
@@ -21,6 +21,7 @@ export async function relay(o: Options): Promise<number> {
   const upstream = o.str('upstream');
   if (!upstream) throw new UsageError('relay: name the master or the relay above (--upstream HOST[:PORT])');
   const n = netOptions(o);
+  const mtu = mtuOption(o, n.iface);
   const buffer = (o.num('buffer') ?? 64) * (1 << 20);
   // The LAN's pass holds the page it reads while the next one fills: two pages at the very least.
   if (buffer < 4 * PageCache.PAGE) throw new UsageError(`--buffer: at least ${(4 * PageCache.PAGE) >> 20} MiB (the LAN's pass reads the ring ${PageCache.PAGE >> 20} MiB at a time)`);
@@ -33,7 +34,7 @@ export async function relay(o: Options): Promise<number> {
     upstream: parseUpstream(upstream, o.num('port') ?? DEFAULT_PORT), name, ...n, buffer, transit: o.flag('transit'), log,
     linkTimeout: (o.num('client-timeout') ?? 30) * 1000,
     lan: {
-      protocol: 'default', rate: o.num('rate'), mtu: o.num('mtu') ?? 1500, ttl: 1, ...startRules(o),
+      protocol: 'default', rate: o.num('rate'), mtu, ttl: 1, ...startRules(o),
       clientTimeout: o.num('client-timeout') ?? 30, maxBehind: o.num('max-behind') ?? 0,
       signer: key ? loadSigner(key) : undefined, secret: secret ? loadSecret(secret) : undefined,
     },

@@ -12,6 +12,8 @@ import type { Logger } from '../log/logger.ts';
 import { type Options, UsageError } from '../cli/args.ts';
 import { FileSetSource, scanPaths } from '../disk/fileset.ts';
 import { RawSource } from '../disk/source.ts';
+import { defaultCacheDir, manifestCache } from '../disk/manifest-cache.ts';
+import { DEFAULT_CHUNK_SIZE } from '../protocol/manifest.ts';
 import { looksLikeImage } from '../image/format.ts';
 import { Caps, ImageKind } from '../protocol/messages.ts';
 import { Hub } from '../relay/hub.ts';
@@ -21,7 +23,7 @@ import { MasterWatch, type SessionFacts, masterStore } from '../tui/master-view.
 import { type Mounted, mount, wantScreen } from '../tui/mount.ts';
 import { eventSink } from '../tui/store.ts';
 import { createElement } from 'react';
-import { lanPolicy, makeLogger, netOptions, onSignal, startRules } from './common.ts';
+import { lanPolicy, makeLogger, netOptions, onSignal, startRules, mtuOption } from './common.ts';
 
 export async function master(o: Options): Promise<number> {
   const image = o.str('image') ?? o.positionals[0];
@@ -30,7 +32,10 @@ export async function master(o: Options): Promise<number> {
     if (o.str('protocol') === 'classic') throw new UsageError('master: classic mode sends raw sectors as the paper does; serve a raw disk or file, not a MUST image');
     return serve(o, await serveImageFile(image), image);
   }
-  return serve(o, await serveRaw(await RawSource.open(image), ImageKind.Disk, undefined, makeLogger(o, 'master')), image);
+  const source = await RawSource.open(image);
+  const dir = o.str('hash-cache') ?? defaultCacheDir();
+  const cache = dir === 'off' ? undefined : await manifestCache(image, dir, { chunkSize: DEFAULT_CHUNK_SIZE, kind: ImageKind.Disk });
+  return serve(o, await serveRaw(source, ImageKind.Disk, undefined, makeLogger(o, 'master'), cache), image);
 }
 
 export async function sendFiles(o: Options): Promise<number> {
@@ -46,6 +51,7 @@ async function serve(o: Options, image: Served, label: string): Promise<number> 
   const signer = keyFile ? loadSigner(keyFile) : undefined;
   if ((signer || o.str('secret')) && o.str('protocol') === 'classic') throw new UsageError('--key and --secret: classic mode is the paper\'s protocol as written, unsigned and in the clear; use the default mode');
   const n = netOptions(o);
+  const mtu = mtuOption(o, n.iface);
   const ttl = o.num('ttl') ?? 1;
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new UsageError(`--ttl ${ttl}: a TTL is 1 to 255`);
   // Without a rule, start 10 s after the last client joined (and at once on the start key).
@@ -78,7 +84,7 @@ async function serve(o: Options, image: Served, label: string): Promise<number> 
       pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer, hub,
       records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret,
       image, name, ...n,
-      protocol, rate: o.num('rate'), mtu: o.num('mtu') ?? 1500,
+      protocol, rate: o.num('rate'), mtu,
       ttl, lans: lanPolicy(o), minClients, wait, clientTimeout, maxBehind: o.num('max-behind') ?? 0, log,
       onReady: (c) => { control = c; ui.follow(c); },
     });

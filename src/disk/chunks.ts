@@ -12,7 +12,8 @@ const unzstd = promisify(zstdDecompress);
 const zstd = promisify(zstdCompress);
 
 export interface RandomAccess {
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Read [offset, offset+length), into `into` where the implementation can (no allocation). */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   writev(offset: number, buffers: Uint8Array[]): Promise<void>;
 }
 
@@ -21,7 +22,9 @@ export type Checked = { ok: true; raw: Uint8Array } | { ok: false; reason: strin
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
 
 /** The first `length` bytes held by `extents`, read in order. */
-export async function gather(io: Pick<RandomAccess, 'read'>, extents: Extent[], length: number): Promise<Uint8Array> {
+export async function gather(io: Pick<RandomAccess, 'read'>, extents: Extent[], length: number, into?: Uint8Array): Promise<Uint8Array> {
+  const first = extents[0];
+  if (first && first.length >= length) return io.read(first.offset, length, into && into.length >= length ? into : undefined);
   const out = new Uint8Array(length);
   let at = 0;
   for (const e of extents) {
@@ -94,11 +97,15 @@ export async function placeChunk(io: RandomAccess, c: Chunk, stream: Uint8Array,
   return u;
 }
 
-/** Check the chunk whose stream bytes wait in its extents, and put its raw bytes in place. */
-export async function finishChunk(io: RandomAccess, c: Chunk): Promise<Checked> {
+/**
+ * Check the chunk whose stream bytes wait in its extents, and put its raw bytes in place.
+ * `scratch`: a buffer to read them back into, reused from chunk to chunk (a GiB of fresh read
+ * buffers keeps V8's collector busy); then what comes back may be a view of it.
+ */
+export async function finishChunk(io: RandomAccess, c: Chunk, scratch?: Uint8Array): Promise<Checked> {
   let stream: Uint8Array;
   try {
-    stream = await gather(io, c.extents, c.streamLength);
+    stream = await gather(io, c.extents, c.streamLength, scratch);
   } catch (e) {
     return { ok: false, reason: `cannot read it back: ${(e as Error).message}` };
   }

@@ -1,9 +1,10 @@
 // Manifests made on the fly for what is served raw (a device, a plain image file, a file
-// set): stored chunks placed where they stand, hashed in one read pass with the next read
-// overlapping the hash.
+// set): stored chunks placed where they stand, hashed in one read pass, a few chunks at a
+// time on the thread pool.
 
 import { type Chunk, type FileEntry, type Manifest, Codec, DEFAULT_CHUNK_SIZE, NO_REGION, encodeManifest, sha256 } from '../protocol/manifest.ts';
 import type { ImageKind } from '../protocol/messages.ts';
+import { sha256Async } from './chunks.ts';
 import type { ByteSource } from './source.ts';
 
 export interface BuiltManifest {
@@ -19,8 +20,11 @@ export function sealManifest(manifest: Manifest): BuiltManifest {
 
 /** A stored chunk placed where it stands in the stream. */
 export function identityChunk(offset: number, data: Uint8Array): Chunk {
-  const digest = sha256(data);
-  return { codec: Codec.Stored, region: NO_REGION, streamLength: data.length, extents: [{ offset, length: data.length }], rawLength: data.length, digest, rawDigest: digest };
+  return placedChunk(offset, data.length, sha256(data));
+}
+
+function placedChunk(offset: number, length: number, digest: Uint8Array): Chunk {
+  return { codec: Codec.Stored, region: NO_REGION, streamLength: length, extents: [{ offset, length }], rawLength: length, digest, rawDigest: digest };
 }
 
 /** The manifest of bytes held in memory (the simulator, tests). */
@@ -30,20 +34,26 @@ export function manifestOfBytes(image: Uint8Array, kind: ImageKind, chunkSize = 
   return sealManifest({ kind, targetSize: image.length, sectorSize: 512, label: 'memory', createdMs: 0, regions: [], chunks, zeros: [], files: [] });
 }
 
+/** Chunks read and hashed at once: the hashes run on the thread pool, one per core of a small machine. */
+const IN_FLIGHT = 3;
+
 export async function buildManifest(
   src: ByteSource,
   o: { kind: ImageKind; chunkSize?: number; files?: FileEntry[]; onProgress?: (done: number, total: number) => void },
 ): Promise<BuiltManifest> {
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const n = Math.ceil(src.size / chunkSize);
+  const hashOne = async (k: number): Promise<Chunk> => {
+    const data = await src.read(k * chunkSize, Math.min(chunkSize, src.size - k * chunkSize));
+    return placedChunk(k * chunkSize, data.length, await sha256Async(data));
+  };
   const chunks: Chunk[] = [];
-  let next = n > 0 ? src.read(0, chunkSize) : undefined;
-  for (let k = 0; k < n; k++) {
-    const data = await next!;
-    next = k + 1 < n ? src.read((k + 1) * chunkSize, chunkSize) : undefined;
-    const offset = k * chunkSize;
-    chunks.push(identityChunk(offset, data));
-    o.onProgress?.(offset + data.length, src.size);
+  const pending: Promise<Chunk>[] = [];
+  for (let k = 0; k < n || pending.length > 0;) {
+    while (k < n && pending.length < IN_FLIGHT) pending.push(hashOne(k++));
+    const c = await pending.shift()!;
+    chunks.push(c);
+    o.onProgress?.(c.extents[0]!.offset + c.streamLength, src.size);
   }
   return sealManifest({
     kind: o.kind, targetSize: src.size, sectorSize: src.sectorSize, label: src.label.slice(0, 200), createdMs: 0,

@@ -8,8 +8,8 @@ export interface ByteSource {
   readonly size: number;
   readonly sectorSize: number;
   readonly label: string;
-  /** Read exactly [offset, offset+length) (short only at the end of the source). */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Read exactly [offset, offset+length) (short only at the end of the source), into `into` where the source can. */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -33,9 +33,9 @@ export class RawSource implements ByteSource {
     return new RawSource(await open(path, 'r'), info.size, info.sectorSize, path);
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     const n = Math.max(0, Math.min(length, this.size - offset));
-    const buf = Buffer.allocUnsafe(n);
+    const buf = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
     let done = 0;
     while (done < n) {
       const { bytesRead } = await this.fh.read(buf, done, n - done, offset + done);
@@ -53,6 +53,8 @@ export class PageCache {
   static readonly PAGE = 4 << 20;
   private readonly pages = new Map<number, Uint8Array>();
   private readonly loading = new Map<number, Promise<void>>();
+  /** Evicted pages' memory, for the next loads: a pass reads the whole image, a fresh buffer per page keeps V8's collector busy. */
+  private readonly spare: Uint8Array[] = [];
   private readonly src: ByteSource;
   private readonly capacity: number;
   failure: Error | undefined;
@@ -99,9 +101,16 @@ export class PageCache {
     if (this.pages.has(p)) return Promise.resolve();
     const inFlight = this.loading.get(p);
     if (inFlight) return inFlight;
-    const w = this.src.read(p * PageCache.PAGE, PageCache.PAGE).then((b) => {
+    const w = this.src.read(p * PageCache.PAGE, PageCache.PAGE, this.spare.pop()).then((b) => {
       this.pages.set(p, b);
-      while (this.pages.size > this.capacity) this.pages.delete(this.pages.keys().next().value!);
+      while (this.pages.size > this.capacity) {
+        const oldest = this.pages.keys().next().value!;
+        const page = this.pages.get(oldest)!;
+        this.pages.delete(oldest);
+        // The least recently used page went out long ago (a datagram is handed to the kernel, or held
+        // by Node until sent, only while it is the newest): its memory takes the next page.
+        if (page.byteOffset === 0 && page.buffer.byteLength === PageCache.PAGE && this.spare.length < 2) this.spare.push(new Uint8Array(page.buffer));
+      }
     }, (e: Error) => { this.failure = e; throw e; }).finally(() => this.loading.delete(p));
     this.loading.set(p, w);
     return w;

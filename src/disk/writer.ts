@@ -18,7 +18,8 @@ export interface ByteTarget {
   readonly capacity: number;
   readonly kind: 'block' | 'file';
   writev(offset: number, buffers: Uint8Array[]): Promise<void>;
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Read [offset, offset+length), into `into` when given (its first `length` bytes come back). */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   sync(): Promise<void>;
   close(): Promise<void>;
 }
@@ -40,7 +41,7 @@ export class LateTarget implements ByteTarget {
   get capacity(): number { return this.bound?.capacity ?? Number.MAX_SAFE_INTEGER; }
   get kind(): 'block' | 'file' { return this.bound?.kind ?? 'block'; }
   writev(offset: number, buffers: Uint8Array[]): Promise<void> { return this.t.writev(offset, buffers); }
-  read(offset: number, length: number): Promise<Uint8Array> { return this.t.read(offset, length); }
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> { return this.t.read(offset, length, into); }
   sync(): Promise<void> { return this.t.sync(); }
   async fit(size: number): Promise<void> { await this.bound?.fit?.(size); }
   async close(): Promise<void> { await this.bound?.close(); }
@@ -108,8 +109,8 @@ export class RawTarget implements ByteTarget {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const buf = Buffer.allocUnsafe(length);
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
@@ -144,6 +145,8 @@ export class WriteQueue implements ClientStorage {
   static readonly PARALLEL = 16;
   private readonly jobs: Job[] = [];
   private queued = 0;
+  /** Where finished chunks are read back to be checked, one at a time. */
+  private scratch = Buffer.allocUnsafe(0);
   private running = false;
   private waiting: NodeJS.Timeout | undefined;
   private readonly target: ByteTarget;
@@ -236,7 +239,8 @@ export class WriteQueue implements ClientStorage {
           break;
         }
         case 'finish': {
-          const r = await finishChunk(this.target, job.chunk);
+          if (this.scratch.length < job.chunk.streamLength) this.scratch = Buffer.allocUnsafe(job.chunk.streamLength);
+          const r = await finishChunk(this.target, job.chunk, this.scratch);
           this.on.chunkChecked(job.k, r.ok, r.ok ? '' : r.reason);
           break;
         }

@@ -66,6 +66,16 @@ export function linkSpeed(name: string): number | undefined {
   }
 }
 
+/** The interface's MTU from sysfs, if it has one to read. */
+export function linkMtu(name: string): number | undefined {
+  try {
+    const v = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
+    return v > 0 ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function resolveIface(spec: string | undefined, all: Iface[] = listIfaces()): Iface {
   if (spec) {
     const hit = all.find((i) => i.name === spec || i.address === spec);

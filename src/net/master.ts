@@ -3,6 +3,7 @@
 
 import { randomInt } from 'node:crypto';
 import { type BuiltManifest, buildManifest } from '../disk/manifest-build.ts';
+import type { ManifestCache } from '../disk/manifest-cache.ts';
 import { type ByteSource, PageCache } from '../disk/source.ts';
 import { openImage } from '../image/format.ts';
 import { type Logger, bytes } from '../log/logger.ts';
@@ -30,8 +31,13 @@ export interface Served {
   mapped: boolean;
 }
 
-/** A raw file, device or file set: hashed into a manifest of stored chunks in place. */
-export async function serveRaw(source: ByteSource, kind: ImageKind, files: FileEntry[] | undefined, log: Logger): Promise<Served> {
+/** A raw file, device or file set: hashed into a manifest of stored chunks in place (or the one kept for it). */
+export async function serveRaw(source: ByteSource, kind: ImageKind, files: FileEntry[] | undefined, log: Logger, cache?: ManifestCache): Promise<Served> {
+  const kept = await cache?.load();
+  if (kept) {
+    log.info('hashed before', { image: source.label, size: source.size });
+    return { stream: source, built: kept, mapped: false };
+  }
   log.info('hashing', { image: source.label, size: source.size });
   let lastReport = 0;
   const built = await buildManifest(source, {
@@ -41,6 +47,7 @@ export async function serveRaw(source: ByteSource, kind: ImageKind, files: FileE
       if (t - lastReport > 2000) { lastReport = t; log.info('hashing', { percent: Math.floor((done / total) * 100) }); }
     },
   });
+  await cache?.keep(built);
   return { stream: source, built, mapped: false };
 }
 

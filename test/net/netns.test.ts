@@ -49,3 +49,11 @@ for (const [protocol, mib] of [['default', 24], ['classic', 0.5]] as const) {
     });
   }
 }
+
+test('an --mtu above the interface\'s own is refused, naming the interface and its MTU (the kernel would fragment every datagram)', { skip }, async () => {
+  const img = join(dir, 'mtu.img');
+  await writeFile(img, sampleDisk(1 << 20, 3));
+  const r = await must(['master', '--image', img, '--min-clients', '1', '--iface', 'eth0', '--port', String(freePort()), '--mtu', '9000'], { wrap: lab.wrap('m') }).done;
+  assert.equal(r.code, 2, r.out);
+  assert.match(r.out, /--mtu 9000 is above eth0's MTU of 1500/);
+});

@@ -16,6 +16,8 @@ export interface NetLab {
   dropped(host: string): number;
   /** Shape the host's link in both directions. */
   setRate(host: string, mbit: number): void;
+  /** Set the MTU of the host's link, both ends (9000: jumbo frames); the bridge follows its ports. */
+  setMtu(host: string, mtu: number): void;
   destroy(): void;
 }
 
@@ -81,6 +83,10 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
       const shape = ['root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '64kb', 'latency', '20ms'];
       inNs(ns(h), 'tc', [...tbf, 'eth0', ...shape]);
       inNs(sw, 'tc', [...tbf, `p${i}`, ...shape]);
+    },
+    setMtu: (h, mtu) => {
+      ip('-n', sw, 'link', 'set', `p${hosts.indexOf(h)}`, 'mtu', String(mtu));
+      ip('-n', ns(h), 'link', 'set', 'eth0', 'mtu', String(mtu));
     },
     destroy: () => removeLab(prefix),
   };

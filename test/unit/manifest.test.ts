@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { manifestOfBytes, sealManifest } from '../../src/disk/manifest-build.ts';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BuiltManifest, buildManifest, manifestOfBytes, sealManifest } from '../../src/disk/manifest-build.ts';
+import { manifestCache } from '../../src/disk/manifest-cache.ts';
+import { RawSource } from '../../src/disk/source.ts';
 import { DecodeError } from '../../src/protocol/bytes.ts';
-import { Layout, decodeManifest, encodeManifest, streamSize } from '../../src/protocol/manifest.ts';
+import { DEFAULT_CHUNK_SIZE, Layout, decodeManifest, encodeManifest, streamSize } from '../../src/protocol/manifest.ts';
 import { ImageKind } from '../../src/protocol/messages.ts';
 import { sampleFiles, sampleManifest } from './samples.ts';
 
@@ -66,4 +71,44 @@ test('the layout maps stream bytes to target pieces, packed bytes waiting at the
     seen.add(p.offset + i);
   }
   assert.equal(seen.size, l.streamSize);
+});
+
+test('a raw file\'s manifest is kept between sessions, and not once the file is rewritten, changed just now, or the kept copy is damaged', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'must-cache-'));
+  try {
+    const path = join(dir, 'disk.img');
+    writeFileSync(path, Uint8Array.from({ length: (3 << 20) + 5 }, (_, i) => i * 7));
+    const what = { chunkSize: DEFAULT_CHUNK_SIZE, kind: ImageKind.Disk };
+    const later = (): number => Date.now() + 10_000;
+    const fresh = async (): Promise<BuiltManifest> => {
+      const src = await RawSource.open(path);
+      try { return await buildManifest(src, { kind: ImageKind.Disk }); } finally { await src.close(); }
+    };
+    const built = await fresh();
+    // The parallel hash gives the chunks the in-memory (sequential) one gives.
+    assert.deepEqual(built.manifest.chunks, manifestOfBytes(readFileSync(path), ImageKind.Disk).manifest.chunks);
+    // Changed just now: a second write in the same clock tick could leave its times as they are.
+    const racy = (await manifestCache(path, join(dir, 'c'), what))!;
+    await racy.keep(built);
+    assert.equal(await racy.load(), undefined);
+    const slot = (await manifestCache(path, join(dir, 'c'), what, later))!;
+    assert.equal(await slot.load(), undefined);
+    await slot.keep(built);
+    const again = await (await manifestCache(path, join(dir, 'c'), what, later))!.load();
+    assert.ok(again, 'kept');
+    assert.deepEqual(again.digest, built.digest);
+    // Same size, other bytes: a miss, and hashing again gives another digest.
+    writeFileSync(path, Uint8Array.from({ length: (3 << 20) + 5 }, (_, i) => i * 11));
+    assert.equal(await (await manifestCache(path, join(dir, 'c'), what, later))!.load(), undefined);
+    assert.notDeepEqual((await fresh()).digest, built.digest);
+    // A damaged kept copy is a miss, never an error.
+    const other = (await manifestCache(path, join(dir, 'c'), what, later))!;
+    await other.keep(await fresh());
+    for (const f of readdirSync(join(dir, 'c'))) writeFileSync(join(dir, 'c', f), 'garbage');
+    assert.equal(await other.load(), undefined);
+    // Block devices and directories have no slot.
+    assert.equal(await manifestCache(dir, join(dir, 'c'), what), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
