@@ -56,25 +56,21 @@ function ipAddrShow(): Iface[] {
   }
 }
 
-/** Link speed in Mbit/s from sysfs, or undefined (virtual links, loopback). */
-export function linkSpeed(name: string): number | undefined {
+/** A positive number from /sys/class/net/NAME/FILE, or undefined. */
+function linkNumber(name: string, file: string): number | undefined {
   try {
-    const v = Number(readFileSync(`/sys/class/net/${name}/speed`, 'utf8').trim());
+    const v = Number(readFileSync(`/sys/class/net/${name}/${file}`, 'utf8').trim());
     return v > 0 ? v : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** Link speed in Mbit/s from sysfs, or undefined (virtual links, loopback). */
+export const linkSpeed = (name: string): number | undefined => linkNumber(name, 'speed');
+
 /** The interface's MTU from sysfs, if it has one to read. */
-export function linkMtu(name: string): number | undefined {
-  try {
-    const v = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
-    return v > 0 ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export const linkMtu = (name: string): number | undefined => linkNumber(name, 'mtu');
 
 export function resolveIface(spec: string | undefined, all: Iface[] = listIfaces()): Iface {
   if (spec) {
