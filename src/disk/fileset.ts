@@ -41,7 +41,8 @@ export class FileSetSource implements ByteSource {
   readonly sectorSize = 512;
   readonly label: string;
   private readonly files: Array<FileEntry & { abs: string }>;
-  private readonly handles = new Map<string, FileHandle>();
+  /** Open handles by path; the promise is kept, so reads running at once share one open. */
+  private readonly handles = new Map<string, Promise<FileHandle>>();
 
   constructor(roots: string[], entries: FileEntry[]) {
     const byName = new Map(roots.map((r) => [basename(normalize(r)), r] as const));
@@ -60,15 +61,15 @@ export class FileSetSource implements ByteSource {
       const s = Math.max(offset, f.offset), e = Math.min(end, f.offset + f.size);
       if (s >= e) continue;
       let fh = this.handles.get(f.abs);
-      if (!fh) { fh = await open(f.abs, 'r'); this.handles.set(f.abs, fh); }
-      const { bytesRead } = await fh.read(out, s - offset, e - s, s - f.offset);
+      if (!fh) { fh = open(f.abs, 'r'); this.handles.set(f.abs, fh); }
+      const { bytesRead } = await (await fh).read(out, s - offset, e - s, s - f.offset);
       if (bytesRead !== e - s) throw new DiskError(`${f.abs} changed while being sent (short read)`);
     }
     return out;
   }
 
   async close(): Promise<void> {
-    for (const fh of this.handles.values()) await fh.close();
+    for (const fh of this.handles.values()) await (await fh.catch(() => undefined))?.close();
     this.handles.clear();
   }
 }
