@@ -39,7 +39,6 @@ export function netOptions(o: Options): NetChoice {
   return { iface: resolveIface(o.str('iface')), group, port };
 }
 
-/** Resolves on the first SIGINT/SIGTERM. */
 /**
  * The MTU datagrams are sized for (--mtu, default 1500). Above the interface's own MTU the kernel
  * would fragment every datagram: one lost fragment then loses the datagram, and fragments of the
@@ -54,6 +53,7 @@ export function mtuOption(o: Options, iface: Iface): number {
   return mtu;
 }
 
+/** Resolves on the first SIGINT/SIGTERM. */
 export function onSignal(f: (signal: string) => void): void {
   const h = (s: string): void => { f(s); };
   process.once('SIGINT', h);
