@@ -1,21 +1,30 @@
 // Pacing rate of the master. ACKs carry how many packets of the block the
-// acknowledging client received; a smoothed loss above `high` lowers the rate, a
-// loss below `low` raises it again, at most once per adjustment interval. A loss in
-// between (random loss on a healthy link) leaves the rate alone: lowering it would
-// not bring the packets back. Time-outs are not samples: the ACKs after them say what
-// arrived (a late ACK from a busy client is no reason to slow everyone down).
+// acknowledging client received. Each client's loss is smoothed on its own, and the
+// pace follows the lower median of the clients heard from lately: a smoothed loss above
+// `high` lowers the rate, one below `low` raises it again, at most once per adjustment
+// interval. A loss in between (random loss on a healthy link) leaves the rate alone:
+// lowering it would not bring the packets back.
+// The median, not the worst client: a lossy path shared by most PCs (the master's own
+// link, a busy switch) slows everyone down, but one PC on a slow or bad link does not
+// hold the others back; it catches up by repair, or the slow-client policy drops it.
+// Time-outs are not samples: the ACKs after them say what arrived (a late ACK from a
+// busy client is no reason to slow everyone down).
+
+interface Source { loss: number; at: number }
 
 export class RateController {
   rate: number;
   private readonly min: number;
   private readonly max: number;
-  private loss = 0;
+  private readonly sources = new Map<string, Source>();
   private lastAdjust = -Infinity;
   static readonly GAIN = 1 / 8;
   static readonly HIGH = 0.12;
   static readonly LOW = 0.03;
   static readonly DECREASE = 0.8;
   static readonly INCREASE = 1.05;
+  /** A client not heard from for this long (done, dropped, gone) no longer counts. */
+  static readonly FRESH = 2000;
 
   private readonly interval: number;
 
@@ -27,15 +36,30 @@ export class RateController {
   }
 
   get paced(): boolean { return this.max > 0; }
-  get smoothedLoss(): number { return this.loss; }
 
-  sample(lossFraction: number, now: number): void {
-    this.loss += (lossFraction - this.loss) * RateController.GAIN;
+  /** The loss the pace follows now: the lower median of the clients' smoothed losses. */
+  smoothedLoss(now: number): number {
+    const losses: number[] = [];
+    for (const [k, s] of this.sources) {
+      if (now - s.at > RateController.FRESH) this.sources.delete(k);
+      else losses.push(s.loss);
+    }
+    if (losses.length === 0) return 0;
+    losses.sort((a, b) => a - b);
+    return losses[(losses.length - 1) >> 1]!;
+  }
+
+  /** One ACK from `source` (a client id, or an address where ACKs name nobody). */
+  sample(source: string, lossFraction: number, now: number): void {
+    const s = this.sources.get(source);
+    if (s) { s.loss += (lossFraction - s.loss) * RateController.GAIN; s.at = now; }
+    else this.sources.set(source, { loss: lossFraction * RateController.GAIN, at: now });
     if (!this.paced || now - this.lastAdjust < this.interval) return;
-    if (this.loss > RateController.HIGH) {
+    const loss = this.smoothedLoss(now);
+    if (loss > RateController.HIGH) {
       this.rate = Math.max(this.min, this.rate * RateController.DECREASE);
       this.lastAdjust = now;
-    } else if (this.loss < RateController.LOW && this.rate < this.max) {
+    } else if (loss < RateController.LOW && this.rate < this.max) {
       this.rate = Math.min(this.max, this.rate * RateController.INCREASE);
       this.lastAdjust = now;
     }

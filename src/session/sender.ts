@@ -368,7 +368,7 @@ export class Sender {
       if (this.ackedBlock === NO_BLOCK || upTo > this.ackedBlock) this.ackedBlock = upTo;
     }
     const blockLen = this.geo.blockEnd(m.block) - this.geo.blockStart(m.block);
-    this.rate.sample(Math.max(0, 1 - m.received / blockLen), now);
+    this.rate.sample(m.client || from.address, Math.max(0, 1 - m.received / blockLen), now);
   }
 
   /**

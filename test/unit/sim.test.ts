@@ -61,14 +61,19 @@ test('a client that crashes mid-transfer and boots again ends verified', () => {
   assertAllIdentical(r);
 });
 
-test('a client on a slow link does not hold the others back', () => {
+test('a client on a slow link does not hold the others back, and is not starved either', () => {
   const fast = lab({ clients: [{}, {}, {}] });
-  const mixed = lab({ clients: [{}, {}, {}, { rate: 2e6, queue: 64 << 10 }] });
+  const slowRate = 2e6;
+  const mixed = lab({ clients: [{}, {}, {}, { rate: slowRate, queue: 64 << 10 }] });
   assertAllIdentical(fast);
   assertAllIdentical(mixed);
   const fastDone = Math.max(...fast.clients.map((c) => c.finishedAt));
   const othersDone = Math.max(...mixed.clients.slice(0, 3).map((c) => c.finishedAt));
   assert.ok(othersDone <= fastDone * 1.5 + 200, `fast clients took ${othersDone} ms beside a slow one, ${fastDone} ms alone`);
+  // The slow PC's losses set no pace for the others, nor for itself: its repairs come at least as
+  // fast as its link takes them (a pace cut to the floor by its own losses took 3x its link's time).
+  const linkMs = ((4 << 20) / slowRate) * 1000;
+  assert.ok(mixed.clients[3]!.finishedAt <= 1.5 * linkMs, `the slow PC took ${mixed.clients[3]!.finishedAt} ms, its link ${linkMs} ms`);
 });
 
 test('a client with a slow disk does not hold the others back, and completes by repair', () => {

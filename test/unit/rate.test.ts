@@ -1,0 +1,51 @@
+// The master's pace (src/session/rate.ts): the clients' losses, each smoothed on its own, and
+// the lower median of them sets it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { RateController } from '../../src/session/rate.ts';
+
+const MAX = 1000, MIN = 10, INTERVAL = 20;
+const fresh = (): RateController => new RateController({ initial: MAX, min: MIN, max: MAX }, INTERVAL);
+
+/** One ACK from each client every `INTERVAL` ms for `ms`, each with its loss fraction. */
+function feed(r: RateController, losses: Record<string, number>, from: number, ms: number): number {
+  let now = from;
+  for (; now < from + ms; now += INTERVAL) for (const [client, loss] of Object.entries(losses)) r.sample(client, loss, now);
+  return now;
+}
+
+test('one client losing 90% (a slow link) among three leaves the pace alone', () => {
+  const r = fresh();
+  feed(r, { a: 0, b: 0.01, slow: 0.9 }, 0, 2000);
+  assert.equal(r.rate, MAX);
+});
+
+test('most clients losing (a shared bottleneck) slows the pace; it comes back when the loss goes', () => {
+  const r = fresh();
+  const now = feed(r, { a: 0.3, b: 0.3, c: 0 }, 0, 1000);
+  assert.ok(r.rate < 0.5 * MAX, `pace ${r.rate} after 1 s of 30% loss at two of three clients`);
+  feed(r, { a: 0, b: 0, c: 0 }, now, 3000);
+  assert.equal(r.rate, MAX);
+});
+
+test('a lone client is its own median: its loss slows the pace', () => {
+  const r = fresh();
+  feed(r, { only: 0.5 }, 0, 1000);
+  assert.ok(r.rate < 0.5 * MAX, `pace ${r.rate}`);
+});
+
+test('a client not heard from for a while no longer counts', () => {
+  const r = fresh();
+  // Two lossy clients, then they go quiet (done, dropped) and a clean one is left.
+  const now = feed(r, { a: 0.5, b: 0.5, c: 0 }, 0, 200);
+  const slowed = r.rate;
+  assert.ok(slowed < MAX);
+  feed(r, { c: 0 }, now + RateController.FRESH + 1, 2000);
+  assert.ok(r.rate > slowed, `pace ${r.rate}, was ${slowed}`);
+});
+
+test('random loss between the thresholds changes nothing', () => {
+  const r = fresh();
+  feed(r, { a: 0.05, b: 0.06, c: 0.07 }, 0, 3000);
+  assert.equal(r.rate, MAX);
+});
