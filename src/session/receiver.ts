@@ -101,7 +101,13 @@ export interface ReceiverStats {
 
 const STATUS_INTERVAL = 1000;
 const RETRY_INTERVAL = 500;
-const DONE_TRIES = 10;
+/** DONE is sent this many times at most (about 4 s in all) before a client ends without DONE_ACK. */
+const DONE_TRIES = 12;
+/**
+ * JOIN and DONE go again after 50, 100, 200, 400 ms, then every RETRY_INTERVAL: a lost datagram
+ * (or a lost answer) would otherwise keep this PC, and the master's "all verified", waiting half a second.
+ */
+const retryAfter = (sent: number): number => Math.min(RETRY_INTERVAL, 50 << Math.min(sent, 4));
 /** Times one chunk may fail its check before this client gives up on the session. */
 const MAX_REFUSALS = 10;
 /** Failed writes after which the target is given up on. */
@@ -136,6 +142,7 @@ export class Receiver {
   private capacity: number;
   private welcomed = false;
   private nextJoinAt = 0;
+  private joinSent = 0;
   private nextStatusAt = 0;
   private statusDirty = false;
   private lastHeardMaster = 0;
@@ -186,6 +193,7 @@ export class Receiver {
     this.confirmed = true;
     this.capacity = capacity;
     if (this.announce.targetSize > capacity) return this.fail(`target too small: it holds ${capacity} bytes, the image needs ${this.announce.targetSize} bytes`, now, true);
+    this.joinSent = 0;
     this.nextJoinAt = now;
   }
 
@@ -303,6 +311,7 @@ export class Receiver {
       this.announce = m;
       this.master = from;
       this.welcomed = false;
+      this.joinSent = 0;
       this.nextJoinAt = now;
       this.lastHeardMaster = now;
       this.lastSeq = m.signed?.seq ?? 0;
@@ -583,6 +592,8 @@ export class Receiver {
     this.setPhase(ClientPhase.Verified, now);
     this.ok = true;
     this.nextDoneAt = now;
+    // DONE needs a WELCOME first: one that was lost is asked for again now, not at the next retry.
+    if (!this.welcomed) { this.joinSent = 0; this.nextJoinAt = now; }
   }
 
   private checkComplete(now: number): void {
@@ -627,7 +638,7 @@ export class Receiver {
         type: MsgType.Join, session: a.session, client: this.cfg.id, caps: 0, prefix: this.cfg.network ? parseCidr(this.cfg.network)?.prefix ?? 0 : 0,
         capacity: Math.min(this.capacity, Number.MAX_SAFE_INTEGER), have: this.have!.count, mac: this.cfg.mac ?? '00:00:00:00:00:00', name: this.cfg.name,
       })));
-      this.nextJoinAt = now + RETRY_INTERVAL;
+      this.nextJoinAt = now + retryAfter(this.joinSent++);
     }
     if (this.ended) {
       if (this.welcomed) this.sendDone(now);
@@ -649,8 +660,8 @@ export class Receiver {
       type: MsgType.Done, session: this.announce!.session, client: this.cfg.id,
       result: this.ok ? DoneResult.Verified : DoneResult.Failed, digest: this.announce!.manifestDigest, reason: this.reason,
     })));
+    this.nextDoneAt = now + retryAfter(this.doneSent);
     this.doneSent++;
-    this.nextDoneAt = now + RETRY_INTERVAL;
   }
 
   private sendAck(block: number, received: number): void {

@@ -111,6 +111,8 @@ export interface SenderStats {
 
 /** Ethernet (14), IPv4 (20) and UDP (8) header bytes around each datagram. */
 const WIRE_OVERHEAD = 42;
+/** ms after a change of phase or epoch at which its ANNOUNCE is repeated. */
+const ANNOUNCE_ECHO = 20;
 
 export class Sender {
   /** A JOIN from an active client this long after its last one is a restart, not a retry. */
@@ -136,6 +138,8 @@ export class Sender {
   private readonly p: TransferParams;
   private readonly control: Transmit[] = [];
   private nextAnnounceAt: number;
+  /** When the last change's ANNOUNCE goes out once more (Infinity: not due). */
+  private echoAt = Infinity;
   /** Dropped clients whose DROP goes out again with the next announcements (how many more times). */
   private readonly dropRepeats = new Map<ClientId, number>();
   private nextSendAt = 0;
@@ -541,6 +545,9 @@ export class Sender {
   private announceNow(now: number): void {
     this.control.push(this.announcement());
     this.nextAnnounceAt = now + this.p.announceInterval;
+    // A client that misses the change (one lost datagram) would wait a whole interval for the next
+    // one, and the session for that client: say it once more shortly after.
+    this.echoAt = now + ANNOUNCE_ECHO;
   }
 
   private announcement(): Transmit {
@@ -581,6 +588,10 @@ export class Sender {
   poll(now: number): Transmit | undefined {
     if (this.control.length > 0) return this.control.shift();
     if (this.finished) return undefined;
+    if (now >= this.echoAt) {
+      this.echoAt = Infinity;
+      return this.announcement();
+    }
     if (now >= this.nextAnnounceAt) {
       this.nextAnnounceAt = now + this.p.announceInterval;
       for (const [id, left] of this.dropRepeats) {
@@ -678,7 +689,7 @@ export class Sender {
   nextWake(now: number): number {
     if (this.control.length > 0) return now;
     if (this.finished) return Infinity;
-    let t = Math.min(this.nextAnnounceAt, now + 250);
+    let t = Math.min(this.nextAnnounceAt, this.echoAt, now + 250);
     if (this.phase === Phase.Waiting && this.cfg.waitAfterJoin !== undefined && this.lastJoinAt > -Infinity)
       t = Math.min(t, this.lastJoinAt + this.cfg.waitAfterJoin);
     if (this.phase === Phase.Transfer && this.outstanding.length > 0) t = Math.min(t, this.outstanding[0]!.sentAt + this.tout.value);
