@@ -181,7 +181,10 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
     for (const f of files) closeSync(openSync(f, 'w'));
     for (const f of files) sh('truncate', ['-s', String(SIZE), f]);
     const jumbo = row.jumbo ? ['--mtu', String(JUMBO_MTU)] : [];
-    sender = start(lab, 's', [node, '--disable-warning=ExperimentalWarning', MAIN, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), '--records', join(FS, 'records.json'), ...jumbo, ...MUST_ARGS]);
+    // MUST paces to the speed the interface reports. A real 1 Gbit/s NIC says 1000; a veth says
+    // 10000 whatever tbf does to it, so the master is told the lab's link speed, as it would read it.
+    const link = row.rate(-1) > 0 ? ['--rate', String(row.rate(-1))] : [];
+    sender = start(lab, 's', [node, '--disable-warning=ExperimentalWarning', MAIN, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), '--records', join(FS, 'records.json'), ...link, ...jumbo, ...MUST_ARGS]);
     startReceivers((i) => [node, '--disable-warning=ExperimentalWarning', MAIN, 'client', '--target', files[i]!, '--yes', '--iface', 'eth0', '--port', String(port), '--name', receivers[i]!]);
   } else if (tool === 'udpcast') {
     const jumbo = row.jumbo ? ['--blocksize', String(JUMBO_BLOCK)] : [];

@@ -260,6 +260,8 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     const all = [...sender.clients.values()];
     log.info('progress', {
       phase: phaseName(sender.phase), sent: Math.min(100, Math.floor((s.dataSent / sender.geo.packets) * 100)), rateMBps: rate.toFixed(1),
+      // The pace the rate controller has set (what the master would send at, were it never waiting for ACKs).
+      paceMbit: sender.rate.paced ? Math.round(sender.rate.rate / MBIT) : undefined,
       active: all.filter((c) => c.state === 'active').length, verified: all.filter((c) => c.state === 'verified').length,
       repairPending: sender.repairPending, acks: s.ackDatagrams, timeouts: s.blocksTimedOut,
     });
