@@ -4,7 +4,6 @@ import { parseTrust } from '../protocol/auth.ts';
 import { loadSecret } from '../protocol/secret.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createElement } from 'react';
 import { type Options, UsageError } from '../cli/args.ts';
 import { extractFiles } from '../disk/fileset.ts';
 import { chooseDisk, diskOptions, listDisks } from '../disk/inventory.ts';
@@ -14,7 +13,6 @@ import type { Manifest } from '../protocol/manifest.ts';
 import { ImageKind } from '../protocol/messages.ts';
 import { type ClientTarget, type TargetChoice, defaultName, runClient } from '../net/client.ts';
 import type { Iface } from '../net/iface.ts';
-import { ClientApp } from '../tui/client-screen.ts';
 import { type ClientView, clientStore, watchReceiver } from '../tui/client-view.ts';
 import { type Store, eventSink } from '../tui/store.ts';
 import { readHardware } from '../tui/hardware.ts';
@@ -83,14 +81,17 @@ export async function receiveFiles(o: Options): Promise<number> {
 /** Where a client's events and questions go: a screen (its store), or lines on stdout. */
 interface Ui { log: Logger; ask: Asker; store: Store<ClientView> | undefined; follow(r: Receiver): void; close(): Promise<void> }
 
-function clientUi(o: Options, name: string, iface: Iface): Ui {
+async function clientUi(o: Options, name: string, iface: Iface): Promise<Ui> {
   const tag = `client/${name}`;
   if (!wantScreen({ json: o.flag('json'), plain: o.flag('plain') })) {
     const log = makeLogger(o, tag);
     return { log, ask: lineAsker((l) => { process.stdout.write(`${l}\n`); }), store: undefined, follow: () => {}, close: async () => {} };
   }
   const store = clientStore(name, `${iface.name} ${iface.address}`);
-  const screen: Mounted = mount(createElement(ClientApp, { store }));
+  const screen: Mounted = await mount(async () => {
+    const [{ createElement }, { ClientApp }] = await Promise.all([import('react'), import('../tui/client-screen.ts')]);
+    return createElement(ClientApp, { store });
+  });
   let unwatch = (): void => {};
   return {
     log: makeLogger(o, tag, eventSink(store)),
@@ -112,7 +113,7 @@ async function receive(
   const trustSpec = o.str('trust');
   const trust = trustSpec ? parseTrust(trustSpec) : undefined;
   const secret = o.str('secret') ? loadSecret(o.str('secret')!) : undefined;
-  const ui = clientUi(o, name, n.iface);
+  const ui = await clientUi(o, name, n.iface);
   const log = ui.log;
   let stop: (() => void) | undefined;
   onSignal(() => stop?.());

@@ -18,11 +18,10 @@ import { looksLikeImage } from '../image/format.ts';
 import { Caps, ImageKind } from '../protocol/messages.ts';
 import { Hub } from '../relay/hub.ts';
 import { type MasterControl, type MasterResult, type Served, runMaster, serveImageFile, serveRaw } from '../net/master.ts';
-import { type MasterKeys, MasterApp } from '../tui/master-screen.ts';
+import type { MasterKeys } from '../tui/master-screen.ts';
 import { MasterWatch, type SessionFacts, masterStore } from '../tui/master-view.ts';
 import { type Mounted, mount, wantScreen } from '../tui/mount.ts';
 import { eventSink } from '../tui/store.ts';
-import { createElement } from 'react';
 import { lanPolicy, makeLogger, netOptions, onSignal, startRules, mtuOption } from './common.ts';
 
 export async function master(o: Options): Promise<number> {
@@ -58,7 +57,7 @@ async function serve(o: Options, image: Served, label: string): Promise<number> 
   const { minClients, wait } = startRules(o);
   const protocol = (o.str('protocol') ?? 'default') as 'default' | 'classic';
   const name = o.str('name') ?? (label.split('/').pop() || hostname());
-  const ui = masterUi(o, {
+  const ui = await masterUi(o, {
     image: name, size: image.built.manifest.targetSize, group: n.group, port: n.port,
     mode: [protocol, signer ? 'signed' : '', o.str('secret') ? 'sealed' : ''].filter(Boolean).join(', '),
   });
@@ -100,7 +99,7 @@ async function serve(o: Options, image: Served, label: string): Promise<number> 
 interface MasterUi { log: Logger; follow(c: MasterControl): void; finished(r: MasterResult): void; close(): Promise<void> }
 
 /** The master's screen and its keys, or lines on stdout (with per-PC rows under --json, and s/q keys on a terminal). */
-function masterUi(o: Options, facts: SessionFacts): MasterUi {
+async function masterUi(o: Options, facts: SessionFacts): Promise<MasterUi> {
   const timers: NodeJS.Timeout[] = [];
   const stopTimers = (): void => { for (const t of timers) clearInterval(t); };
   if (!wantScreen({ json: o.flag('json'), plain: o.flag('plain') })) {
@@ -162,7 +161,10 @@ function masterUi(o: Options, facts: SessionFacts): MasterUi {
       } } });
     },
   };
-  const screen: Mounted = mount(createElement(MasterApp, { store, keys: keysOf }));
+  const screen: Mounted = await mount(async () => {
+    const [{ createElement }, { MasterApp }] = await Promise.all([import('react'), import('../tui/master-screen.ts')]);
+    return createElement(MasterApp, { store, keys: keysOf });
+  });
   return {
     log: makeLogger(o, 'master', eventSink(store)),
     follow: (c) => {
