@@ -42,6 +42,7 @@ const FS = '/tmp/mustb-fs';
 const PAYLOAD = join(FS, 'payload.img');
 const PREFIX = 'mustb';
 const TIMEOUT = 600_000;
+const AFTER_SENDER = 60_000;
 const MUST_ARGS = values['must-args'].split(' ').filter(Boolean);
 
 type Tool = 'must' | 'udpcast' | 'uftp';
@@ -205,7 +206,9 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
     const s = await withTimeout(sender.done, TIMEOUT, `${tool} sender`);
     if (s.code !== 0) why = `sender exit ${s.code}: ${sender.out().slice(-1500)}`;
     if (tool === 'uftp') { await sleep(200); for (const r of rx) r.stop(); }
-    const ends = await withTimeout(Promise.all(receivers.map(async (_, i) => { while (!rx[i]) await sleep(50); return rx[i].done; })), TIMEOUT, `${tool} receivers`);
+    // Once the sender has ended, a receiver has a minute to end too (udp-receiver can wait forever
+    // for a sender that dropped it).
+    const ends = await withTimeout(Promise.all(receivers.map(async (_, i) => { while (!rx[i]) await sleep(50); return rx[i].done; })), AFTER_SENDER, `${tool} receivers, a minute after the sender ended`);
     ends.forEach((e, i) => {
       if (tool !== 'uftp' && e.code !== 0) why ??= `${receivers[i]} exit ${e.code}: ${rx[i]!.out().slice(-300)}`;
       if (judged(i)) judgedAt = Math.max(judgedAt, tool === 'uftp' ? s.at : e.at);
