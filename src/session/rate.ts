@@ -38,7 +38,7 @@ export class RateController {
   get paced(): boolean { return this.max > 0; }
 
   /** The loss the pace follows now: the lower median of the clients' smoothed losses. */
-  smoothedLoss(now: number): number {
+  private smoothedLoss(now: number): number {
     const losses: number[] = [];
     for (const [k, s] of this.sources) {
       if (now - s.at > RateController.FRESH) this.sources.delete(k);

@@ -101,7 +101,7 @@ export interface ReceiverStats {
 
 const STATUS_INTERVAL = 1000;
 const RETRY_INTERVAL = 500;
-/** DONE is sent this many times at most (about 4 s in all) before a client ends without DONE_ACK. */
+/** DONE is sent this many times at most (over about 5 s) before a client ends without DONE_ACK. */
 const DONE_TRIES = 12;
 /**
  * JOIN and DONE go again after 50, 100, 200, 400 ms, then every RETRY_INTERVAL: a lost datagram
