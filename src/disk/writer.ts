@@ -1,6 +1,7 @@
 // The client's side of the disk: a bounded FIFO of jobs (write, finish a chunk, flush) run
 // one at a time, so a chunk is read back only after every write queued before it landed.
-// Consecutive packets are coalesced into one pwritev of up to 1 MiB; a lone small write
+// Offered bytes are copied (the receive buffers are reused), and consecutive packets land
+// side by side, so they go out in one pwritev of up to 1 MiB; a lone small write
 // waits a few milliseconds for company (each write is a round trip to the thread pool,
 // and at line rate a write per handful of packets costs more than the copy). When the bytes
 // queued exceed the bound, offer() says no and the packet counts as lost (repaired
@@ -143,7 +144,11 @@ export class WriteQueue implements ClientStorage {
   static readonly BATCH_WAIT = 4;
   /** Writes handed to the thread pool at once. */
   static readonly PARALLEL = 16;
+  /** Offered bytes are copied into slabs of this size; a slab is freed when the writes in it are done. */
+  static readonly SLAB = 256 << 10;
   private readonly jobs: Job[] = [];
+  private slab = Buffer.allocUnsafeSlow(0);
+  private slabUsed = 0;
   private queued = 0;
   /** Where finished chunks are read back to be checked, one at a time. */
   private scratch = Buffer.allocUnsafe(0);
@@ -164,20 +169,39 @@ export class WriteQueue implements ClientStorage {
 
   get queuedBytes(): number { return this.queued; }
 
+  /** Takes a copy of `bytes` (the caller may reuse them at once), or says no. */
   offer(offset: number, bytes: Uint8Array): boolean {
     if (this.queued + bytes.length > this.limit) return false;
     if (offset + bytes.length > this.target.capacity) return false;
     this.queued += bytes.length;
     this.peakQueued = Math.max(this.peakQueued, this.queued);
     const last = this.jobs[this.jobs.length - 1];
-    if (last?.kind === 'write' && last.offset + last.bytes === offset && last.bytes + bytes.length <= WriteQueue.COALESCE) {
-      last.buffers.push(bytes);
+    const follows = last?.kind === 'write' && last.offset + last.bytes === offset && last.bytes + bytes.length <= WriteQueue.COALESCE;
+    const copy = this.copy(bytes);
+    if (follows) {
+      // Packets in order land side by side in the slab: one buffer grows instead of one per packet.
+      const prev = last.buffers[last.buffers.length - 1]!;
+      if (prev.buffer === copy.buffer && prev.byteOffset + prev.length === copy.byteOffset) {
+        last.buffers[last.buffers.length - 1] = new Uint8Array(prev.buffer, prev.byteOffset, prev.length + copy.length);
+      } else last.buffers.push(copy);
       last.bytes += bytes.length;
     } else {
-      this.jobs.push({ kind: 'write', offset, buffers: [bytes], bytes: bytes.length });
+      this.jobs.push({ kind: 'write', offset, buffers: [copy], bytes: bytes.length });
     }
     this.kick();
     return true;
+  }
+
+  /** `bytes` copied to the end of the current slab (a new slab when it is full). */
+  private copy(bytes: Uint8Array): Uint8Array {
+    if (this.slabUsed + bytes.length > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(WriteQueue.SLAB, bytes.length));
+      this.slabUsed = 0;
+    }
+    const v = this.slab.subarray(this.slabUsed, this.slabUsed + bytes.length);
+    v.set(bytes);
+    this.slabUsed += bytes.length;
+    return v;
   }
 
   finish(k: number, chunk: Chunk): void {

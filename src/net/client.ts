@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { type ByteTarget, LateTarget, WriteQueue } from '../disk/writer.ts';
 import { type Logger, bytes } from '../log/logger.ts';
+import { isData } from '../protocol/codec.ts';
 import { type AnnounceMsg, type ClientId, type ImageKind, Caps, clientPhaseName } from '../protocol/messages.ts';
 import { Receiver } from '../session/receiver.ts';
 import { type Transmit, countsText } from '../session/types.ts';
@@ -99,13 +100,16 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   o.onSession?.(receiver);
 
   const sockOpts = { group: o.group, iface: o.iface.address, ttl: 1, loop: o.iface.loopback, rcvbuf: 8 << 20, sndbuf: 1 << 20 };
-  const input = (b: Uint8Array, from: { address: string; port: number }, port: number): void => {
+  const input = (b: Uint8Array, from: { address: string; port: number }, port: number, transient: boolean): void => {
     if (o.simulateLoss > 0 && Math.random() < o.simulateLoss) return;
-    pump?.input(b, from, port);
+    // The machine keeps nothing of a DATA datagram past the call (storage copies what it takes);
+    // anything else may be kept (an AUTH's hashes, an announcement), so it gets bytes of its own.
+    pump?.input(transient && !isData(b) ? b.slice() : b, from, port);
   };
   const ctl = await unicastSocket(sockOpts, input);
   // Control/data, feedback, and the classic pair: the session's mode decides which carry traffic.
-  const groups = await Promise.all([0, 1, 2, 3].map((i) => groupSocket(sockOpts, o.port + i, input)));
+  // The two that carry the image take their datagrams in batches.
+  const groups = await Promise.all([0, 1, 2, 3].map((i) => groupSocket(sockOpts, o.port + i, input, i % 2 === 0)));
   const send = (t: Transmit): boolean => {
     const [port, address] = t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address];
     ctl.send(t.parts, port, address);

@@ -5,6 +5,7 @@
 
 import dgram from 'node:dgram';
 import type { Endpoint } from '../session/types.ts';
+import { BatchReader } from './batch.ts';
 
 export interface SocketOptions {
   group: string;
@@ -16,7 +17,11 @@ export interface SocketOptions {
   sndbuf: number;
 }
 
-export type Receive = (bytes: Uint8Array, from: Endpoint, port: number) => void;
+/**
+ * One datagram in. `transient`: `bytes` is a view into a buffer that the next batch overwrites
+ * (batched sockets only); whatever must outlive the call has to be copied.
+ */
+export type Receive = (bytes: Uint8Array, from: Endpoint, port: number, transient: boolean) => void;
 
 const bound = (s: dgram.Socket, port: number, address: string): Promise<void> =>
   new Promise((resolve, reject) => {
@@ -24,12 +29,18 @@ const bound = (s: dgram.Socket, port: number, address: string): Promise<void> =>
     s.bind({ port, address }, () => { s.off('error', reject); resolve(); });
   });
 
-export async function groupSocket(o: SocketOptions, port: number, onMessage: Receive): Promise<dgram.Socket> {
+/** `batched`: after each datagram dgram delivers, take what else waits with recvmmsg (batch.ts). */
+export async function groupSocket(o: SocketOptions, port: number, onMessage: Receive, batched = false): Promise<dgram.Socket> {
   const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
   await bound(s, port, o.group);
   s.addMembership(o.group, o.iface);
   trySize(() => s.setRecvBufferSize(o.rcvbuf));
-  s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, port));
+  const reader = batched ? BatchReader.for(s) : undefined;
+  const fromBatch = (b: Uint8Array, from: Endpoint): void => onMessage(b, from, port, true);
+  s.on('message', (msg, r) => {
+    onMessage(msg, { address: r.address, port: r.port }, port, false);
+    reader?.drain(fromBatch);
+  });
   return s;
 }
 
@@ -47,7 +58,7 @@ async function sendingSocket(o: SocketOptions): Promise<dgram.Socket> {
 export async function unicastSocket(o: SocketOptions, onMessage: Receive): Promise<dgram.Socket> {
   const s = await sendingSocket(o);
   trySize(() => s.setRecvBufferSize(o.rcvbuf));
-  s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, 0));
+  s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, 0, false));
   return s;
 }
 

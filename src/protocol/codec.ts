@@ -70,6 +70,10 @@ export function macBytes(mac: string): Uint8Array {
 }
 const readClient = (r: Reader): ClientId => Buffer.from(r.take(8, 'client id')).toString('hex');
 
+/** Whether a datagram says it is DATA of the default mode (a glance at its header, no checks beyond). */
+export const isData = (b: Uint8Array): boolean =>
+  b.length > 3 && b[0] === MAGIC >> 8 && b[1] === (MAGIC & 0xff) && b[3] === MsgType.Data;
+
 /** Header of a DATA datagram; the payload travels as a second buffer (no copy). */
 export function encodeDataHeader(session: number, flags: number, packet: number, ackedBlock: number): Uint8Array {
   const w = new Writer(HEADER_LENGTH[MsgType.Data]);

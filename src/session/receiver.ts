@@ -27,7 +27,10 @@ import { type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } fro
 
 /** Where a client's bytes go. Calls return at once; results come back through the machine. */
 export interface ClientStorage {
-  /** Queue a write at a target offset; false when the queue is full (the packet is then treated as lost). */
+  /**
+   * Queue a write at a target offset; false when the queue is full (the packet is then treated as lost).
+   * `bytes` may be a view into a receive buffer that is reused after the call: keep a copy.
+   */
   offer(offset: number, bytes: Uint8Array): boolean;
   /**
    * After all queued writes: read chunk k's stream bytes back from the front of its extents,
