@@ -1,15 +1,21 @@
-// Batched receive for the data socket. Node's dgram hands each datagram to JavaScript in a
-// callback of its own (with a fresh Buffer and an address object): about 7-9 us of CPU per
-// datagram before any work is done, most of a client's budget at line rate. recvmmsg(2)
-// takes up to BATCH datagrams in one system call into buffers allocated once.
+// Batched datagrams through the C library (node:ffi, Node 26, experimental), for the two hot
+// paths. Node's dgram costs about 7-9 us of CPU per datagram on either side before any work
+// is done (a callback, a Buffer and an address object per datagram received; a request
+// object and a system call per datagram sent): most of a node's budget at line rate.
 //
-// libuv still watches the socket: its callback delivers the first datagram of a wake-up as
-// usual, and then drain() empties the socket with recvmmsg, so libuv's next read finds it
-// empty. Under load the socket fills between wake-ups and the batches grow by themselves.
-// Needs node:ffi (Node 26, experimental) and the socket's descriptor, which dgram keeps
-// internal; without either, dgram alone carries the traffic (`batched` says which).
+// Receiving, recvmmsg(2) takes up to BATCH datagrams per system call into buffers allocated
+// once. libuv still watches the socket: its callback delivers the first datagram of a wake-up
+// as usual, and then drain() empties the socket, so libuv's next read finds it empty. Under
+// load the socket fills between wake-ups and the batches grow by themselves.
+//
+// Sending, add() copies each datagram into a slot and flush() hands them all to sendmmsg(2)
+// at once (the driver flushes after each turn of its machine).
+//
+// Both need the socket's descriptor, which dgram keeps internal; without it or node:ffi,
+// for() says so (undefined) and dgram alone carries the traffic.
 
 import type dgram from 'node:dgram';
+import { constants as osConstants } from 'node:os';
 import type { Endpoint } from '../session/types.ts';
 
 /** Datagrams per system call. */
@@ -23,7 +29,8 @@ const SOCKADDR_IN = 16;
 const MSG_DONTWAIT = 0x40;
 
 type RecvMmsg = (fd: number, vec: bigint, vlen: number, flags: number, timeout: bigint) => number;
-interface Ffi { recvmmsg: RecvMmsg; pointer(b: ArrayBuffer): bigint }
+type SendMmsg = (fd: number, vec: bigint, vlen: number, flags: number) => number;
+interface Ffi { recvmmsg: RecvMmsg; sendmmsg: SendMmsg; errno(): number; pointer(b: ArrayBuffer): bigint }
 
 let loaded: Ffi | null | undefined;
 
@@ -35,8 +42,16 @@ function ffi(): Ffi | null {
   try {
     const f = process.getBuiltinModule('node:ffi') as typeof import('node:ffi') | undefined;
     if (!f) return loaded;
-    const { functions } = f.dlopen(null, { recvmmsg: { arguments: ['int32', 'pointer', 'uint32', 'int32', 'pointer'], return: 'int32' } });
-    loaded = { recvmmsg: functions.recvmmsg as RecvMmsg, pointer: (b) => f.getRawPointer(b) };
+    const { functions } = f.dlopen(null, {
+      recvmmsg: { arguments: ['int32', 'pointer', 'uint32', 'int32', 'pointer'], return: 'int32' },
+      sendmmsg: { arguments: ['int32', 'pointer', 'uint32', 'int32'], return: 'int32' },
+      __errno_location: { arguments: [], return: 'pointer' },
+    });
+    const where = functions.__errno_location as () => bigint;
+    loaded = {
+      recvmmsg: functions.recvmmsg as RecvMmsg, sendmmsg: functions.sendmmsg as SendMmsg,
+      errno: () => f.getInt32(where()), pointer: (b) => f.getRawPointer(b),
+    };
   } catch {
     loaded = null;
   }
@@ -135,3 +150,89 @@ export class BatchReader {
     return this.lastFrom;
   }
 }
+
+const EAGAIN = 11, EINTR = 4, ENOBUFS = 105;
+
+/** Datagrams for a connected socket, sent in batches by sendmmsg. */
+export class BatchWriter {
+  private readonly fd: number;
+  private readonly f: Ffi;
+  private readonly vec: bigint;
+  private readonly data: Uint8Array;
+  private readonly meta: DataView;
+  /** Slots [head, count) are filled and not yet taken by the kernel. */
+  private head = 0;
+  private count = 0;
+  /** Datagrams the kernel took, and the system calls that gave them. */
+  sent = 0;
+  calls = 0;
+
+  /** A writer for the connected socket `s`, or undefined where batching is not available. */
+  static for(s: dgram.Socket): BatchWriter | undefined {
+    const f = ffi();
+    const fd = descriptor(s);
+    return f && fd >= 0 ? new BatchWriter(fd, f) : undefined;
+  }
+
+  private constructor(fd: number, f: Ffi) {
+    this.fd = fd;
+    this.f = f;
+    const data = new ArrayBuffer(BATCH * SLOT);
+    const meta = new ArrayBuffer(BATCH * (MMSGHDR + IOVEC));
+    this.data = new Uint8Array(data);
+    this.meta = new DataView(meta);
+    const iovAt = BATCH * MMSGHDR;
+    const d = f.pointer(data), m = f.pointer(meta);
+    for (let i = 0; i < BATCH; i++) {
+      const h = i * MMSGHDR, iov = iovAt + i * IOVEC;
+      // msg_name stays NULL: the socket is connected.
+      this.meta.setBigUint64(h + 16, m + BigInt(iov), true); // msg_iov
+      this.meta.setBigUint64(h + 24, 1n, true); // msg_iovlen
+      this.meta.setBigUint64(iov, d + BigInt(i * SLOT), true); // iov_base
+    }
+    this.vec = m;
+  }
+
+  /** Datagrams added and not yet taken by the kernel. */
+  get waiting(): number { return this.count - this.head; }
+
+  /** Whether add() has a free slot (flushing first when every slot is filled). */
+  get ready(): boolean { return this.count < BATCH || this.flush(); }
+
+  /** Queue one datagram (its parts, copied). Only when `ready`. */
+  add(parts: readonly Uint8Array[]): void {
+    if (this.count === BATCH) throw new RangeError('add() without ready: every slot waits for the socket');
+    const i = this.count;
+    let at = i * SLOT;
+    const end = at + SLOT;
+    for (const p of parts) {
+      if (at + p.length > end) throw new RangeError(`a datagram of more than ${SLOT} bytes`);
+      this.data.set(p, at);
+      at += p.length;
+    }
+    this.meta.setBigUint64(BATCH * MMSGHDR + i * IOVEC + 8, BigInt(at - i * SLOT), true); // iov_len
+    this.count++;
+  }
+
+  /** Hand what waits to the kernel; true when nothing is left waiting. */
+  flush(): boolean {
+    while (this.head < this.count) {
+      const n = this.f.sendmmsg(this.fd, this.vec + BigInt(this.head * MMSGHDR), this.count - this.head, MSG_DONTWAIT);
+      if (n < 0) {
+        const e = this.f.errno();
+        if (e === EINTR) continue;
+        // The socket's queue is full: the datagrams wait here, and the driver tries again shortly.
+        if (e === EAGAIN || e === ENOBUFS) return false;
+        throw new Error(`cannot send to the group: ${errnoName(e)}`);
+      }
+      this.calls++;
+      this.sent += n;
+      this.head += n;
+    }
+    this.head = this.count = 0;
+    return true;
+  }
+}
+
+const errnoName = (e: number): string =>
+  Object.entries(osConstants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;

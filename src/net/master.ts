@@ -18,6 +18,7 @@ import { type Transmit, countsText } from '../session/types.ts';
 import { type PxeOptions, startPxe } from '../boot/lab.ts';
 import { Records, recordSession } from '../boot/records.ts';
 import { type Iface, linkSpeed } from './iface.ts';
+import { BatchWriter } from './batch.ts';
 import { Pump } from './pump.ts';
 import type { Hub } from '../relay/hub.ts';
 import { type RelayReport, flatten, pcsOf } from '../relay/report.ts';
@@ -149,19 +150,21 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const tx = await unicastSocket(sockOpts, input);
   const fb = await groupSocket(sockOpts, feedbackPort, input);
   const data = await groupSender(sockOpts, dataPort);
+  const batch = BatchWriter.for(data);
 
   // Each repair round reads the image afresh: a bad read, or a file the operator repaired,
   // is not served again from memory.
   let cachedEpoch = 0;
-  // DATA leaves by the connected socket, everything else by the control socket (whose port the
-  // clients answer). A socket whose kernel queue is full says so (its datagrams then wait in Node, costlier).
+  // DATA leaves by the connected socket (in batches, after each turn of the machine), everything
+  // else by the control socket (whose port the clients answer). A socket whose kernel queue is full
+  // says so (dgram's datagrams then wait in Node, costlier).
   const send = (t: Transmit): boolean => {
     const toData = t.packet !== undefined && t.dest.kind === 'group' && t.dest.port === dataPort;
-    const s = toData ? data : tx;
-    if (s.getSendQueueCount() > 0) return false;
+    if (toData && batch ? !batch.ready : (toData ? data : tx).getSendQueueCount() > 0) return false;
     if (sender.epoch !== cachedEpoch) { cachedEpoch = sender.epoch; cache.clear(); }
     const out = (parts: Uint8Array[]): void => {
-      if (toData) data.send(parts);
+      if (toData && batch) batch.add(parts);
+      else if (toData) data.send(parts);
       else if (t.dest.kind === 'group') tx.send(parts, t.dest.port, o.group);
       else tx.send(parts, t.dest.to.port, t.dest.to.address);
     };
@@ -213,7 +216,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
       const lanOver = local || (hub !== undefined && hub.links.size > 0 && sender.clients.size === 0);
       if (lanOver && (!hub || hub.finished)) resolve();
     };
-    pump = new Pump(sender, send, () => performance.now(), () => { local = true; check(); });
+    pump = new Pump(sender, { send, flush: batch && (() => batch.flush()) }, () => performance.now(), () => { local = true; check(); });
     hub?.onChange(check);
   });
   if (o.arriving) {

@@ -12,12 +12,16 @@ export interface Machine {
   readonly finished: boolean;
 }
 
-/** Sends one datagram; returns false when it cannot now (socket queue full, image bytes not read yet). */
-export type Send = (t: Transmit) => boolean;
+export interface Output {
+  /** Sends (or queues) one datagram; false when it cannot now (socket queue full, image bytes not read yet). */
+  send(t: Transmit): boolean;
+  /** Hands over what send() queued, after each turn; false when some still waits for the socket. */
+  flush?(): boolean;
+}
 
 export class Pump {
   private readonly machine: Machine;
-  private readonly send: Send;
+  private readonly out: Output;
   private readonly clock: () => number;
   private pending: Transmit | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -26,9 +30,9 @@ export class Pump {
   private stopped = false;
   private readonly onIdle: (() => void) | undefined;
 
-  constructor(machine: Machine, send: Send, clock: () => number = () => performance.now(), onIdle?: () => void) {
+  constructor(machine: Machine, out: Output, clock: () => number = () => performance.now(), onIdle?: () => void) {
     this.machine = machine;
-    this.send = send;
+    this.out = out;
     this.clock = clock;
     this.onIdle = onIdle;
   }
@@ -56,10 +60,11 @@ export class Pump {
     for (;;) {
       const t = this.pending ?? this.machine.poll(now);
       if (!t) break;
-      if (!this.send(t)) { this.pending = t; blocked = true; break; }
+      if (!this.out.send(t)) { this.pending = t; blocked = true; break; }
       this.pending = undefined;
     }
-    if (this.machine.finished && !this.pending) { this.stop(); this.onIdle?.(); return; }
+    if (this.out.flush && !this.out.flush()) blocked = true;
+    if (this.machine.finished && !this.pending && !blocked) { this.stop(); this.onIdle?.(); return; }
     // Blocked: try again in a millisecond (or sooner if someone kicks us).
     const wake = blocked ? now + 1 : this.machine.nextWake(this.clock());
     this.arm(wake);

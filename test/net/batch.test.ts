@@ -1,10 +1,10 @@
-// Batched receive (src/net/batch.ts) on real sockets: what recvmmsg takes is every datagram,
-// byte for byte, with its sender, and it takes many per system call.
+// Batched datagrams (src/net/batch.ts) on real sockets: what recvmmsg takes and what sendmmsg
+// gives is every datagram, byte for byte, in order, many per system call.
 
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
-import { BatchReader } from '../../src/net/batch.ts';
+import { BatchReader, BatchWriter } from '../../src/net/batch.ts';
 
 test('batched receive: a burst arrives whole, in order, with its sender, in few system calls', { timeout: 20_000 }, async () => {
   const rx = dgram.createSocket('udp4');
@@ -42,4 +42,48 @@ test('batched receive: a burst arrives whole, in order, with its sender, in few 
   assert.deepEqual([...senders], [`127.0.0.1:${txPort}`]);
   assert.ok(reader.datagrams > N / 2, `recvmmsg took only ${reader.datagrams} of ${N}`);
   assert.ok(reader.calls * 8 < reader.datagrams, `${reader.calls} system calls for ${reader.datagrams} datagrams`);
+});
+
+test('batched send: datagrams built from parts arrive whole and in order, many per system call', { timeout: 20_000 }, async () => {
+  const rx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
+  rx.setRecvBufferSize(4 << 20);
+  const tx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
+  await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+  const writer = BatchWriter.for(tx);
+  assert.ok(writer, 'no batched send on the pinned Node (node:ffi or the socket descriptor is missing)');
+  const N = 1000;
+  const got: Buffer[] = [];
+  let done!: () => void;
+  const all = new Promise<void>((r) => { done = r; });
+  rx.on('message', (msg) => { got.push(msg); if (got.length === N) done(); });
+  // A header and a payload per datagram, as the master sends DATA; the payload view is reused.
+  const payload = Buffer.alloc(1448);
+  const head = (i: number): Uint8Array => Uint8Array.from([i >> 8, i & 255, 0xaa]);
+  for (let i = 0; i < N; i++) {
+    payload.fill(i & 255);
+    while (!writer.ready) await new Promise((r) => setImmediate(r));
+    writer.add([head(i), payload.subarray(0, 100 + (i % 1300))]);
+    if (i % 50 === 49) { assert.ok(writer.flush() || writer.waiting > 0); await new Promise((r) => setImmediate(r)); }
+  }
+  while (!writer.flush()) await new Promise((r) => setImmediate(r));
+  await all;
+  tx.close();
+  rx.close();
+  for (let i = 0; i < N; i++) {
+    const want = Buffer.concat([head(i), Buffer.alloc(100 + (i % 1300), i & 255)]);
+    assert.ok(got[i]!.equals(want), `datagram ${i} differs`);
+  }
+  assert.equal(writer.sent, N);
+  assert.ok(writer.calls * 8 < N, `${writer.calls} system calls for ${N} datagrams`);
+});
+
+test('batched send: a socket failure is an error that names it, not a silent loss', async () => {
+  const tx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
+  const writer = BatchWriter.for(tx)!; // bound but not connected: the kernel has nowhere to send
+  writer.add([Buffer.from('x')]);
+  assert.throws(() => writer.flush(), /cannot send to the group: EDESTADDRREQ/);
+  tx.close();
 });
