@@ -47,6 +47,8 @@ export async function buildSea(root: string, out: string): Promise<string> {
   writeFileSync(config, JSON.stringify({
     main: bundle, mainFormat: 'module', executable: stripped, output: exe,
     disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false,
+    // node:ffi (batched datagrams, src/net/batch.ts) warns that it is experimental: not on a PC's screen.
+    execArgv: ['--disable-warning=ExperimentalWarning'],
   }, null, 2));
   execFileSync(node, ['--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   return exe;

@@ -30,12 +30,14 @@ const MSG_DONTWAIT = 0x40;
 
 type RecvMmsg = (fd: number, vec: bigint, vlen: number, flags: number, timeout: bigint) => number;
 type SendMmsg = (fd: number, vec: bigint, vlen: number, flags: number) => number;
-interface Ffi { recvmmsg: RecvMmsg; sendmmsg: SendMmsg; errno(): number; pointer(b: ArrayBuffer): bigint }
+type SetSockOpt = (fd: number, level: number, name: number, value: bigint, length: number) => number;
+/** The C library's calls batch.ts makes (tests may stand in for some). */
+export interface Ffi { recvmmsg: RecvMmsg; sendmmsg: SendMmsg; setsockopt: SetSockOpt; errno(): number; pointer(b: ArrayBuffer): bigint }
 
 let loaded: Ffi | null | undefined;
 
-/** recvmmsg from the C library already in this process, or null where node:ffi is missing. */
-function ffi(): Ffi | null {
+/** The calls, from the C library already in this process, or null where node:ffi is missing. */
+export function syscalls(): Ffi | null {
   if (loaded !== undefined) return loaded;
   loaded = null;
   if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) return loaded;
@@ -45,11 +47,12 @@ function ffi(): Ffi | null {
     const { functions } = f.dlopen(null, {
       recvmmsg: { arguments: ['int32', 'pointer', 'uint32', 'int32', 'pointer'], return: 'int32' },
       sendmmsg: { arguments: ['int32', 'pointer', 'uint32', 'int32'], return: 'int32' },
+      setsockopt: { arguments: ['int32', 'int32', 'int32', 'pointer', 'uint32'], return: 'int32' },
       __errno_location: { arguments: [], return: 'pointer' },
     });
     const where = functions.__errno_location as () => bigint;
     loaded = {
-      recvmmsg: functions.recvmmsg as RecvMmsg, sendmmsg: functions.sendmmsg as SendMmsg,
+      recvmmsg: functions.recvmmsg as RecvMmsg, sendmmsg: functions.sendmmsg as SendMmsg, setsockopt: functions.setsockopt as SetSockOpt,
       errno: () => f.getInt32(where()), pointer: (b) => f.getRawPointer(b),
     };
   } catch {
@@ -89,7 +92,7 @@ export class BatchReader {
 
   /** A reader for `s`, or undefined where batching is not available (dgram alone then). */
   static for(s: dgram.Socket): BatchReader | undefined {
-    const f = ffi();
+    const f = syscalls();
     const fd = descriptor(s);
     return f && fd >= 0 ? new BatchReader(fd, f) : undefined;
   }
@@ -151,86 +154,149 @@ export class BatchReader {
   }
 }
 
-const EAGAIN = 11, EINTR = 4, ENOBUFS = 105;
+const EAGAIN = 11, EINTR = 4, EIO = 5, EINVAL = 22, ENOBUFS = 105;
+const IPPROTO_UDP = 17, UDP_SEGMENT = 103;
+/** Bytes of one message: a UDP datagram's limit (65535 less IPv4 and UDP headers), rounded down. */
+const MESSAGE = 65507;
 
-/** Datagrams for a connected socket, sent in batches by sendmmsg. */
+/**
+ * Datagrams for a connected socket, sent in batches by sendmmsg.
+ *
+ * With `segment` (the size of a full DATA datagram), consecutive full datagrams share one
+ * message, and the kernel cuts it into datagrams of that size (UDP segmentation offload,
+ * UDP_SEGMENT, Linux 4.18): the stack is walked once per message, not once per datagram.
+ * What goes on the wire is the same datagrams; a NIC without the offload has them cut in
+ * software just before its driver. Where the kernel or the route refuses, the writer falls
+ * back to a message per datagram.
+ */
 export class BatchWriter {
   private readonly fd: number;
   private readonly f: Ffi;
   private readonly vec: bigint;
   private readonly data: Uint8Array;
   private readonly meta: DataView;
-  /** Slots [head, count) are filled and not yet taken by the kernel. */
+  private readonly iovAt = BATCH * MMSGHDR;
+  /** The size of a full datagram, and how many share a message (1: no segmentation). */
+  private readonly segment: number;
+  private perMessage = 1;
+  /** Messages [head, count) are filled and not yet taken by the kernel; their datagrams and bytes. */
   private head = 0;
   private count = 0;
+  private readonly datagrams = new Uint8Array(BATCH);
+  private readonly bytes = new Int32Array(BATCH);
+  /** Whether the last message can take another datagram. */
+  private open = false;
+  /** Datagrams taken out of their messages when segmentation was refused, still to go. */
+  private backlog: Uint8Array[] = [];
   /** Datagrams the kernel took, and the system calls that gave them. */
   sent = 0;
   calls = 0;
 
-  /** A writer for the connected socket `s`, or undefined where batching is not available. */
-  static for(s: dgram.Socket): BatchWriter | undefined {
-    const f = ffi();
+  /**
+   * A writer for the connected socket `s`, or undefined where batching is not available.
+   * `segment`: the size of a full datagram, to segment (0: a message per datagram).
+   */
+  static for(s: dgram.Socket, segment = 0, calls?: Partial<Ffi>): BatchWriter | undefined {
+    const f = syscalls();
     const fd = descriptor(s);
-    return f && fd >= 0 ? new BatchWriter(fd, f) : undefined;
+    return f && fd >= 0 ? new BatchWriter(fd, { ...f, ...calls }, segment) : undefined;
   }
 
-  private constructor(fd: number, f: Ffi) {
+  private constructor(fd: number, f: Ffi, segment: number) {
     this.fd = fd;
     this.f = f;
-    const data = new ArrayBuffer(BATCH * SLOT);
-    const meta = new ArrayBuffer(BATCH * (MMSGHDR + IOVEC));
+    this.segment = segment;
+    const data = new ArrayBuffer(BATCH * MESSAGE);
+    const meta = new ArrayBuffer(BATCH * (MMSGHDR + IOVEC) + 4);
     this.data = new Uint8Array(data);
     this.meta = new DataView(meta);
-    const iovAt = BATCH * MMSGHDR;
     const d = f.pointer(data), m = f.pointer(meta);
     for (let i = 0; i < BATCH; i++) {
-      const h = i * MMSGHDR, iov = iovAt + i * IOVEC;
+      const h = i * MMSGHDR, iov = this.iovAt + i * IOVEC;
       // msg_name stays NULL: the socket is connected.
       this.meta.setBigUint64(h + 16, m + BigInt(iov), true); // msg_iov
       this.meta.setBigUint64(h + 24, 1n, true); // msg_iovlen
-      this.meta.setBigUint64(iov, d + BigInt(i * SLOT), true); // iov_base
+      this.meta.setBigUint64(iov, d + BigInt(i * MESSAGE), true); // iov_base
     }
     this.vec = m;
+    if (segment > 0 && MESSAGE / segment >= 2 && this.setSegment(segment)) this.perMessage = Math.min(Math.floor(MESSAGE / segment), 64);
   }
 
-  /** Datagrams added and not yet taken by the kernel. */
-  get waiting(): number { return this.count - this.head; }
+  private setSegment(size: number): boolean {
+    const opt = BATCH * (MMSGHDR + IOVEC);
+    this.meta.setInt32(opt, size, true);
+    return this.f.setsockopt(this.fd, IPPROTO_UDP, UDP_SEGMENT, this.vec + BigInt(opt), 4) === 0;
+  }
 
-  /** Whether add() has a free slot (flushing first when every slot is filled). */
-  get ready(): boolean { return this.count < BATCH || this.flush(); }
+  /** Datagrams per message (1: each datagram is a message of its own). */
+  get segmenting(): number { return this.perMessage; }
+
+  /** Datagrams added and not yet taken by the kernel. */
+  get waiting(): number {
+    let n = this.backlog.length;
+    for (let k = this.head; k < this.count; k++) n += this.datagrams[k]!;
+    return n;
+  }
+
+  /** Whether add() has room (flushing first when every message is filled). */
+  get ready(): boolean { return this.backlog.length === 0 && (this.count < BATCH || this.open || this.flush()); }
 
   /** Queue one datagram (its parts, copied). Only when `ready`. */
   add(parts: readonly Uint8Array[]): void {
-    if (this.count === BATCH) throw new RangeError('add() without ready: every slot waits for the socket');
-    const i = this.count;
-    let at = i * SLOT;
-    const end = at + SLOT;
-    for (const p of parts) {
-      if (at + p.length > end) throw new RangeError(`a datagram of more than ${SLOT} bytes`);
-      this.data.set(p, at);
-      at += p.length;
-    }
-    this.meta.setBigUint64(BATCH * MMSGHDR + i * IOVEC + 8, BigInt(at - i * SLOT), true); // iov_len
-    this.count++;
+    let length = 0;
+    for (const p of parts) length += p.length;
+    if (length > MESSAGE) throw new RangeError(`a datagram of ${length} bytes`);
+    // A message holds full datagrams, and may end with one shorter datagram.
+    const join = this.open && length <= this.segment;
+    if (!join && this.count === BATCH) throw new RangeError('add() without ready: every message waits for the socket');
+    const k = join ? this.count - 1 : this.count++;
+    if (!join) { this.datagrams[k] = 0; this.bytes[k] = 0; }
+    let at = k * MESSAGE + this.bytes[k]!;
+    for (const p of parts) { this.data.set(p, at); at += p.length; }
+    this.bytes[k] = this.bytes[k]! + length;
+    this.datagrams[k] = this.datagrams[k]! + 1;
+    this.open = this.perMessage > 1 && length === this.segment && this.datagrams[k]! < this.perMessage;
+    this.meta.setBigUint64(this.iovAt + k * IOVEC + 8, BigInt(this.bytes[k]!), true); // iov_len
   }
 
   /** Hand what waits to the kernel; true when nothing is left waiting. */
   flush(): boolean {
-    while (this.head < this.count) {
-      const n = this.f.sendmmsg(this.fd, this.vec + BigInt(this.head * MMSGHDR), this.count - this.head, MSG_DONTWAIT);
-      if (n < 0) {
-        const e = this.f.errno();
-        if (e === EINTR) continue;
-        // The socket's queue is full: the datagrams wait here, and the driver tries again shortly.
-        if (e === EAGAIN || e === ENOBUFS) return false;
-        throw new Error(`cannot send to the group: ${errnoName(e)}`);
+    this.open = false;
+    for (;;) {
+      while (this.head < this.count) {
+        const n = this.f.sendmmsg(this.fd, this.vec + BigInt(this.head * MMSGHDR), this.count - this.head, MSG_DONTWAIT);
+        if (n < 0) {
+          const e = this.f.errno();
+          if (e === EINTR) continue;
+          // The socket's queue is full: the datagrams wait here, and the driver tries again shortly.
+          if (e === EAGAIN || e === ENOBUFS) return false;
+          // The route cannot segment (a device without checksum offload, say): a datagram per message from now on.
+          if ((e === EIO || e === EINVAL) && this.perMessage > 1) { this.unsegment(); continue; }
+          throw new Error(`cannot send to the group: ${errnoName(e)}`);
+        }
+        this.calls++;
+        for (let k = this.head; k < this.head + n; k++) this.sent += this.datagrams[k]!;
+        this.head += n;
       }
-      this.calls++;
-      this.sent += n;
-      this.head += n;
+      this.head = this.count = 0;
+      if (this.backlog.length === 0) return true;
+      while (this.backlog.length > 0 && this.count < BATCH) this.add([this.backlog.shift()!]);
     }
+  }
+
+  /** Stop segmenting: the datagrams of the messages still waiting go one by one. */
+  private unsegment(): void {
+    this.setSegment(0);
+    this.perMessage = 1;
+    const split: Uint8Array[] = [];
+    for (let k = this.head; k < this.count; k++) {
+      for (let at = 0; at < this.bytes[k]!; at += this.segment) {
+        const from = k * MESSAGE + at;
+        split.push(this.data.slice(from, from + Math.min(this.segment, this.bytes[k]! - at)));
+      }
+    }
+    this.backlog = [...split, ...this.backlog];
     this.head = this.count = 0;
-    return true;
   }
 }
 

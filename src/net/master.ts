@@ -10,7 +10,8 @@ import { type Logger, bytes } from '../log/logger.ts';
 import type { FileEntry } from '../protocol/manifest.ts';
 import { type Signer, buildAuth, fingerprint } from '../protocol/auth.ts';
 import { SEAL_OVERHEAD, SessionSeal } from '../protocol/secret.ts';
-import { Caps, type ImageKind, Phase, phaseName } from '../protocol/messages.ts';
+import { HEADER_LENGTH } from '../protocol/codec.ts';
+import { Caps, type ImageKind, MsgType, Phase, phaseName } from '../protocol/messages.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import type { LanPolicy } from '../session/lans.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
@@ -150,7 +151,8 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const tx = await unicastSocket(sockOpts, input);
   const fb = await groupSocket(sockOpts, feedbackPort, input);
   const data = await groupSender(sockOpts, dataPort);
-  const batch = BatchWriter.for(data);
+  // Full DATA datagrams share messages the kernel cuts up (UDP segmentation): see batch.ts.
+  const batch = BatchWriter.for(data, params.payloadSize + (seal ? SEAL_OVERHEAD : 0) + HEADER_LENGTH[MsgType.Data]);
 
   // Each repair round reads the image afresh: a bad read, or a file the operator repaired,
   // is not served again from memory.

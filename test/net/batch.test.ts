@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
-import { BatchReader, BatchWriter } from '../../src/net/batch.ts';
+import { BatchReader, BatchWriter, syscalls } from '../../src/net/batch.ts';
 
 test('batched receive: a burst arrives whole, in order, with its sender, in few system calls', { timeout: 20_000 }, async () => {
   const rx = dgram.createSocket('udp4');
@@ -77,6 +77,73 @@ test('batched send: datagrams built from parts arrive whole and in order, many p
   }
   assert.equal(writer.sent, N);
   assert.ok(writer.calls * 8 < N, `${writer.calls} system calls for ${N} datagrams`);
+});
+
+test('batched send with UDP segmentation: full datagrams share messages, and the receiver gets each as it was added', { timeout: 20_000 }, async () => {
+  const rx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
+  rx.setRecvBufferSize(4 << 20);
+  const tx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
+  await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+  const FULL = 1472;
+  const writer = BatchWriter.for(tx, FULL)!;
+  assert.ok(writer.segmenting > 1, 'the kernel refused UDP_SEGMENT');
+  // Runs of full datagrams broken by short ones (a segment's last packet, a manifest packet).
+  const N = 1500;
+  const size = (i: number): number => (i % 97 === 96 ? 200 + (i % 700) : FULL);
+  const datagram = (i: number): Buffer => { const b = Buffer.alloc(size(i), i & 255); b.writeUInt16BE(i, 0); return b; };
+  const got: Buffer[] = [];
+  let done!: () => void;
+  const all = new Promise<void>((r) => { done = r; });
+  rx.on('message', (msg) => { got.push(msg); if (got.length === N) done(); });
+  for (let i = 0; i < N; i++) {
+    while (!writer.ready) await new Promise((r) => setImmediate(r));
+    const d = datagram(i);
+    writer.add([d.subarray(0, 24), d.subarray(24)]);
+    if (i % 200 === 199) { writer.flush(); await new Promise((r) => setTimeout(r, 2)); }
+  }
+  while (!writer.flush()) await new Promise((r) => setImmediate(r));
+  await all;
+  tx.close();
+  rx.close();
+  for (let i = 0; i < N; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} differs (${got[i]!.length} bytes)`);
+  assert.equal(writer.sent, N);
+  assert.ok(writer.calls * 100 < N, `${writer.calls} system calls for ${N} datagrams`);
+});
+
+test('batched send: where the kernel refuses to segment, the waiting datagrams go one by one, none lost', { timeout: 20_000 }, async () => {
+  const rx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
+  rx.setRecvBufferSize(4 << 20);
+  const tx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
+  await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+  // The first send fails as udp_send_skb does on a route that cannot segment (EIO); later ones are real.
+  const real = syscalls()!;
+  let refused = 0, errno = 0;
+  const writer = BatchWriter.for(tx, 1472, {
+    sendmmsg: (fd, vec, n, flags) => (refused++ === 0 ? (errno = 5, -1) : (errno = 0, real.sendmmsg(fd, vec, n, flags))),
+    errno: () => errno,
+  })!;
+  assert.ok(writer.segmenting > 1);
+  const N = 200;
+  const datagram = (i: number): Buffer => Buffer.alloc(i === N - 1 ? 300 : 1472, i & 255);
+  const got: Buffer[] = [];
+  let done!: () => void;
+  const all = new Promise<void>((r) => { done = r; });
+  rx.on('message', (msg) => { got.push(msg); if (got.length === N) done(); });
+  for (let i = 0; i < N; i++) {
+    while (!writer.ready) await new Promise((r) => setImmediate(r));
+    writer.add([datagram(i)]);
+  }
+  while (!writer.flush()) await new Promise((r) => setImmediate(r));
+  await all;
+  tx.close();
+  rx.close();
+  assert.equal(writer.segmenting, 1);
+  for (let i = 0; i < N; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} differs (${got[i]!.length} bytes)`);
+  assert.equal(writer.sent, N);
 });
 
 test('batched send: a socket failure is an error that names it, not a silent loss', async () => {

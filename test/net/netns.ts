@@ -49,6 +49,9 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
       ip('-n', sw, 'link', 'set', port, 'master', 'br0', 'up');
       ip('-n', ns(h), 'addr', 'add', `${addr.get(h)}/24`, 'broadcast', '+', 'dev', 'eth0');
       ip('-n', ns(h), 'link', 'set', 'eth0', 'up');
+      // A NIC without UDP segmentation offload, as most lab PCs have: a message the master hands the
+      // kernel in one piece (UDP_SEGMENT) leaves as separate frames, each lost or delayed on its own.
+      inNs(ns(h), 'ethtool', ['-K', 'eth0', 'tx-udp-segmentation', 'off']);
       ip('-n', ns(h), 'link', 'set', 'lo', 'up');
       ip('-n', ns(h), 'route', 'add', '224.0.0.0/4', 'dev', 'eth0');
     });
