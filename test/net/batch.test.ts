@@ -6,14 +6,33 @@ import dgram from 'node:dgram';
 import { test } from 'node:test';
 import { BatchReader, BatchWriter, syscalls } from '../../src/net/batch.ts';
 
+/** A socket bound on loopback (with a large receive buffer). */
+async function bound(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  s.setRecvBufferSize(4 << 20);
+  return s;
+}
+
+/** The first n datagrams `rx` receives, and a promise of them all. */
+function collect(rx: dgram.Socket, n: number): { got: Buffer[]; all: Promise<void> } {
+  const got: Buffer[] = [];
+  const all = new Promise<void>((done) => rx.on('message', (msg) => { got.push(msg); if (got.length === n) done(); }));
+  return { got, all };
+}
+
+/** A receiver, and a sender connected to it. */
+async function pair(): Promise<{ rx: dgram.Socket; tx: dgram.Socket }> {
+  const rx = await bound(), tx = await bound();
+  await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+  return { rx, tx };
+}
+
 test('batched receive: a burst arrives whole, in order, with its sender, in few system calls', { timeout: 20_000 }, async () => {
-  const rx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
-  rx.setRecvBufferSize(4 << 20);
+  const rx = await bound();
   const reader = BatchReader.for(rx);
   assert.ok(reader, 'no batched receive on the pinned Node (node:ffi or the socket descriptor is missing)');
-  const tx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
+  const tx = await bound();
   const N = 1000;
   const sizes = (i: number): number => 2 + ((i * 977) % 1470);
   const datagram = (i: number): Buffer => {
@@ -45,19 +64,11 @@ test('batched receive: a burst arrives whole, in order, with its sender, in few 
 });
 
 test('batched send: datagrams built from parts arrive whole and in order, many per system call', { timeout: 20_000 }, async () => {
-  const rx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
-  rx.setRecvBufferSize(4 << 20);
-  const tx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
-  await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+  const { rx, tx } = await pair();
   const writer = BatchWriter.for(tx);
   assert.ok(writer, 'no batched send on the pinned Node (node:ffi or the socket descriptor is missing)');
   const N = 1000;
-  const got: Buffer[] = [];
-  let done!: () => void;
-  const all = new Promise<void>((r) => { done = r; });
-  rx.on('message', (msg) => { got.push(msg); if (got.length === N) done(); });
+  const { got, all } = collect(rx, N);
   // A header and a payload per datagram, as the master sends DATA; the payload view is reused.
   const payload = Buffer.alloc(1448);
   const head = (i: number): Uint8Array => Uint8Array.from([i >> 8, i & 255, 0xaa]);
@@ -80,12 +91,7 @@ test('batched send: datagrams built from parts arrive whole and in order, many p
 });
 
 test('batched send with UDP segmentation: full datagrams share messages, and the receiver gets each as it was added', { timeout: 20_000 }, async () => {
-  const rx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
-  rx.setRecvBufferSize(4 << 20);
-  const tx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
-  await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+  const { rx, tx } = await pair();
   const FULL = 1472;
   const writer = BatchWriter.for(tx, FULL)!;
   assert.ok(writer.segmenting > 1, 'the kernel refused UDP_SEGMENT');
@@ -93,10 +99,7 @@ test('batched send with UDP segmentation: full datagrams share messages, and the
   const N = 1500;
   const size = (i: number): number => (i % 97 === 96 ? 200 + (i % 700) : FULL);
   const datagram = (i: number): Buffer => { const b = Buffer.alloc(size(i), i & 255); b.writeUInt16BE(i, 0); return b; };
-  const got: Buffer[] = [];
-  let done!: () => void;
-  const all = new Promise<void>((r) => { done = r; });
-  rx.on('message', (msg) => { got.push(msg); if (got.length === N) done(); });
+  const { got, all } = collect(rx, N);
   for (let i = 0; i < N; i++) {
     while (!writer.ready) await new Promise((r) => setImmediate(r));
     const d = datagram(i);
@@ -113,12 +116,7 @@ test('batched send with UDP segmentation: full datagrams share messages, and the
 });
 
 test('batched send: where the kernel refuses to segment, the waiting datagrams go one by one, none lost', { timeout: 20_000 }, async () => {
-  const rx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
-  rx.setRecvBufferSize(4 << 20);
-  const tx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
-  await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+  const { rx, tx } = await pair();
   // The first send fails as udp_send_skb does on a route that cannot segment (EIO); later ones are real.
   const real = syscalls()!;
   let refused = 0, errno = 0;
@@ -129,10 +127,7 @@ test('batched send: where the kernel refuses to segment, the waiting datagrams g
   assert.ok(writer.segmenting > 1);
   const N = 200;
   const datagram = (i: number): Buffer => Buffer.alloc(i === N - 1 ? 300 : 1472, i & 255);
-  const got: Buffer[] = [];
-  let done!: () => void;
-  const all = new Promise<void>((r) => { done = r; });
-  rx.on('message', (msg) => { got.push(msg); if (got.length === N) done(); });
+  const { got, all } = collect(rx, N);
   for (let i = 0; i < N; i++) {
     while (!writer.ready) await new Promise((r) => setImmediate(r));
     writer.add([datagram(i)]);
@@ -147,8 +142,7 @@ test('batched send: where the kernel refuses to segment, the waiting datagrams g
 });
 
 test('batched send: a socket failure is an error that names it, not a silent loss', async () => {
-  const tx = dgram.createSocket('udp4');
-  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
+  const tx = await bound();
   const writer = BatchWriter.for(tx)!; // bound but not connected: the kernel has nowhere to send
   writer.add([Buffer.from('x')]);
   assert.throws(() => writer.flush(), /cannot send to the group: EDESTADDRREQ/);
