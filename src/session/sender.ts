@@ -112,10 +112,11 @@ export interface SenderStats {
 /** Ethernet (14), IPv4 (20) and UDP (8) header bytes around each datagram. */
 const WIRE_OVERHEAD = 42;
 /**
- * ms of idle time the pace may make up at once. The driver's timers fire 1-2 ms late as a rule,
- * and 4-10 ms late when the host is busy (measured on the master at 100 Mbit/s): with 2 ms, such
- * a pass lost a quarter of its pace. The catch-up is a burst of at most this much link time, which
- * the NIC sends at line rate.
+ * ms of sending time the pace may make up at once after a late wake-up. The driver's timers fire
+ * 1-2 ms late as a rule, and 4-10 ms late when the host is busy (measured on the master at
+ * 100 Mbit/s): with 2 ms, such a pass lost a quarter of its pace. The catch-up is a burst of at
+ * most this much link time, which the NIC sends at line rate. Time in which nothing could be
+ * sent (a full window) earns no credit.
  */
 const PACE_CREDIT = 8;
 /** ms after a change of phase or epoch at which its ANNOUNCE is repeated. */
@@ -623,7 +624,9 @@ export class Sender {
       return t;
     }
     const packet = this.nextDataPacket();
-    if (packet < 0 || !this.paceAllows(now)) return undefined;
+    // Nothing may go (the window waits for ACKs, the pass is over): no credit builds up meanwhile.
+    if (packet < 0) { this.nextSendAt = Math.max(this.nextSendAt, now); return undefined; }
+    if (!this.paceAllows(now)) return undefined;
     const auth = this.authFirst(packet, false, now);
     if (auth) return auth;
     const repair = this.phase === Phase.Repair;
