@@ -120,9 +120,8 @@ export class BatchReader {
     this.vec = m;
   }
 
-  /** Take every datagram waiting on the socket, handing each to `on`; returns how many. */
-  drain(on: BatchReceive): number {
-    let total = 0;
+  /** Take every datagram waiting on the socket, handing each to `on`. */
+  drain(on: BatchReceive): void {
     for (;;) {
       // msg_namelen is in/out: the kernel writes back the length it used.
       for (let i = 0; i < BATCH; i++) this.meta.setUint32(i * MMSGHDR + 8, SOCKADDR_IN, true);
@@ -130,14 +129,12 @@ export class BatchReader {
       if (got <= 0) break; // EAGAIN: empty (any other error is dgram's to report)
       this.calls++;
       this.datagrams += got;
-      total += got;
       for (let i = 0; i < got; i++) {
         const len = Math.min(this.meta.getUint32(i * MMSGHDR + 56, true), SLOT);
         on(this.data.subarray(i * SLOT, i * SLOT + len), this.from(i));
       }
       if (got < BATCH) break;
     }
-    return total;
   }
 
   /** The sender of slot i (sockaddr_in: family, port and address in network order). */
