@@ -19,6 +19,7 @@ import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, mkdirSync, openSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildSea } from '../scripts/appliance/sea.ts';
 import { type NetLab, createLab, isRoot } from '../test/net/netns.ts';
 
 const { values } = parseArgs({
@@ -37,7 +38,7 @@ if (!isRoot()) { console.error('bench/line.ts: needs root (network namespaces, t
 const SIZE = Number(values.size) * 2 ** 20;
 const RUNS = values.quick ? 1 : Number(values.runs);
 const TOOLS = values.only.split(',') as Tool[];
-const MAIN = join(import.meta.dirname, '../src/main.ts');
+const ROOT = join(import.meta.dirname, '..');
 const FS = '/tmp/mustb-fs';
 const PAYLOAD = join(FS, 'payload.img');
 const PREFIX = 'mustb';
@@ -46,6 +47,7 @@ const AFTER_SENDER = 60_000;
 const MUST_ARGS = values['must-args'].split(' ').filter(Boolean);
 
 type Tool = 'must' | 'udpcast' | 'uftp';
+const must = TOOLS.includes('must') ? await buildSea(ROOT, join(ROOT, 'out/bench')) : '';
 
 interface Row {
   name: string;
@@ -176,7 +178,6 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
       if (late(i) > 0) setTimeout(go, late(i)); else go();
     });
   };
-  const node = process.execPath;
   const N = String(row.receivers - receivers.filter((_, i) => late(i) > 0).length);
   if (tool === 'must') {
     for (const f of files) closeSync(openSync(f, 'w'));
@@ -185,8 +186,8 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
     // MUST paces to the speed the interface reports. A real 1 Gbit/s NIC says 1000; a veth says
     // 10000 whatever tbf does to it, so the master is told the lab's link speed, as it would read it.
     const link = row.rate(-1) > 0 ? ['--rate', String(row.rate(-1))] : [];
-    sender = start(lab, 's', [node, '--disable-warning=ExperimentalWarning', MAIN, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), '--records', join(FS, 'records.json'), ...link, ...jumbo, ...MUST_ARGS]);
-    startReceivers((i) => [node, '--disable-warning=ExperimentalWarning', MAIN, 'client', '--target', files[i]!, '--yes', '--iface', 'eth0', '--port', String(port), '--name', receivers[i]!]);
+    sender = start(lab, 's', [must, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), '--records', join(FS, 'records.json'), ...link, ...jumbo, ...MUST_ARGS]);
+    startReceivers((i) => [must, 'client', '--target', files[i]!, '--yes', '--iface', 'eth0', '--port', String(port), '--name', receivers[i]!]);
   } else if (tool === 'udpcast') {
     const jumbo = row.jumbo ? ['--blocksize', String(JUMBO_BLOCK)] : [];
     sender = start(lab, 's', ['udp-sender', '--file', PAYLOAD, '--interface', 'eth0', '--portbase', String(port), '--min-receivers', N, '--nokbd', '--no-progress', ...jumbo]);
