@@ -125,8 +125,17 @@ export class RawTarget implements ByteTarget {
   close(): Promise<void> { return this.fh.close(); }
 }
 
+/** A buffer that offered bytes are copied into; it goes back to the pool once no write holds any of it. */
+interface Slab { readonly bytes: Buffer; holds: number }
+
+/**
+ * Bytes for [offset, offset+bytes): `buffers`, then the run that still grows at the end of
+ * `slab`, [runStart, runEnd). Each slab in `slabs` counts this write among its holders once.
+ */
+interface Write { kind: 'write'; offset: number; bytes: number; buffers: Uint8Array[]; slabs: Slab[]; slab: Slab | undefined; runStart: number; runEnd: number }
+
 type Job =
-  | { kind: 'write'; offset: number; buffers: Uint8Array[]; bytes: number }
+  | Write
   | { kind: 'finish'; k: number; chunk: Chunk }
   | { kind: 'flush'; zeros: Extent[] };
 
@@ -144,11 +153,13 @@ export class WriteQueue implements ClientStorage {
   static readonly BATCH_WAIT = 4;
   /** Writes handed to the thread pool at once. */
   static readonly PARALLEL = 16;
-  /** Offered bytes are copied into slabs of this size; a slab is freed when the writes in it are done. */
+  /** Offered bytes are copied into slabs of this size, reused once the writes in them are done. */
   static readonly SLAB = 256 << 10;
   private readonly jobs: Job[] = [];
-  private slab = Buffer.allocUnsafeSlow(0);
+  private slab: Slab = { bytes: Buffer.alloc(0), holds: 0 };
   private slabUsed = 0;
+  /** Slabs no write holds. A fresh buffer is paged in (and later unmapped) by the kernel: reuse is cheaper. */
+  private readonly spare: Slab[] = [];
   private queued = 0;
   /** Where finished chunks are read back to be checked, one at a time. */
   private scratch = Buffer.allocUnsafe(0);
@@ -160,6 +171,8 @@ export class WriteQueue implements ClientStorage {
   written = 0;
   zeroed = 0;
   peakQueued = 0;
+  /** Slabs allocated (the rest of the copies went to reused ones). */
+  slabs = 0;
 
   constructor(target: ByteTarget, on: WriteQueueEvents, limitBytes = 64 << 20) {
     this.target = target;
@@ -169,39 +182,54 @@ export class WriteQueue implements ClientStorage {
 
   get queuedBytes(): number { return this.queued; }
 
-  /** Takes a copy of `bytes` (the caller may reuse them at once), or says no. */
-  offer(offset: number, bytes: Uint8Array): boolean {
-    if (this.queued + bytes.length > this.limit) return false;
-    if (offset + bytes.length > this.target.capacity) return false;
-    this.queued += bytes.length;
+  /** Takes a copy of `bytes[from, from+length)` (the caller may reuse them at once), or says no. */
+  offer(offset: number, bytes: Uint8Array, from: number, length: number): boolean {
+    if (this.queued + length > this.limit) return false;
+    if (offset + length > this.target.capacity) return false;
+    this.queued += length;
     this.peakQueued = Math.max(this.peakQueued, this.queued);
     const last = this.jobs[this.jobs.length - 1];
-    const follows = last?.kind === 'write' && last.offset + last.bytes === offset && last.bytes + bytes.length <= WriteQueue.COALESCE;
-    const copy = this.copy(bytes);
-    if (follows) {
-      // Packets in order land side by side in the slab: one buffer grows instead of one per packet.
-      const prev = last.buffers[last.buffers.length - 1]!;
-      if (prev.buffer === copy.buffer && prev.byteOffset + prev.length === copy.byteOffset) {
-        last.buffers[last.buffers.length - 1] = new Uint8Array(prev.buffer, prev.byteOffset, prev.length + copy.length);
-      } else last.buffers.push(copy);
-      last.bytes += bytes.length;
-    } else {
-      this.jobs.push({ kind: 'write', offset, buffers: [copy], bytes: bytes.length });
+    let w: Write;
+    if (last?.kind === 'write' && last.offset + last.bytes === offset && last.bytes + length <= WriteQueue.COALESCE) w = last;
+    else this.jobs.push(w = { kind: 'write', offset, bytes: 0, buffers: [], slabs: [], slab: undefined, runStart: 0, runEnd: 0 });
+    if (this.slabUsed + length > this.slab.bytes.length) this.nextSlab(length);
+    const at = this.slabUsed;
+    this.slab.bytes.set(bytes.subarray(from, from + length), at);
+    this.slabUsed += length;
+    // Packets in order land side by side in the slab: one run grows instead of a buffer per packet.
+    if (w.slab !== this.slab || w.runEnd !== at) {
+      this.closeRun(w);
+      if (!w.slabs.includes(this.slab)) { w.slabs.push(this.slab); this.slab.holds++; }
+      w.slab = this.slab;
+      w.runStart = at;
     }
+    w.runEnd = at + length;
+    w.bytes += length;
     this.kick();
     return true;
   }
 
-  /** `bytes` copied to the end of the current slab (a new slab when it is full). */
-  private copy(bytes: Uint8Array): Uint8Array {
-    if (this.slabUsed + bytes.length > this.slab.length) {
-      this.slab = Buffer.allocUnsafeSlow(Math.max(WriteQueue.SLAB, bytes.length));
-      this.slabUsed = 0;
+  private closeRun(w: Write): void {
+    if (w.slab && w.runEnd > w.runStart) w.buffers.push(w.slab.bytes.subarray(w.runStart, w.runEnd));
+    w.slab = undefined;
+  }
+
+  /** A slab with room for `length` bytes: a spare one, or a new one. */
+  private nextSlab(length: number): void {
+    if (this.slab.holds === 0 && this.slab.bytes.length === WriteQueue.SLAB) this.spare.push(this.slab);
+    const reuse = length <= WriteQueue.SLAB ? this.spare.pop() : undefined;
+    if (reuse) this.slab = reuse;
+    else {
+      this.slab = { bytes: Buffer.allocUnsafeSlow(Math.max(WriteQueue.SLAB, length)), holds: 0 };
+      this.slabs++;
     }
-    const v = this.slab.subarray(this.slabUsed, this.slabUsed + bytes.length);
-    v.set(bytes);
-    this.slabUsed += bytes.length;
-    return v;
+    this.slabUsed = 0;
+  }
+
+  /** Write w is done with its slabs. */
+  private release(w: Write): void {
+    for (const s of w.slabs) if (--s.holds === 0 && s !== this.slab && s.bytes.length === WriteQueue.SLAB) this.spare.push(s);
+    w.slabs = [];
   }
 
   finish(k: number, chunk: Chunk): void {
@@ -250,14 +278,16 @@ export class WriteQueue implements ClientStorage {
           // turn of the event loop falls behind the socket. The writes queued together (disjoint
           // ranges: a packet is offered once) go to the thread pool together.
           const batch = [job];
-          while (batch.length < WriteQueue.PARALLEL && this.jobs[0]?.kind === 'write') batch.push(this.jobs.shift() as typeof job);
+          while (batch.length < WriteQueue.PARALLEL && this.jobs[0]?.kind === 'write') batch.push(this.jobs.shift() as Write);
           await Promise.all(batch.map(async (w) => {
+            this.closeRun(w);
             try {
               await this.target.writev(w.offset, w.buffers);
               this.written += w.bytes;
             } catch (e) {
               this.on.writeError(w.offset, w.bytes, e as Error);
             }
+            this.release(w);
             this.queued -= w.bytes;
           }));
           break;

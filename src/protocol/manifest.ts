@@ -277,6 +277,8 @@ export class Layout {
   readonly streamSize: number;
   /** starts[k]: stream offset of chunk k; starts[n] = stream size. */
   private readonly starts: Float64Array;
+  /** The chunk chunkAt found last. */
+  private hint = 0;
 
   constructor(m: Manifest) {
     this.manifest = m;
@@ -291,12 +293,28 @@ export class Layout {
 
   /** The chunk holding stream byte `offset`. */
   chunkAt(offset: number): number {
+    // Packets come mostly in order: the last answer usually holds.
+    const h = this.hint;
+    if (this.starts[h]! <= offset && offset < this.starts[h + 1]!) return h;
     let lo = 0, hi = this.manifest.chunks.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if (this.starts[mid]! <= offset) lo = mid; else hi = mid - 1;
     }
+    this.hint = lo;
     return lo;
+  }
+
+  /** Where stream range [offset, offset+length) starts on the target if one extent of one chunk holds it all; else -1. */
+  contiguous(offset: number, length: number): number {
+    const k = this.chunkAt(offset);
+    if (offset + length > this.starts[k + 1]!) return -1;
+    let rel = offset - this.starts[k]!;
+    for (const e of this.manifest.chunks[k]!.extents) {
+      if (rel < e.length) return rel + length <= e.length ? e.offset + rel : -1;
+      rel -= e.length;
+    }
+    return -1;
   }
 
   /** Chunks [first, end) that hold bytes of stream range [offset, offset+length). */

@@ -9,11 +9,11 @@
 import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
 import { DecodeError } from '../protocol/bytes.ts';
 import { type Verifier, fingerprint, packetHash, trailerValid, verifierOf } from '../protocol/auth.ts';
-import { PACKET_HASH_BYTES, decode, encode } from '../protocol/codec.ts';
+import { type DataHead, PACKET_HASH_BYTES, decode, encode, isData, readData } from '../protocol/codec.ts';
 import { SEAL_OVERHEAD, SessionSeal } from '../protocol/secret.ts';
 import { type Chunk, type Extent, type Manifest, Layout, decodeManifest, isIdentity, sha256 } from '../protocol/manifest.ts';
 import {
-  type AnnounceMsg, type AuthMsg, type ClientId, type DataMsg, type Message, type PacketRange,
+  type AnnounceMsg, type AuthMsg, type ClientId, type Message, type PacketRange,
   Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
 } from '../protocol/messages.ts';
 import { AckScheduler } from './acks.ts';
@@ -28,10 +28,11 @@ import { type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } fro
 /** Where a client's bytes go. Calls return at once; results come back through the machine. */
 export interface ClientStorage {
   /**
-   * Queue a write at a target offset; false when the queue is full (the packet is then treated as lost).
-   * `bytes` may be a view into a receive buffer that is reused after the call: keep a copy.
+   * Queue a write of bytes [from, from+length) of `bytes` at a target offset; false when the queue is full
+   * (the packet is then treated as lost). `bytes` may be a view into a receive buffer that is reused
+   * after the call: keep a copy.
    */
-  offer(offset: number, bytes: Uint8Array): boolean;
+  offer(offset: number, bytes: Uint8Array, from: number, length: number): boolean;
   /**
    * After all queued writes: read chunk k's stream bytes back from the front of its extents,
    * match its digest, unpack and write it if packed, read it back and match its raw digest.
@@ -154,6 +155,8 @@ export class Receiver {
   private chunkMissing = new Uint32Array(0);
   private verified = new Bitmap(0);
   private verifying = new Bitmap(0);
+  /** The DATA header being handled (one record, reused: DATA is nearly every datagram). */
+  private readonly head: DataHead = { session: 0, flags: 0, packet: 0, ackedBlock: 0, at: 0 };
   private readonly refusals = new Map<number, number>();
   // Signed sessions: the key in force, the last ANNOUNCE sequence number, and the packet hashes AUTH vouched for, by block.
   private verifier: Verifier | undefined;
@@ -205,11 +208,18 @@ export class Receiver {
   onDatagram(bytes: Uint8Array, from: Endpoint, port: number, now: number): void {
     if (this.finished) return;
     const a = this.announce;
+    const classic = a !== undefined && a.mode === WireMode.Classic && port !== this.cfg.controlPort && (port === a.dataPort || port === a.feedbackPort);
     let m: Message;
     try {
-      m = a && a.mode === WireMode.Classic && port !== this.cfg.controlPort && (port === a.dataPort || port === a.feedbackPort)
-        ? this.fromClassic(bytes, port === a.feedbackPort)
-        : decode(bytes);
+      if (!classic && isData(bytes)) {
+        // The hot path: the header is read into one reused record and the payload stays where it is.
+        const h = this.head;
+        readData(bytes, h);
+        if (!a || h.session !== a.session) return this.reject('session', from, now);
+        if (this.fromMaster(from, now)) this.onData(h, bytes, now);
+        return;
+      }
+      m = classic ? this.fromClassic(bytes, port === a.feedbackPort) : decode(bytes);
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
       return this.reject(e.reason, from, now);
@@ -234,13 +244,11 @@ export class Receiver {
       default:
         break;
     }
-    // Everything else comes from the master only.
-    if (!this.master || from.address !== this.master.address) return this.reject('source', from, now);
-    this.lastHeardMaster = now;
+    if (!this.fromMaster(from, now)) return;
     // A signed session's DROP carries the master's signature; anything else is someone else's.
     if (this.verifier && m.type === MsgType.Drop && !trailerValid(bytes, this.verifier)) return this.reject('forged', from, now);
     switch (m.type) {
-      case MsgType.Data: return this.onData(m, now);
+      case MsgType.Data: return this.onData({ ...m, at: 0 }, m.payload, now); // a classic packet, made DATA
       case MsgType.Auth: return this.onAuth(m, bytes, from, now);
       case MsgType.Welcome:
         if (m.client === this.cfg.id && !this.welcomed) {
@@ -255,6 +263,16 @@ export class Receiver {
         if (m.client === this.cfg.id) this.fail(`dropped by the master: ${m.reason}`, now, false);
         return;
     }
+  }
+
+  /** Everything but ANNOUNCE and other clients' feedback comes from the master only. */
+  private fromMaster(from: Endpoint, now: number): boolean {
+    if (!this.master || from.address !== this.master.address) {
+      this.reject('source', from, now);
+      return false;
+    }
+    this.lastHeardMaster = now;
+    return true;
   }
 
   private fromClassic(bytes: Uint8Array, feedback: boolean): Message {
@@ -395,68 +413,75 @@ export class Receiver {
     }
   }
 
-  private onData(m: DataMsg, now: number): void {
+  /** A DATA datagram from the master: header `h`, payload bytes [h.at, end) of `bytes`. */
+  private onData(h: DataHead, bytes: Uint8Array, now: number): void {
     const geo = this.geo!, have = this.have!;
     // Nothing touches the target before the operator confirmed it, or after this client ended.
     if (!this.confirmed) return void countDrop(this.stats.drops, 'unconfirmed');
     if (this.ended) return void countDrop(this.stats.drops, 'phase');
-    if (m.packet >= geo.packets) return void countDrop(this.stats.drops, 'field');
-    const span = geo.span(m.packet);
-    if (m.payload.length !== span.length + (this.seal ? SEAL_OVERHEAD : 0)) return void countDrop(this.stats.drops, 'length');
+    if (h.packet >= geo.packets) return void countDrop(this.stats.drops, 'field');
+    const span = geo.span(h.packet);
+    if (bytes.length - h.at !== span.length + (this.seal ? SEAL_OVERHEAD : 0)) return void countDrop(this.stats.drops, 'length');
     if (this.verifier) {
       // Signed session: a packet counts for nothing (no ACK, no echo, no byte written) unless an AUTH
       // of the master vouched for it.
-      const hashes = this.vouched.get(geo.blockOf(m.packet));
+      const hashes = this.vouched.get(geo.blockOf(h.packet));
       if (!hashes) return void countDrop(this.stats.drops, 'unvouched');
-      const i = (m.packet - geo.blockStart(geo.blockOf(m.packet))) * PACKET_HASH_BYTES;
-      if (Buffer.compare(packetHash(m.packet, m.payload), hashes.subarray(i, i + PACKET_HASH_BYTES)) !== 0) return void countDrop(this.stats.drops, 'forged');
+      const i = (h.packet - geo.blockStart(geo.blockOf(h.packet))) * PACKET_HASH_BYTES;
+      if (Buffer.compare(packetHash(h.packet, bytes.subarray(h.at)), hashes.subarray(i, i + PACKET_HASH_BYTES)) !== 0) return void countDrop(this.stats.drops, 'forged');
     }
+    let payload = bytes, at = h.at;
     if (this.seal) {
-      const plain = this.seal.open(m.packet, m.payload);
+      const plain = this.seal.open(h.packet, bytes.subarray(h.at));
       if (!plain) return void countDrop(this.stats.drops, 'unsealed');
-      m = { ...m, payload: plain };
+      payload = plain;
+      at = 0;
     }
-    const repair = (m.flags & DataFlag.Repair) !== 0;
-    const fresh = !have.has(m.packet);
+    const repair = (h.flags & DataFlag.Repair) !== 0;
+    const fresh = !have.has(h.packet);
     // The echo is in the header, which AUTH does not cover: in a signed session take it only from a first
     // copy (a replayed packet with an altered header is a duplicate by then).
-    if (m.ackedBlock !== NO_BLOCK && (fresh || !this.verifier)) this.acks!.ackedUpTo(m.ackedBlock);
+    if (h.ackedBlock !== NO_BLOCK && (fresh || !this.verifier)) this.acks!.ackedUpTo(h.ackedBlock);
     if (!repair) {
-      this.acks!.packet(geo.blockOf(m.packet), (m.flags & DataFlag.Last) !== 0, now);
-      if (m.packet >= this.stats.furthest) this.stats.furthest = m.packet + 1;
+      this.acks!.packet(geo.blockOf(h.packet), (h.flags & DataFlag.Last) !== 0, now);
+      if (h.packet >= this.stats.furthest) this.stats.furthest = h.packet + 1;
     } else this.lastRepairAt = now;
     if (!fresh) { this.stats.duplicates++; return; }
-    if (span.region === 'manifest') this.manifestBuf.set(m.payload, span.offset);
-    else if (!this.place(span.offset, m.payload)) return;
+    if (span.region === 'manifest') this.manifestBuf.set(payload.subarray(at, at + span.length), span.offset);
+    else if (!this.place(span.offset, payload, at, span.length)) return;
     this.stats.received++;
     if (repair) this.stats.repaired++;
-    this.mark(m.packet, now);
+    this.mark(h.packet, now);
   }
 
   /** A mapped stream can be placed only through its manifest. */
   private get mapped(): boolean { return (this.announce!.caps & Caps.Mapped) !== 0; }
 
-  /** Hand stream bytes to storage where they belong; false if they could not all be taken. */
-  private place(offset: number, payload: Uint8Array): boolean {
-    if (!this.layout) {
+  /** Hand stream bytes [offset, offset+length), held in `bytes` from `from`, to storage where they belong; false if they could not all be taken. */
+  private place(offset: number, bytes: Uint8Array, from: number, length: number): boolean {
+    const l = this.layout;
+    if (!l) {
       if (this.mapped) {
         countDrop(this.stats.drops, 'early');
         return false;
       }
       // Not mapped: stream offset and target offset are the same.
-      if (this.storage.offer(offset, payload)) return true;
-      this.stats.queueFull++;
-      return false;
+      return this.offer(offset, bytes, from, length);
     }
-    for (const p of this.layout.pieces(offset, payload.length)) {
-      // Never over a chunk that is checked or being checked (a packet can straddle two chunks).
-      if (this.verified.has(p.chunk) || this.verifying.has(p.chunk)) continue;
-      if (!this.storage.offer(p.offset, payload.subarray(p.from, p.from + p.length))) {
-        this.stats.queueFull++;
-        return false;
-      }
-    }
+    // Most packets lie in one extent of one chunk; the rest go piece by piece (a packet can straddle two chunks).
+    const to = l.contiguous(offset, length);
+    if (to >= 0) return this.settled(l.chunkAt(offset)) || this.offer(to, bytes, from, length);
+    for (const p of l.pieces(offset, length)) if (!this.settled(p.chunk) && !this.offer(p.offset, bytes, from + p.from, p.length)) return false;
     return true;
+  }
+
+  /** Whether chunk k is checked or being checked: nothing is written over it then. */
+  private settled(k: number): boolean { return this.verified.has(k) || this.verifying.has(k); }
+
+  private offer(offset: number, bytes: Uint8Array, from: number, length: number): boolean {
+    if (this.storage.offer(offset, bytes, from, length)) return true;
+    this.stats.queueFull++;
+    return false;
   }
 
   private onAuth(m: AuthMsg, bytes: Uint8Array, from: Endpoint, now: number): void {

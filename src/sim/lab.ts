@@ -231,14 +231,14 @@ export function runLab(o: LabOptions): LabResult {
         id, name: `pc-${i + 1}`, capacity: o.imageSize, kind: ImageKind.Disk, controlPort: CONTROL, autoConfirm: true, network: `10.${lan + 1}.0.0/16`,
         tunables: () => o.clientParams ?? p,
       }, {
-        offer: (offset, b) => {
+        offer: (offset, b, from, length) => {
           if (spec.diskRate) {
             diskQueued = Math.max(0, diskQueued - ((now - diskAt) * spec.diskRate) / 1000);
             diskAt = now;
-            if (diskQueued + b.length > (spec.diskQueue ?? 64 << 20)) return false;
-            diskQueued += b.length;
+            if (diskQueued + length > (spec.diskQueue ?? 64 << 20)) return false;
+            diskQueued += length;
           }
-          disk.write(offset, b);
+          disk.write(offset, b.subarray(from, from + length));
           return true;
         },
         finish: (k, c) => at(now + 0.01, { kind: 'call', fn: () => { r.onChunkChecked(k, disk.check(k, c), now); step(node); } }),
