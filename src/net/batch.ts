@@ -5,8 +5,8 @@
 //
 // Receiving, recvmmsg(2) takes up to BATCH datagrams per system call into buffers allocated
 // once. libuv still watches the socket: its callback delivers the first datagram of a wake-up
-// as usual, and then drain() empties the socket, so libuv's next read finds it empty. Under
-// load the socket fills between wake-ups and the batches grow by themselves.
+// as usual, and then drain() empties the socket, so libuv's next read finds it empty. While
+// a stream lasts, a Poller takes the socket from libuv and empties it on a timer.
 //
 // Sending, add() copies each datagram into a slot and flush() hands them all to sendmmsg(2)
 // at once (the driver flushes after each turn of its machine).
@@ -61,11 +61,16 @@ export function syscalls(): Ffi | null {
   return loaded;
 }
 
-/** The descriptor of a bound dgram socket (kept in dgram's internal state), or -1. */
-function descriptor(s: dgram.Socket): number {
+/** What dgram keeps of a bound socket in its internal state: libuv's handle. */
+interface Handle { fd?: unknown; recvStart?: unknown; recvStop?: unknown }
+const handleOf = (s: dgram.Socket): Handle | undefined => {
   const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'state symbol');
-  const state = key ? (s as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[key] : undefined;
-  const fd = state?.handle?.fd;
+  return key ? (s as unknown as Record<symbol, { handle?: Handle } | undefined>)[key]?.handle : undefined;
+};
+
+/** The descriptor of a bound dgram socket, or -1. */
+function descriptor(s: dgram.Socket): number {
+  const fd = handleOf(s)?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
@@ -120,8 +125,9 @@ export class BatchReader {
     this.vec = m;
   }
 
-  /** Take every datagram waiting on the socket, handing each to `on`. */
-  drain(on: BatchReceive): void {
+  /** Take every datagram waiting on the socket, handing each to `on`; how many there were. */
+  drain(on: BatchReceive): number {
+    const before = this.datagrams;
     for (;;) {
       // msg_namelen is in/out: the kernel writes back the length it used.
       for (let i = 0; i < BATCH; i++) this.meta.setUint32(i * MMSGHDR + 8, SOCKADDR_IN, true);
@@ -135,6 +141,7 @@ export class BatchReader {
       }
       if (got < BATCH) break;
     }
+    return this.datagrams - before;
   }
 
   /** The sender of slot i (sockaddr_in: family, port and address in network order). */
@@ -148,6 +155,63 @@ export class BatchReader {
       this.lastFrom = { address: `${addr >>> 24}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}`, port };
     }
     return this.lastFrom;
+  }
+}
+
+/** Milliseconds between reads of a polled socket. */
+const POLL_MS = 1;
+
+/**
+ * Polling while a stream lasts, as NAPI does for a network card. The first datagram of a burst
+ * wakes the socket through libuv as usual; then libuv stops reading it, and a timer empties it
+ * every POLL_MS with `read` (recvmmsg), in batches of about a millisecond of traffic, where
+ * libuv would wake for every few datagrams and deliver the first of them through dgram. The
+ * first tick that finds the socket empty hands it back to libuv. Datagrams wait up to a tick,
+ * and the socket's receive buffer must hold what arrives while a timer is late: the caller
+ * decides whether it is large enough.
+ */
+export class Poller {
+  private readonly start: () => number;
+  private readonly stop: () => number;
+  private readonly read: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  /** Times polling began, and ticks that read the socket. */
+  spells = 0;
+  ticks = 0;
+
+  /** A poller for `s`, or undefined where dgram's handle does not offer to stop and start reading. */
+  static for(s: dgram.Socket, read: () => number): Poller | undefined {
+    const h = handleOf(s);
+    const start = h?.recvStart, stop = h?.recvStop;
+    if (typeof start !== 'function' || typeof stop !== 'function') return undefined;
+    const p = new Poller(() => start.call(h) as number, () => stop.call(h) as number, read);
+    s.once('close', () => p.end());
+    return p;
+  }
+
+  private constructor(start: () => number, stop: () => number, read: () => number) {
+    this.start = start;
+    this.stop = stop;
+    this.read = read;
+  }
+
+  get polling(): boolean { return this.timer !== undefined; }
+
+  /** A datagram came through libuv: poll from now on, while datagrams keep coming. */
+  busy(): void {
+    if (this.timer || this.stop() !== 0) return;
+    this.spells++;
+    this.timer = setInterval(() => {
+      this.ticks++;
+      if (this.read() > 0) return;
+      this.end();
+      this.start();
+    }, POLL_MS);
+  }
+
+  private end(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 }
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
-import { BatchReader, BatchWriter, syscalls } from '../../src/net/batch.ts';
+import { BatchReader, BatchWriter, Poller, syscalls } from '../../src/net/batch.ts';
 
 /** A socket bound on loopback (with a large receive buffer). */
 async function bound(): Promise<dgram.Socket> {
@@ -147,4 +147,39 @@ test('batched send: a socket failure is an error that names it, not a silent los
   writer.add([Buffer.from('x')]);
   assert.throws(() => writer.flush(), /cannot send to the group: EDESTADDRREQ/);
   tx.close();
+});
+
+test('polled receive: a stream in bursts comes through recvmmsg, and libuv gets the socket back when it is quiet', { timeout: 20_000 }, async () => {
+  const { rx, tx } = await pair();
+  const reader = BatchReader.for(rx)!;
+  const N = 3000, BURST = 150;
+  const got: number[] = [];
+  let done!: () => void;
+  const all = new Promise<void>((r) => { done = r; });
+  const take = (b: Uint8Array): void => { got.push((b[0]! << 8) | b[1]!); if (got.length === N) done(); };
+  const poller = Poller.for(rx, () => reader.drain(take));
+  let woken = 0;
+  try {
+    assert.ok(poller, 'dgram\'s handle offers no recvStop/recvStart on the pinned Node');
+    rx.on('message', (msg) => { woken++; take(msg); reader.drain(take); poller.busy(); });
+    for (let i = 0; i < N; i++) {
+      tx.send(Uint8Array.from([i >> 8, i & 255, 7]));
+      if (i % BURST === BURST - 1) await new Promise((r) => setTimeout(r, 1));
+    }
+    await all;
+    assert.deepEqual(got, [...Array(N).keys()], 'datagrams lost, doubled or out of order');
+    assert.ok(woken < N / 10, `libuv delivered ${woken} of ${N} datagrams: the socket was not polled`);
+    assert.ok(poller.spells > 0 && poller.ticks > 0);
+    // Quiet: the first empty tick hands the socket back, and libuv delivers the next datagram itself.
+    while (poller.polling) await new Promise((r) => setTimeout(r, 2));
+    const before = woken;
+    tx.send(Uint8Array.from([0xff, 0xff, 7]));
+    for (let t = 0; t < 500 && got.length === N; t++) await new Promise((r) => setTimeout(r, 2));
+    assert.equal(got[N], 0xffff, 'the datagram after a quiet spell never came');
+    assert.equal(woken, before + 1, 'the datagram after a quiet spell did not come through libuv');
+  } finally {
+    tx.close();
+    await new Promise<void>((r) => rx.close(r));
+  }
+  assert.equal(poller.polling, false, 'still polling a closed socket');
 });
