@@ -42,6 +42,9 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
     ip('netns', 'add', sw);
     ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
     ip('-n', sw, 'link', 'set', 'br0', 'up');
+    // A switch, not a firewall: Linux hands bridged frames to iptables by default (br_netfilter),
+    // which costs the host's CPU for every frame, and no switch in a lab does that.
+    for (const t of ['iptables', 'ip6tables', 'arptables']) inNs(sw, 'sysctl', ['-qw', `net.bridge.bridge-nf-call-${t}=0`]);
     hosts.forEach((h, i) => {
       const port = `p${i}`;
       ip('netns', 'add', ns(h));
