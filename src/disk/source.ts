@@ -52,6 +52,8 @@ export class RawSource implements ByteSource {
 export class PageCache {
   static readonly PAGE = 4 << 20;
   private readonly pages = new Map<number, Uint8Array>();
+  /** The page last moved to the end of `pages` (the most recently used), -1 for none. */
+  private newest = -1;
   private readonly loading = new Map<number, Promise<void>>();
   /** Evicted pages' memory, for the next loads: a pass reads the whole image, a fresh buffer per page keeps V8's collector busy. */
   private readonly spare: Uint8Array[] = [];
@@ -65,7 +67,7 @@ export class PageCache {
   }
 
   /** Forget every loaded page: the next reads go to the source again. */
-  clear(): void { this.pages.clear(); }
+  clear(): void { this.pages.clear(); this.newest = -1; }
 
   /** The bytes if every page they touch is loaded, as one or two views (no copy). */
   get(offset: number, length: number): Uint8Array[] | undefined {
@@ -75,9 +77,12 @@ export class PageCache {
     for (let p = first; p <= last; p++) {
       const page = this.pages.get(p);
       if (!page) return undefined;
-      // Refresh LRU position.
-      this.pages.delete(p);
-      this.pages.set(p, page);
+      // Refresh LRU position (a pass asks for the same page some 2,900 times in a row).
+      if (p !== this.newest) {
+        this.pages.delete(p);
+        this.pages.set(p, page);
+        this.newest = p;
+      }
       const start = p === first ? offset - p * P : 0;
       const end = p === last ? offset + length - p * P : P;
       out.push(page.subarray(start, end));
@@ -103,6 +108,7 @@ export class PageCache {
     if (inFlight) return inFlight;
     const w = this.src.read(p * PageCache.PAGE, PageCache.PAGE, this.spare.pop()).then((b) => {
       this.pages.set(p, b);
+      this.newest = p;
       while (this.pages.size > this.capacity) {
         const oldest = this.pages.keys().next().value!;
         const page = this.pages.get(oldest)!;

@@ -98,11 +98,21 @@ export function readData(b: Uint8Array, h: DataHead): void {
 }
 const u32At = (b: Uint8Array, i: number): number => ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
 
-/** Header of a DATA datagram; the payload travels as a second buffer (no copy). */
+/**
+ * Header of a DATA datagram; the payload travels as a second buffer (no copy). The master makes
+ * one per packet: bytes set one by one into a small array, with no Writer or DataView around it.
+ */
 export function encodeDataHeader(session: number, flags: number, packet: number, ackedBlock: number): Uint8Array {
-  const w = new Writer(HEADER_LENGTH[MsgType.Data]);
-  return header(w, MsgType.Data, flags, session).u48(packet).u32(ackedBlock).u16(0).done();
+  const b = new Uint8Array(HEADER_LENGTH[MsgType.Data]);
+  b[0] = MAGIC >> 8; b[1] = MAGIC & 0xff; b[2] = VERSION; b[3] = MsgType.Data; b[4] = b.length; b[5] = flags;
+  putU32(b, 8, session);
+  const high = Math.floor(packet / 0x1_0000_0000);
+  b[12] = high >> 8; b[13] = high & 0xff;
+  putU32(b, 14, packet - high * 0x1_0000_0000);
+  putU32(b, 18, ackedBlock);
+  return b;
 }
+const putU32 = (b: Uint8Array, i: number, v: number): void => { b[i] = v >>> 24; b[i + 1] = (v >>> 16) & 0xff; b[i + 2] = (v >>> 8) & 0xff; b[i + 3] = v & 0xff; };
 
 export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
   switch (m.type) {

@@ -53,11 +53,16 @@ test('DATA: header and payload round trip, payload is a view', () => {
   const m = decode(bytes);
   assert.equal(m.type, MsgType.Data);
   if (m.type !== MsgType.Data) return;
+  assert.equal(m.session, 0x01020304);
   assert.equal(m.packet, 2 ** 47 + 5);
   assert.equal(m.ackedBlock, NO_BLOCK);
   assert.equal(m.flags, 3);
   assert.deepEqual(m.payload, payload);
   assert.equal(m.payload.buffer, bytes.buffer, 'payload should not be copied');
+  for (const [session, packet, acked] of [[0xfedcba98, 0x1_2345_6789, 77], [0, 0, 0], [1, 2 ** 48 - 1, 0xfffffffe]] as const) {
+    const d = decode(new Uint8Array([...encodeDataHeader(session, 0, packet, acked), 1]));
+    assert.deepEqual(d.type === MsgType.Data && [d.session, d.packet, d.ackedBlock, d.flags], [session, packet, acked, 0]);
+  }
 });
 
 // A reference decoder written straight from the tables in docs/PROTOCOL.md, with fixed

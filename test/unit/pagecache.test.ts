@@ -1,0 +1,48 @@
+// The master's page cache: what it hands out are the source's bytes, and it evicts the page
+// used least recently, not one the pass is still sending from.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type ByteSource, PageCache } from '../../src/disk/source.ts';
+
+const P = PageCache.PAGE;
+
+/** A source of `pages` pages whose byte i is (i * 7) mod 251, counting the reads of each page. */
+function source(pages: number): ByteSource & { reads: number[] } {
+  const reads = new Array<number>(pages).fill(0);
+  return {
+    size: pages * P, sectorSize: 512, label: 'test', reads,
+    async read(offset, length, into) {
+      reads[offset / P]!++;
+      const b = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
+      for (let i = 0; i < length; i++) b[i] = ((offset + i) * 7) % 251;
+      return b;
+    },
+    async close() {},
+  };
+}
+
+const joined = (parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
+const expected = (offset: number, length: number): Uint8Array => Uint8Array.from({ length }, (_, i) => ((offset + i) * 7) % 251);
+
+test('page cache: bytes across a page boundary are the source\'s', async () => {
+  const cache = new PageCache(source(3), 2);
+  const at = P - 100;
+  assert.equal(cache.get(at, 1448), undefined, 'nothing is loaded yet');
+  await cache.load(at, 1448);
+  assert.deepEqual(joined(cache.get(at, 1448)!), expected(at, 1448));
+});
+
+test('page cache: the page in use stays while pages load after it', async () => {
+  const src = source(4);
+  const cache = new PageCache(src, 2);
+  await cache.load(0, 1);
+  assert.ok(cache.get(0, 1448));
+  await cache.load(P, 1);
+  // Page 0 is used again after page 1 came in: page 1 is now the one used least recently.
+  for (let at = 1448; at < 10 * 1448; at += 1448) assert.deepEqual(joined(cache.get(at, 1448)!), expected(at, 1448));
+  await cache.load(2 * P, 1);
+  assert.ok(cache.get(5 * 1448, 1448), 'page 0 was evicted although it was the one in use');
+  assert.equal(cache.get(P, 1448), undefined, 'page 1 should have gone');
+  assert.deepEqual(src.reads, [1, 1, 1, 0]);
+});
