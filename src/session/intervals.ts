@@ -1,6 +1,7 @@
 // A set of half-open integer intervals. A client collects here the repair ranges it
 // heard other clients ask for in the current epoch (many adds), then subtracts them
-// from its own request once (few queries): adds are appended, merged lazily.
+// from its own request once (few queries): adds are appended, merged lazily. The master
+// keeps each client's requests of an epoch in one, to see how much of them it asks again.
 
 import type { PacketRange } from '../protocol/messages.ts';
 
@@ -32,6 +33,25 @@ export class IntervalSet {
     this.starts = s;
     this.ends = e;
     this.sorted = true;
+  }
+
+  /** The intervals, merged and in order. */
+  get ranges(): PacketRange[] {
+    this.normalize();
+    return this.starts.map((start, i) => ({ start, count: this.ends[i]! - start }));
+  }
+
+  /** Where the last interval ends (0 when empty). */
+  get end(): number {
+    this.normalize();
+    return this.ends[this.ends.length - 1] ?? 0;
+  }
+
+  /** How much of [start, start+count) the set covers. */
+  covered(r: PacketRange): number {
+    let outside = 0;
+    for (const piece of this.subtract(r)) outside += piece.count;
+    return r.count - outside;
   }
 
   /** The parts of [start, start+count) not covered by the set. */

@@ -9,6 +9,12 @@
 // hold the others back; it catches up by repair, or the slow-client policy drops it.
 // Time-outs are not samples: the ACKs after them say what arrived (a late ACK from a
 // busy client is no reason to slow everyone down).
+// In the repair phase there are no ACKs. There the master measures, epoch by epoch, how much
+// of the repairs each client asked for it asks for again (`measured`); a pace the median
+// client could not take is then cut to what it took, at once (`settle`): a whole epoch is
+// many packets, and repairs sent faster than a PC's link are lost at its port, epoch after epoch.
+// The requests that tell what an epoch lost come in the next epoch: the cut is of the pace the
+// measured epoch was sent at, not of one already cut since.
 
 interface Source { loss: number; at: number }
 
@@ -47,6 +53,25 @@ export class RateController {
     if (losses.length === 0) return 0;
     losses.sort((a, b) => a - b);
     return losses[(losses.length - 1) >> 1]!;
+  }
+
+  /** `source` is gone (done, dropped, lost): its losses no longer count. */
+  forget(source: string): void { this.sources.delete(source); }
+
+  /** What `source` lost of a whole repair epoch: it replaces the smoothed loss. Call settle() once all are in. */
+  measured(source: string, lossFraction: number, now: number): void { this.sources.set(source, { loss: lossFraction, at: now }); }
+
+  /**
+   * After an epoch's measurements, of an epoch sent at pace `then`: a median loss above `high` cuts
+   * the pace to what got through of `then` (at most tenfold); one below `low` raises it.
+   */
+  settle(now: number, then: number): void {
+    if (!this.paced) return;
+    const loss = this.smoothedLoss(now);
+    if (loss > RateController.HIGH) this.rate = Math.max(this.min, Math.min(this.rate, then * Math.max(0.1, Math.min(RateController.DECREASE, 1 - loss))));
+    else if (loss < RateController.LOW) this.rate = Math.min(this.max, this.rate * RateController.INCREASE);
+    else return;
+    this.lastAdjust = now;
   }
 
   /** One ACK from `source` (a client id, or an address where ACKs name nobody). */

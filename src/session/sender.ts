@@ -15,6 +15,7 @@ import {
 } from '../protocol/messages.ts';
 import { Bitmap } from './bitmap.ts';
 import { Geometry } from './geometry.ts';
+import { IntervalSet } from './intervals.ts';
 import { type LanPolicy, confirmedUpTo, lanOf } from './lans.ts';
 import type { TransferParams } from './params.ts';
 import { RateController } from './rate.ts';
@@ -170,6 +171,10 @@ export class Sender {
   private repairCursor = 0;
   private lastRequestAt = -Infinity;
   private repairBusy = false;
+  /** What each client asked for in this epoch, and in the one before: how the pace is measured in the repair phase. */
+  private readonly asked = new Map<ClientId, { now: IntervalSet; before: IntervalSet }>();
+  /** The pace of the epoch before this one, and of this one (no ACK moves it in the repair phase). */
+  private epochPaces: [number, number];
   private readonly passed: boolean[] = [];
   /** Manifest packets asked for outside the repair phase: sent before anything else. */
   private readonly urgent: Bitmap;
@@ -190,6 +195,7 @@ export class Sender {
     this.lans = cfg.lans ?? { kind: 'learn' };
     this.tout = new AdaptiveTimeout(this.p.t0, this.p.alpha, this.p.tMax);
     this.rate = new RateController(this.p.rate, Math.max(this.p.t0, 20));
+    this.epochPaces = [this.rate.rate, this.rate.rate];
     this.wanted = new Bitmap(this.geo.packets);
     this.urgent = new Bitmap(this.geo.manifestPackets);
     this.authEpoch = new Int32Array(cfg.signer ? this.geo.blocks : 0);
@@ -224,6 +230,7 @@ export class Sender {
     // A DROP can be lost like any datagram (a slow client's queue is full by definition): it goes
     // again with the next announcements, so the client ends with the reason, not with a silence.
     this.dropRepeats.set(id, Sender.DROP_REPEATS);
+    this.gone(c);
     this.events.emit({ type: 'dropped', client: c, at: now });
   }
 
@@ -255,6 +262,7 @@ export class Sender {
         c.phase = c.state === 'verified' ? ClientPhase.Verified : ClientPhase.Failed;
         c.reason = c.state === 'verified' ? '' : digestOk ? m.reason : `verified a different manifest (${m.reason})`;
         c.doneAt = now;
+        this.gone(c);
         this.events.emit({ type: 'client-done', client: c, at: now });
         return;
       }
@@ -426,9 +434,12 @@ export class Sender {
       for (const r of ranges) this.urgent.setRange(r.start, r.start + r.count);
       return;
     }
+    let asked = c && this.asked.get(c.id);
+    if (c && !asked) this.asked.set(c.id, asked = { now: new IntervalSet(), before: new IntervalSet() });
     for (const r of ranges) {
       this.stats.rangesRequested++;
       this.wanted.setRange(r.start, r.start + r.count);
+      asked?.now.add(r.start, r.start + r.count);
     }
     this.lastRequestAt = now;
     if (this.wanted.count > 0) this.repairBusy = true;
@@ -461,6 +472,7 @@ export class Sender {
         if (this.repairBusy && this.wanted.count === 0 && now >= this.lastRequestAt + this.collectDelay()) {
           // Everything asked for in this epoch went out: open the next one.
           this.repairBusy = false;
+          this.measureRepairs(now);
           this.epoch++;
           this.announceNow(now);
         }
@@ -477,6 +489,40 @@ export class Sender {
   }
 
   private collectDelay(): number { return this.p.repairWait + 2 * this.p.t0; }
+
+  /**
+   * The pace in the repair phase, where no ACKs come: every repair asked for in an epoch went out
+   * in it, so the share of them a client asks for again in the next epoch is what it lost. A
+   * request names the lowest missing packets first and may stop short (it has a size limit): only
+   * the older request's part below the end of the newer one counts. Called as an epoch ends, when
+   * its requests are all in: they tell what the epoch before lost, sent at that epoch's pace. (The
+   * requests come right after an epoch opens, but its repairs go out as they come: a measure taken
+   * then would credit the new pace with repairs sent at the old one.)
+   */
+  private measureRepairs(now: number): void {
+    const [then, current] = this.epochPaces;
+    let any = false;
+    for (const [id, a] of this.asked) {
+      const end = a.now.end;
+      const sent = end > 0 && this.clients.get(id)?.state === 'active' ? a.before.covered({ start: 0, count: end }) : 0;
+      if (sent > 0) {
+        let again = 0;
+        for (const r of a.now.ranges) again += a.before.covered(r);
+        this.rate.measured(id, again / sent, now);
+        any = true;
+      }
+      a.before = a.now;
+      a.now = new IntervalSet();
+    }
+    if (any) this.rate.settle(now, then);
+    this.epochPaces = [current, this.rate.rate];
+  }
+
+  /** A client that stopped imaging no longer counts towards the pace. */
+  private gone(c: ClientRecord): void {
+    this.rate.forget(c.id);
+    this.asked.delete(c.id);
+  }
 
   private expireBlocks(now: number): void {
     while (this.outstanding.length > 0 && now >= this.outstanding[0]!.sentAt + this.tout.value) {
@@ -513,6 +559,7 @@ export class Sender {
       if (c.state === 'active' && now - c.lastHeard > this.p.clientTimeout) {
         c.state = 'lost';
         c.reason = `silent for ${Math.round((now - c.lastHeard) / 1000)} s`;
+        this.gone(c);
         this.events.emit({ type: 'lost', client: c, at: now });
       }
     }
@@ -546,6 +593,8 @@ export class Sender {
 
   private enter(phase: Phase, now: number): void {
     this.phase = phase;
+    // The pass's ACKs may have moved the pace: the first repair epoch goes at the pace it ended with.
+    if (phase === Phase.Repair) this.epochPaces = [this.rate.rate, this.rate.rate];
     this.announceNow(now);
     this.events.emit({ type: 'phase', phase, segment: this.segment, epoch: this.epoch, at: now });
   }

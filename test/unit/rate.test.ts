@@ -49,3 +49,33 @@ test('random loss between the thresholds changes nothing', () => {
   feed(r, { a: 0.05, b: 0.06, c: 0.07 }, 0, 3000);
   assert.equal(r.rate, MAX);
 });
+
+test('repair epochs: a whole epoch\'s loss cuts the pace to what got through, while clients that are gone no longer count', () => {
+  const r = fresh();
+  feed(r, { a: 0, b: 0, slow: 0.9 }, 0, 200);
+  // The slow PC loses 90% of an epoch's repairs; the fast ones, still imaging, lose none: the pace stays.
+  r.measured('slow', 0.9, 300);
+  r.settle(300, MAX);
+  assert.equal(r.rate, MAX);
+  // The fast ones are done: the slow PC alone sets the pace, cut to the tenth that reached it.
+  r.forget('a');
+  r.forget('b');
+  r.measured('slow', 0.9, 400);
+  r.settle(400, MAX);
+  assert.ok(Math.abs(r.rate - MAX / 10) < 1e-9, `pace ${r.rate}`);
+  // The next measure is of an epoch sent before that cut, at MAX: the pace is not cut twice for it.
+  r.measured('slow', 0.9, 450);
+  r.settle(450, MAX);
+  assert.ok(Math.abs(r.rate - MAX / 10) < 1e-9, `pace ${r.rate}`);
+  // At most tenfold an epoch, and never below the floor.
+  r.measured('slow', 0.999, 500);
+  r.settle(500, MAX / 10);
+  assert.equal(r.rate, MIN);
+  // An epoch with little loss raises the pace, one within the thresholds holds it.
+  r.measured('slow', 0.01, 600);
+  r.settle(600, MIN);
+  assert.ok(Math.abs(r.rate - MIN * RateController.INCREASE) < 1e-9, `pace ${r.rate}`);
+  r.measured('slow', 0.05, 700);
+  r.settle(700, MIN * RateController.INCREASE);
+  assert.ok(Math.abs(r.rate - MIN * RateController.INCREASE) < 1e-9, `pace ${r.rate}`);
+});
