@@ -66,12 +66,7 @@ export class RateController {
    * the pace to what got through of `then` (at most tenfold); one below `low` raises it.
    */
   settle(now: number, then: number): void {
-    if (!this.paced) return;
-    const loss = this.smoothedLoss(now);
-    if (loss > RateController.HIGH) this.rate = Math.max(this.min, Math.min(this.rate, then * Math.max(0.1, Math.min(RateController.DECREASE, 1 - loss))));
-    else if (loss < RateController.LOW) this.rate = Math.min(this.max, this.rate * RateController.INCREASE);
-    else return;
-    this.lastAdjust = now;
+    if (this.paced) this.adjust(now, (loss) => Math.min(this.rate, then * Math.max(0.1, Math.min(RateController.DECREASE, 1 - loss))));
   }
 
   /** One ACK from `source` (a client id, or an address where ACKs name nobody). */
@@ -79,10 +74,14 @@ export class RateController {
     const s = this.sources.get(source);
     if (s) { s.loss += (lossFraction - s.loss) * RateController.GAIN; s.at = now; }
     else this.sources.set(source, { loss: lossFraction * RateController.GAIN, at: now });
-    if (!this.paced || now - this.lastAdjust < this.interval) return;
+    if (this.paced && now - this.lastAdjust >= this.interval) this.adjust(now, () => this.rate * RateController.DECREASE);
+  }
+
+  /** The median loss against the thresholds: above `high` the pace goes to `lowered(loss)`, below `low` up by INCREASE. */
+  private adjust(now: number, lowered: (loss: number) => number): void {
     const loss = this.smoothedLoss(now);
     if (loss > RateController.HIGH) {
-      this.rate = Math.max(this.min, this.rate * RateController.DECREASE);
+      this.rate = Math.max(this.min, lowered(loss));
       this.lastAdjust = now;
     } else if (loss < RateController.LOW && this.rate < this.max) {
       this.rate = Math.min(this.max, this.rate * RateController.INCREASE);
