@@ -164,16 +164,10 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     const toData = t.packet !== undefined && t.dest.kind === 'group' && t.dest.port === dataPort;
     if (toData && batch ? !batch.ready : (toData ? data : tx).getSendQueueCount() > 0) return false;
     if (sender.epoch !== cachedEpoch) { cachedEpoch = sender.epoch; cache.clear(); }
-    const out = (parts: Uint8Array[]): void => {
-      if (toData && batch) batch.add(parts);
-      else if (toData) data.send(parts);
-      else if (t.dest.kind === 'group') tx.send(parts, t.dest.port, o.group);
-      else tx.send(parts, t.dest.to.port, t.dest.to.address);
-    };
     if (t.auth) {
       const bytes = authBytes(t.auth.first, t.auth.count);
       if (!bytes) return false;
-      out([bytes]);
+      out(t, toData, [bytes]);
       return true;
     }
     let parts = t.parts;
@@ -184,8 +178,16 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     }
     // Sealed sessions: the header stays in the clear, the payload (manifest or image bytes) is sealed.
     if (seal && t.packet !== undefined) parts = [parts[0]!, seal.seal(t.packet, parts.slice(1))];
-    out(parts);
+    out(t, toData, parts);
     return true;
+  };
+  // One function for every datagram, not a closure made per datagram (in a bundle that keeps
+  // names, each closure made also costs a property definition: see scripts/appliance/sea.ts).
+  const out = (t: Transmit, toData: boolean, parts: Uint8Array[]): void => {
+    if (toData && batch) batch.add(parts);
+    else if (toData) data.send(parts);
+    else if (t.dest.kind === 'group') tx.send(parts, t.dest.port, o.group);
+    else tx.send(parts, t.dest.to.port, t.dest.to.address);
   };
 
   /** Image bytes as views of loaded pages, or undefined (and a read started) until they are loaded. */
