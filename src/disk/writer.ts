@@ -1,5 +1,8 @@
-// The client's side of the disk: a bounded FIFO of jobs (write, finish a chunk, flush) run
-// one at a time, so a chunk is read back only after every write queued before it landed.
+// The client's side of the disk: writes, and checks (finish a chunk, flush), in two lanes.
+// Writes go in the order queued, several at a time; a check runs once every write queued
+// before it landed (so a chunk is read back only after its bytes are written), one check at
+// a time, while the writes queued after it go on: a chunk being read back and hashed holds
+// up no write, and a busy CPU does not fill the queue with bytes waiting behind checks.
 // Offered bytes are copied (the receive buffers are reused), and consecutive packets land
 // side by side, so they go out in one pwritev of up to 1 MiB; a lone small write
 // waits a few milliseconds for company (each write is a round trip to the thread pool,
@@ -132,12 +135,12 @@ interface Slab { readonly bytes: Buffer; holds: number }
  * Bytes for [offset, offset+bytes): `buffers`, then the run that still grows at the end of
  * `slab`, [runStart, runEnd). Each slab in `slabs` counts this write among its holders once.
  */
-interface Write { kind: 'write'; offset: number; bytes: number; buffers: Uint8Array[]; slabs: Slab[]; slab: Slab | undefined; runStart: number; runEnd: number }
+interface Write { offset: number; bytes: number; buffers: Uint8Array[]; slabs: Slab[]; slab: Slab | undefined; runStart: number; runEnd: number }
 
-type Job =
-  | Write
-  | { kind: 'finish'; k: number; chunk: Chunk }
-  | { kind: 'flush'; zeros: Extent[] };
+/** A check, to run once the first `after` writes ever queued have landed. */
+type Check =
+  | { kind: 'finish'; after: number; k: number; chunk: Chunk }
+  | { kind: 'flush'; after: number; zeros: Extent[] };
 
 export interface WriteQueueEvents {
   chunkChecked(k: number, ok: boolean, reason: string): void;
@@ -155,7 +158,12 @@ export class WriteQueue implements ClientStorage {
   static readonly PARALLEL = 16;
   /** Offered bytes are copied into slabs of this size, reused once the writes in them are done. */
   static readonly SLAB = 256 << 10;
-  private readonly jobs: Job[] = [];
+  /** Writes not started yet, in order; and checks not started yet, in order. */
+  private readonly writes: Write[] = [];
+  private readonly checks: Check[] = [];
+  /** Writes ever queued; and how many of the first of them have all landed. */
+  private writesQueued = 0;
+  private writesDone = 0;
   private slab: Slab = { bytes: Buffer.alloc(0), holds: 0 };
   private slabUsed = 0;
   /** Slabs no write holds. A fresh buffer is paged in (and later unmapped) by the kernel: reuse is cheaper. */
@@ -163,7 +171,8 @@ export class WriteQueue implements ClientStorage {
   private queued = 0;
   /** Where finished chunks are read back to be checked, one at a time. */
   private scratch = Buffer.allocUnsafe(0);
-  private running = false;
+  private writing = false;
+  private checking = false;
   private waiting: NodeJS.Timeout | undefined;
   private readonly target: ByteTarget;
   private readonly limit: number;
@@ -188,10 +197,14 @@ export class WriteQueue implements ClientStorage {
     if (offset + length > this.target.capacity) return false;
     this.queued += length;
     this.peakQueued = Math.max(this.peakQueued, this.queued);
-    const last = this.jobs[this.jobs.length - 1];
+    // Only a write not started yet grows (a check queued since then waits for it anyway).
+    const last = this.writes[this.writes.length - 1];
     let w: Write;
-    if (last?.kind === 'write' && last.offset + last.bytes === offset && last.bytes + length <= WriteQueue.COALESCE) w = last;
-    else this.jobs.push(w = { kind: 'write', offset, bytes: 0, buffers: [], slabs: [], slab: undefined, runStart: 0, runEnd: 0 });
+    if (last && last.offset + last.bytes === offset && last.bytes + length <= WriteQueue.COALESCE) w = last;
+    else {
+      this.writes.push(w = { offset, bytes: 0, buffers: [], slabs: [], slab: undefined, runStart: 0, runEnd: 0 });
+      this.writesQueued++;
+    }
     if (this.slabUsed + length > this.slab.bytes.length) this.nextSlab(length);
     const at = this.slabUsed;
     this.slab.bytes.set(bytes.subarray(from, from + length), at);
@@ -205,7 +218,7 @@ export class WriteQueue implements ClientStorage {
     }
     w.runEnd = at + length;
     w.bytes += length;
-    this.kick();
+    this.kickWrites();
     return true;
   }
 
@@ -232,84 +245,94 @@ export class WriteQueue implements ClientStorage {
     w.slabs = [];
   }
 
-  finish(k: number, chunk: Chunk): void {
-    this.jobs.push({ kind: 'finish', k, chunk });
-    this.kick();
+  finish(k: number, chunk: Chunk): void { this.check({ kind: 'finish', after: this.writesQueued, k, chunk }); }
+
+  flush(zeros: Extent[]): void { this.check({ kind: 'flush', after: this.writesQueued, zeros }); }
+
+  private check(c: Check): void {
+    this.checks.push(c);
+    // A check waits for the writes before it: a small one among them waits for company no longer.
+    this.startWrites();
+    this.kickChecks();
   }
 
-  flush(zeros: Extent[]): void {
-    this.jobs.push({ kind: 'flush', zeros });
-    this.kick();
-  }
-
-  /** Resolves when every job queued so far has run. */
+  /** Resolves when every write and check queued so far has run. */
   async drain(): Promise<void> {
-    this.start();
-    while (this.running || this.jobs.length > 0) await new Promise((r) => setTimeout(r, 5));
+    for (;;) {
+      this.startWrites();
+      if (!this.writing && !this.checking && this.writes.length === 0 && this.checks.length === 0) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
-  private kick(): void {
-    if (this.running) return;
+  private kickWrites(): void {
+    if (this.writing) return;
     if (this.lonelyWrite) {
-      this.waiting ??= setTimeout(() => { this.waiting = undefined; this.start(); }, WriteQueue.BATCH_WAIT);
+      this.waiting ??= setTimeout(() => { this.waiting = undefined; this.startWrites(); }, WriteQueue.BATCH_WAIT);
       return;
     }
-    this.start();
+    this.startWrites();
   }
 
-  private start(): void {
-    if (this.running) return;
+  private startWrites(): void {
+    if (this.writing || this.writes.length === 0) return;
     if (this.waiting) { clearTimeout(this.waiting); this.waiting = undefined; }
-    this.running = true;
-    // Let the current datagram burst finish queueing before the first job starts.
-    setImmediate(() => void this.run());
+    this.writing = true;
+    // Let the current datagram burst finish queueing before the first write starts.
+    setImmediate(() => void this.runWrites());
   }
 
   private get lonelyWrite(): boolean {
-    const only = this.jobs.length === 1 ? this.jobs[0] : undefined;
-    return only?.kind === 'write' && only.bytes < WriteQueue.BATCH;
+    return this.writes.length === 1 && this.checks.length === 0 && this.writes[0]!.bytes < WriteQueue.BATCH;
   }
 
-  private async run(): Promise<void> {
-    for (let job = this.jobs.shift(); job; job = this.lonelyWrite ? undefined : this.jobs.shift()) {
-      switch (job.kind) {
-        case 'write': {
-          // Loss leaves holes, and every hole starts a write of its own: one at a time, a write per
-          // turn of the event loop falls behind the socket. The writes queued together (disjoint
-          // ranges: a packet is offered once) go to the thread pool together.
-          const batch = [job];
-          while (batch.length < WriteQueue.PARALLEL && this.jobs[0]?.kind === 'write') batch.push(this.jobs.shift() as Write);
-          await Promise.all(batch.map(async (w) => {
-            this.closeRun(w);
-            try {
-              await this.target.writev(w.offset, w.buffers);
-              this.written += w.bytes;
-            } catch (e) {
-              this.on.writeError(w.offset, w.bytes, e as Error);
-            }
-            this.release(w);
-            this.queued -= w.bytes;
-          }));
-          break;
+  private async runWrites(): Promise<void> {
+    for (let first = true; this.writes.length > 0 && (first || !this.lonelyWrite); first = false) {
+      // Loss leaves holes, and every hole starts a write of its own: one at a time, a write per
+      // turn of the event loop falls behind the socket. The writes queued together (disjoint
+      // ranges: a packet is offered once) go to the thread pool together.
+      const batch = this.writes.splice(0, WriteQueue.PARALLEL);
+      await Promise.all(batch.map(async (w) => {
+        this.closeRun(w);
+        try {
+          await this.target.writev(w.offset, w.buffers);
+          this.written += w.bytes;
+        } catch (e) {
+          this.on.writeError(w.offset, w.bytes, e as Error);
         }
-        case 'finish': {
-          if (this.scratch.length < job.chunk.streamLength) this.scratch = Buffer.allocUnsafe(job.chunk.streamLength);
-          const r = await finishChunk(this.target, job.chunk, this.scratch);
-          this.on.chunkChecked(job.k, r.ok, r.ok ? '' : r.reason);
-          break;
+        this.release(w);
+        this.queued -= w.bytes;
+      }));
+      this.writesDone += batch.length;
+      this.kickChecks();
+    }
+    this.writing = false;
+    if (this.writes.length > 0) this.kickWrites();
+  }
+
+  private kickChecks(): void {
+    if (this.checking || !this.checks[0] || this.checks[0].after > this.writesDone) return;
+    this.checking = true;
+    void this.runChecks();
+  }
+
+  private async runChecks(): Promise<void> {
+    for (let c = this.checks[0]; c && c.after <= this.writesDone; c = this.checks[0]) {
+      this.checks.shift();
+      if (c.kind === 'finish') {
+        if (this.scratch.length < c.chunk.streamLength) this.scratch = Buffer.allocUnsafe(c.chunk.streamLength);
+        const r = await finishChunk(this.target, c.chunk, this.scratch);
+        this.on.chunkChecked(c.k, r.ok, r.ok ? '' : r.reason);
+      } else {
+        try {
+          this.zeroed += await zeroExtents(this.target, c.zeros);
+          await this.target.sync();
+          this.on.flushed();
+        } catch (e) {
+          this.on.flushFailed(e as Error);
         }
-        case 'flush':
-          try {
-            this.zeroed += await zeroExtents(this.target, job.zeros);
-            await this.target.sync();
-            this.on.flushed();
-          } catch (e) {
-            this.on.flushFailed(e as Error);
-          }
-          break;
       }
     }
-    this.running = false;
-    if (this.jobs.length > 0) this.kick();
+    this.checking = false;
   }
 }

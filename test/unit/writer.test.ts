@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type ByteTarget, WriteQueue } from '../../src/disk/writer.ts';
+import { type Chunk, Codec, NO_REGION, sha256 } from '../../src/protocol/manifest.ts';
 
 class MemoryTarget implements ByteTarget {
   readonly path = 'memory';
@@ -130,4 +131,47 @@ test('write queue: slabs are reused only once every write in them is done, byte-
   await q.drain();
   assert.ok(Buffer.from(target.bytes).equals(want), 'the disk differs from what was offered');
   assert.ok(q.slabs < 33, `${q.slabs} slabs allocated for ${Math.ceil(want.length / WriteQueue.SLAB)} slabs of copies: none reused`);
+});
+
+test('write queue: a chunk is read back only after its writes landed, and a slow check holds up no later write', async () => {
+  const SIZE = 256 << 10;
+  // Reads wait until the test lets them go: a check that takes as long as a busy CPU makes it.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const target = new (class extends MemoryTarget {
+    reads = 0;
+    override async read(offset: number, length: number): Promise<Uint8Array> {
+      this.reads++;
+      const bytes = this.bytes.slice(offset, offset + length);
+      await gate;
+      return bytes;
+    }
+  })(4 * SIZE);
+  const checked: [number, boolean, string][] = [];
+  const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok, reason) => checked.push([k, ok, reason]) });
+  const want = new Uint8Array(4 * SIZE);
+  for (let i = 0; i < want.length; i++) want[i] = (i * 11 + (i >> 10)) & 0xff;
+  const chunk = (k: number): Chunk => {
+    const bytes = want.subarray(k * SIZE, (k + 1) * SIZE);
+    return { codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents: [{ offset: k * SIZE, length: SIZE }], digest: sha256(bytes), rawDigest: sha256(bytes) };
+  };
+  const PACKET = 1448;
+  const offerChunk = (k: number): void => {
+    for (let at = k * SIZE; at < (k + 1) * SIZE; at += PACKET) assert.ok(q.offer(at, want, at, Math.min(PACKET, (k + 1) * SIZE - at)));
+  };
+  offerChunk(0);
+  q.finish(0, chunk(0));
+  offerChunk(1);
+  q.finish(1, chunk(1));
+  offerChunk(2);
+  // Chunk 0's read-back starts once its bytes are written, and stays stuck at the gate; the writes
+  // queued after it land meanwhile, and chunk 1's check waits its turn.
+  for (let i = 0; i < 200 && target.bytes[3 * SIZE - 1] !== want[3 * SIZE - 1]; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(Buffer.from(target.bytes.subarray(0, 3 * SIZE)).equals(want.subarray(0, 3 * SIZE)), 'writes queued after a check waited for it');
+  assert.equal(target.reads, 1, 'one check at a time');
+  assert.deepEqual(checked, []);
+  release();
+  await q.drain();
+  assert.deepEqual(checked, [[0, true, ''], [1, true, '']]);
+  assert.equal(q.queuedBytes, 0);
 });
