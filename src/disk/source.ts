@@ -50,7 +50,14 @@ export class RawSource implements ByteSource {
 
 /** Fixed-size pages of a source, kept in a small LRU, loaded ahead on request. */
 export class PageCache {
+  /** The pages of a pass: it reads the whole image in order. */
   static readonly PAGE = 4 << 20;
+  /** The pages of a repair round that asks for few packets (a big page each would read most of the image for them). */
+  static readonly SMALL = 64 << 10;
+  /** The size of the pages now (clear() sets it). */
+  pageSize = PageCache.PAGE;
+  /** Bumped by clear(): a load started before it lands in no page. */
+  private generation = 0;
   private readonly pages = new Map<number, Uint8Array>();
   /** The page last moved to the end of `pages` (the most recently used), -1 for none. */
   private newest = -1;
@@ -61,17 +68,24 @@ export class PageCache {
   private readonly capacity: number;
   failure: Error | undefined;
 
+  /** `capacityPages`: how many pass-sized pages it keeps (in small pages, as many as fit the same memory). */
   constructor(src: ByteSource, capacityPages = 16) {
     this.src = src;
     this.capacity = capacityPages;
   }
 
-  /** Forget every loaded page: the next reads go to the source again. */
-  clear(): void { this.pages.clear(); this.newest = -1; }
+  /** Forget every loaded page (and the loads under way): the next reads go to the source again, in pages of `pageSize`. */
+  clear(pageSize = this.pageSize): void {
+    this.pages.clear();
+    this.loading.clear();
+    this.newest = -1;
+    this.pageSize = pageSize;
+    this.generation++;
+  }
 
   /** The bytes if every page they touch is loaded, as one or two views (no copy). */
   get(offset: number, length: number): Uint8Array[] | undefined {
-    const P = PageCache.PAGE;
+    const P = this.pageSize;
     const first = Math.floor(offset / P), last = Math.floor((offset + length - 1) / P);
     const out: Uint8Array[] = [];
     for (let p = first; p <= last; p++) {
@@ -92,7 +106,7 @@ export class PageCache {
 
   /** Start loading the pages of [offset, offset+length) and `ahead` pages after; resolves when the first range is in. */
   load(offset: number, length: number, ahead = 0): Promise<void> {
-    const P = PageCache.PAGE;
+    const P = this.pageSize;
     const first = Math.floor(offset / P), last = Math.floor((offset + length - 1) / P);
     const waits: Promise<void>[] = [];
     for (let p = first; p <= last + ahead && p * P < this.src.size; p++) {
@@ -106,10 +120,13 @@ export class PageCache {
     if (this.pages.has(p)) return Promise.resolve();
     const inFlight = this.loading.get(p);
     if (inFlight) return inFlight;
-    const w = this.src.read(p * PageCache.PAGE, PageCache.PAGE, this.spare.pop()).then((b) => {
+    const generation = this.generation;
+    const w = this.src.read(p * this.pageSize, this.pageSize, this.spare.pop()).then((b) => {
+      if (generation !== this.generation) return;
       this.pages.set(p, b);
       this.newest = p;
-      while (this.pages.size > this.capacity) {
+      // The same memory in pages of either size.
+      while (this.pages.size > (this.capacity * PageCache.PAGE) / this.pageSize) {
         const oldest = this.pages.keys().next().value!;
         const page = this.pages.get(oldest)!;
         this.pages.delete(oldest);
@@ -117,7 +134,7 @@ export class PageCache {
         // by Node until sent, only while it is the newest): its memory takes the next page.
         if (page.byteOffset === 0 && page.buffer.byteLength === PageCache.PAGE && this.spare.length < 2) this.spare.push(new Uint8Array(page.buffer));
       }
-    }, (e: Error) => { this.failure = e; throw e; }).finally(() => this.loading.delete(p));
+    }, (e: Error) => { this.failure = e; throw e; }).finally(() => { if (this.loading.get(p) === w) this.loading.delete(p); });
     this.loading.set(p, w);
     return w;
   }

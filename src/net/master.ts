@@ -25,6 +25,9 @@ import type { Hub } from '../relay/hub.ts';
 import { type RelayReport, flatten, pcsOf } from '../relay/report.ts';
 import { closeAll, groupSender, groupSocket, unicastSocket } from './udp.ts';
 
+/** Repairs whose image bytes are read at once when a repair round reads small pages. */
+const PREFETCH_REPAIRS = 64;
+
 /** What a master sends: a manifest and the stream it describes. */
 export interface Served {
   stream: ByteSource;
@@ -156,14 +159,15 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
 
   // Each repair round reads the image afresh: a bad read, or a file the operator repaired,
   // is not served again from memory.
-  let cachedEpoch = 0;
+  let cachedEpoch = -1;
+  /** The page the last image bytes came from (-1: none since the cache was cleared). */
+  let usedPage = -1;
   // DATA leaves by the connected socket (in batches, after each turn of the machine), everything
   // else by the control socket (whose port the clients answer). A socket whose kernel queue is full
   // says so (dgram's datagrams then wait in Node, costlier).
   const send = (t: Transmit): boolean => {
     const toData = t.packet !== undefined && t.dest.kind === 'group' && t.dest.port === dataPort;
     if (toData && batch ? !batch.ready : (toData ? data : tx).getSendQueueCount() > 0) return false;
-    if (sender.epoch !== cachedEpoch) { cachedEpoch = sender.epoch; cache.clear(); }
     if (t.auth) {
       const bytes = authBytes(t.auth.first, t.auth.count);
       if (!bytes) return false;
@@ -190,16 +194,43 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     else tx.send(parts, t.dest.to.port, t.dest.to.address);
   };
 
+  /**
+   * The pages to read the image in now. A repair round that asks for few packets (in small pages,
+   * less than a quarter of the image) reads small pages: a big page each would read most of the
+   * image again for them, round after round. Asked again at every miss: a round's requests come
+   * in over some milliseconds, and the round shrinks as its repairs go out.
+   */
+  const pageSizeNow = (): number =>
+    sender.phase === Phase.Repair && sender.repairPending * PageCache.SMALL < stream.size / 4 ? PageCache.SMALL : PageCache.PAGE;
+
   /** Image bytes as views of loaded pages, or undefined (and a read started) until they are loaded. */
   const imageBytes = (offset: number, length: number): Uint8Array[] | undefined => {
+    if (sender.epoch !== cachedEpoch) {
+      cachedEpoch = sender.epoch;
+      cache.clear(pageSizeNow());
+      usedPage = -1;
+    }
     const data = cache.get(offset, length);
     if (!data) {
       if (cache.failure) throw cache.failure;
-      cache.load(offset, length, 2).then(() => pump?.kick(), () => pump?.kick());
+      const size = pageSizeNow();
+      if (size !== cache.pageSize) { cache.clear(size); usedPage = -1; }
+      const kick = (): void => pump?.kick();
+      if (size === PageCache.PAGE) cache.load(offset, length, 2).then(kick, kick);
+      else {
+        // Few and far between: read the pages of the next repairs all at once, not one after another.
+        cache.load(offset, length).then(kick, kick);
+        for (const p of sender.upcomingRepairs(PREFETCH_REPAIRS)) {
+          const span = sender.geo.span(p);
+          if (span.region === 'image') cache.load(span.offset, span.length).catch(() => {});
+        }
+      }
       return undefined;
     }
-    // First packet of a page: read the next pages while this one goes out.
-    if (offset % PageCache.PAGE < params.payloadSize) cache.load(offset, length, 3).catch(() => {});
+    // A page's first packet out: read the next pages while this one goes out. The pass enters a page
+    // at its first packet; a repair round anywhere in it (and would otherwise wait for every page).
+    const page = Math.floor(offset / cache.pageSize);
+    if (page !== usedPage && cache.pageSize === PageCache.PAGE) { usedPage = page; cache.load(offset, length, 3).catch(() => {}); }
     return data;
   };
 

@@ -207,6 +207,13 @@ export class Sender {
   /** Every client that joined ended verified (and at least one joined). */
   get allVerified(): boolean { return this.clients.size > 0 && [...this.clients.values()].every((c) => c.state === 'verified'); }
   get repairPending(): number { return this.wanted.count; }
+  /** The next `n` repairs (at most) this round sends, in order (what a reader can fetch ahead). */
+  upcomingRepairs(n: number): number[] {
+    const out: number[] = [];
+    if (this.phase !== Phase.Repair) return out;
+    for (let p = this.wanted.find(true, this.repairCursor); p >= 0 && out.length < n; p = this.wanted.find(true, p + 1)) out.push(p);
+    return out;
+  }
 
   /** The operator pressed the start key. */
   startNow(): void { this.startRequested = true; }

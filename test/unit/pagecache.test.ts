@@ -46,3 +46,31 @@ test('page cache: the page in use stays while pages load after it', async () => 
   assert.equal(cache.get(P, 1448), undefined, 'page 1 should have gone');
   assert.deepEqual(src.reads, [1, 1, 1, 0]);
 });
+
+test('page cache: pages of another size after clear(), and a load from before it lands in none', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const reads: [number, number][] = [];
+  const src: ByteSource = {
+    size: 4 * P, sectorSize: 512, label: 'test',
+    async read(offset, length) {
+      reads.push([offset, length]);
+      const b = Uint8Array.from({ length }, (_, i) => ((offset + i) * 7) % 251);
+      if (reads.length === 1) await gate; // the first read is slow: it ends after the clear
+      return b;
+    },
+    async close() {},
+  };
+  const cache = new PageCache(src, 4);
+  const slow = cache.load(P + 5000, 1448);
+  cache.clear(PageCache.SMALL);
+  const at = P + 5000;
+  await cache.load(at, 1448);
+  assert.deepEqual(reads[1], [Math.floor(at / PageCache.SMALL) * PageCache.SMALL, PageCache.SMALL], 'a small page read');
+  assert.deepEqual(joined(cache.get(at, 1448)!), expected(at, 1448));
+  release();
+  await slow;
+  // Page 1 of the old size is index 1 of the new one too: had the old load landed, it would serve the wrong bytes.
+  assert.deepEqual(joined(cache.get(PageCache.SMALL + 10, 100) ?? [new Uint8Array(0)]), new Uint8Array(0), 'the load from before clear() landed');
+  assert.deepEqual(joined(cache.get(at, 1448)!), expected(at, 1448));
+});
