@@ -50,8 +50,7 @@ export async function scatter(io: Pick<RandomAccess, 'writev'>, extents: Extent[
 /** Match a chunk's stream bytes to its digest and unpack them into its raw bytes, matched too. */
 export async function unpack(c: Chunk, stream: Uint8Array): Promise<Checked> {
   if (stream.length !== c.streamLength) return { ok: false, reason: `${stream.length} stream bytes, the manifest says ${c.streamLength}` };
-  // Hashed on the thread pool: a client checks several chunks at once (disk/writer.ts).
-  if (!same(await sha256Async(stream), c.digest)) return { ok: false, reason: 'stream digest mismatch' };
+  if (!same(sha256(stream), c.digest)) return { ok: false, reason: 'stream digest mismatch' };
   if (c.codec === Codec.Stored) return { ok: true, raw: stream };
   let raw: Uint8Array;
   try {
@@ -61,7 +60,7 @@ export async function unpack(c: Chunk, stream: Uint8Array): Promise<Checked> {
     return { ok: false, reason: `cannot unpack: ${(e as Error).message}` };
   }
   if (raw.length !== c.rawLength) return { ok: false, reason: `unpacks to ${raw.length} bytes, the manifest says ${c.rawLength}` };
-  if (!same(await sha256Async(raw), c.rawDigest)) return { ok: false, reason: 'raw digest mismatch' };
+  if (!same(sha256(raw), c.rawDigest)) return { ok: false, reason: 'raw digest mismatch' };
   return { ok: true, raw };
 }
 

@@ -1,9 +1,8 @@
 // The client's side of the disk: writes, and checks (finish a chunk, flush), in two lanes.
 // Writes go in the order queued, several at a time; a check runs once every write queued
-// before it landed (so a chunk is read back only after its bytes are written), a few checks
-// at a time (a flush once those before it are done), while the writes queued after it go on:
-// a chunk being read back and hashed holds up no write, and a busy CPU does not fill the
-// queue with bytes waiting behind checks.
+// before it landed (so a chunk is read back only after its bytes are written), one check at
+// a time, while the writes queued after it go on: a chunk being read back and hashed holds
+// up no write, and a busy CPU does not fill the queue with bytes waiting behind checks.
 // Offered bytes are copied (the receive buffers are reused), and consecutive packets land
 // side by side, so they go out in one pwritev of up to 1 MiB; a lone small write
 // waits a few milliseconds for company (each write is a round trip to the thread pool,
@@ -157,12 +156,6 @@ export class WriteQueue implements ClientStorage {
   static readonly BATCH_WAIT = 4;
   /** Writes handed to the thread pool at once. */
   static readonly PARALLEL = 16;
-  /**
-   * Chunks read back and hashed at once (the hash runs on the thread pool): loss leaves most
-   * chunks to be completed by repairs, and then they are all checked at the end, where one core
-   * alone would make the PC's last second several.
-   */
-  static readonly CHECKS = 4;
   /** Offered bytes are copied into slabs of this size, reused once the writes in them are done. */
   static readonly SLAB = 256 << 10;
   /** Writes not started yet, in order; and checks not started yet, in order. */
@@ -176,11 +169,10 @@ export class WriteQueue implements ClientStorage {
   /** Slabs no write holds. A fresh buffer is paged in (and later unmapped) by the kernel: reuse is cheaper. */
   private readonly spare: Slab[] = [];
   private queued = 0;
-  /** Buffers finished chunks are read back into, one per check under way (reused). */
-  private readonly scratch: Buffer[] = [];
+  /** Where finished chunks are read back to be checked, one at a time. */
+  private scratch = Buffer.allocUnsafe(0);
   private writing = false;
-  /** Checks under way. */
-  private checking = 0;
+  private checking = false;
   private waiting: NodeJS.Timeout | undefined;
   private readonly target: ByteTarget;
   private readonly limit: number;
@@ -268,7 +260,7 @@ export class WriteQueue implements ClientStorage {
   async drain(): Promise<void> {
     for (;;) {
       this.startWrites();
-      if (!this.writing && this.checking === 0 && this.writes.length === 0 && this.checks.length === 0) return;
+      if (!this.writing && !this.checking && this.writes.length === 0 && this.checks.length === 0) return;
       await new Promise((r) => setTimeout(r, 5));
     }
   }
@@ -319,30 +311,28 @@ export class WriteQueue implements ClientStorage {
   }
 
   private kickChecks(): void {
-    for (let c = this.checks[0]; c && c.after <= this.writesDone && this.checking < WriteQueue.CHECKS; c = this.checks[0]) {
-      // A flush waits for the checks before it: once it is done, so are they.
-      if (c.kind === 'flush' && this.checking > 0) return;
-      this.checks.shift();
-      this.checking++;
-      void this.runCheck(c).then(() => { this.checking--; this.kickChecks(); });
-    }
+    if (this.checking || !this.checks[0] || this.checks[0].after > this.writesDone) return;
+    this.checking = true;
+    void this.runChecks();
   }
 
-  private async runCheck(c: Check): Promise<void> {
-    if (c.kind === 'finish') {
-      let buf = this.scratch.pop();
-      if (!buf || buf.length < c.chunk.streamLength) buf = Buffer.allocUnsafe(c.chunk.streamLength);
-      const r = await finishChunk(this.target, c.chunk, buf);
-      this.scratch.push(buf);
-      this.on.chunkChecked(c.k, r.ok, r.ok ? '' : r.reason);
-      return;
+  private async runChecks(): Promise<void> {
+    for (let c = this.checks[0]; c && c.after <= this.writesDone; c = this.checks[0]) {
+      this.checks.shift();
+      if (c.kind === 'finish') {
+        if (this.scratch.length < c.chunk.streamLength) this.scratch = Buffer.allocUnsafe(c.chunk.streamLength);
+        const r = await finishChunk(this.target, c.chunk, this.scratch);
+        this.on.chunkChecked(c.k, r.ok, r.ok ? '' : r.reason);
+      } else {
+        try {
+          this.zeroed += await zeroExtents(this.target, c.zeros);
+          await this.target.sync();
+          this.on.flushed();
+        } catch (e) {
+          this.on.flushFailed(e as Error);
+        }
+      }
     }
-    try {
-      this.zeroed += await zeroExtents(this.target, c.zeros);
-      await this.target.sync();
-      this.on.flushed();
-    } catch (e) {
-      this.on.flushFailed(e as Error);
-    }
+    this.checking = false;
   }
 }
