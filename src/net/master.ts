@@ -203,18 +203,20 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const pageSizeNow = (): number =>
     sender.phase === Phase.Repair && sender.repairPending * PageCache.SMALL < stream.size / 4 ? PageCache.SMALL : PageCache.PAGE;
 
+  /** Forget the loaded pages: what is sent next is read again, in pages of `size`. */
+  const reread = (size: number): void => { cache.clear(size); usedPage = -1; };
+
   /** Image bytes as views of loaded pages, or undefined (and a read started) until they are loaded. */
   const imageBytes = (offset: number, length: number): Uint8Array[] | undefined => {
     if (sender.epoch !== cachedEpoch) {
       cachedEpoch = sender.epoch;
-      cache.clear(pageSizeNow());
-      usedPage = -1;
+      reread(pageSizeNow());
     }
     const data = cache.get(offset, length);
     if (!data) {
       if (cache.failure) throw cache.failure;
       const size = pageSizeNow();
-      if (size !== cache.pageSize) { cache.clear(size); usedPage = -1; }
+      if (size !== cache.pageSize) reread(size);
       const kick = (): void => pump?.kick();
       if (size === PageCache.PAGE) cache.load(offset, length, 2).then(kick, kick);
       else {
