@@ -61,9 +61,17 @@ export class PageCache {
   private readonly pages = new Map<number, Uint8Array>();
   /** The page last moved to the end of `pages` (the most recently used), -1 for none. */
   private newest = -1;
+  /** The first and last page of the bytes get() handed out last. */
+  private lastFirst = -1;
+  private lastLast = -1;
   private readonly loading = new Map<number, Promise<void>>();
-  /** Evicted pages' memory, for the next loads: a pass reads the whole image, a fresh buffer per page keeps V8's collector busy. */
-  private readonly spare: Uint8Array[] = [];
+  /**
+   * Memory of pages no longer in use, for the next loads. A pass reads the whole image and a
+   * repair round reads it again: a fresh buffer per page keeps V8's collector busy (in a lab run
+   * with loss it took a quarter of the master's CPU in the repair phase), and the kernel faults
+   * in and zeroes every fresh page of memory.
+   */
+  private spare: Uint8Array[] = [];
   private readonly src: ByteSource;
   private readonly capacity: number;
   failure: Error | undefined;
@@ -76,11 +84,21 @@ export class PageCache {
 
   /** Forget every loaded page (and the loads under way): the next reads go to the source again, in pages of `pageSize`. */
   clear(pageSize = this.pageSize): void {
+    // The bytes get() handed out last (one or two pages) may still wait in a datagram; the other pages are free.
+    if (pageSize !== this.pageSize) this.spare = [];
+    else for (const [p, page] of this.pages) if (p !== this.lastFirst && p !== this.lastLast) this.recycle(page);
     this.pages.clear();
     this.loading.clear();
-    this.newest = -1;
+    this.newest = this.lastFirst = this.lastLast = -1;
     this.pageSize = pageSize;
     this.generation++;
+  }
+
+  /** Keep a page's memory for a later load, up to as much memory in spares as in pages. */
+  private recycle(page: Uint8Array): void {
+    if (page.byteOffset === 0 && page.buffer.byteLength === this.pageSize && this.spare.length < (this.capacity * PageCache.PAGE) / this.pageSize) {
+      this.spare.push(new Uint8Array(page.buffer));
+    }
   }
 
   /** The bytes if every page they touch is loaded, as one or two views (no copy). */
@@ -101,6 +119,8 @@ export class PageCache {
       const end = p === last ? offset + length - p * P : P;
       out.push(page.subarray(start, end));
     }
+    this.lastFirst = first;
+    this.lastLast = last;
     return out;
   }
 
@@ -122,7 +142,7 @@ export class PageCache {
     if (inFlight) return inFlight;
     const generation = this.generation;
     const w = this.src.read(p * this.pageSize, this.pageSize, this.spare.pop()).then((b) => {
-      if (generation !== this.generation) return;
+      if (generation !== this.generation) return void this.recycle(b);
       this.pages.set(p, b);
       this.newest = p;
       // The same memory in pages of either size.
@@ -132,7 +152,7 @@ export class PageCache {
         this.pages.delete(oldest);
         // The least recently used page went out long ago (a datagram is handed to the kernel, or held
         // by Node until sent, only while it is the newest): its memory takes the next page.
-        if (page.byteOffset === 0 && page.buffer.byteLength === PageCache.PAGE && this.spare.length < 2) this.spare.push(new Uint8Array(page.buffer));
+        this.recycle(page);
       }
     }, (e: Error) => { this.failure = e; throw e; }).finally(() => { if (this.loading.get(p) === w) this.loading.delete(p); });
     this.loading.set(p, w);

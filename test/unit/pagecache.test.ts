@@ -74,3 +74,33 @@ test('page cache: pages of another size after clear(), and a load from before it
   assert.deepEqual(joined(cache.get(PageCache.SMALL + 10, 100) ?? [new Uint8Array(0)]), new Uint8Array(0), 'the load from before clear() landed');
   assert.deepEqual(joined(cache.get(at, 1448)!), expected(at, 1448));
 });
+
+test('page cache: clear() keeps the pages\' memory for the next reads, but not the bytes last handed out', async () => {
+  const into: (ArrayBufferLike | undefined)[] = [];
+  const src: ByteSource = {
+    size: 4 * P, sectorSize: 512, label: 'test',
+    async read(offset, length, buf) {
+      into.push(buf?.buffer);
+      const b = buf && buf.length >= length ? buf.subarray(0, length) : new Uint8Array(length);
+      for (let i = 0; i < length; i++) b[i] = ((offset + i) * 7) % 251;
+      return b;
+    },
+    async close() {},
+  };
+  const cache = new PageCache(src, 4);
+  await cache.load(0, 4 * P);
+  const held = [0, 1, 2, 3].map((p) => cache.get(p * P, 1)![0]!.buffer);
+  // A datagram that spans pages 1 and 2 is the last thing handed out: it may still wait in a socket.
+  const last = cache.get(2 * P - 700, 1448)!;
+  cache.clear();
+  into.length = 0;
+  await cache.load(0, 4 * P);
+  assert.deepEqual(new Set(into), new Set([held[0], held[3], undefined]), 'pages 0 and 3 reused, 1 and 2 left alone');
+  assert.deepEqual(joined(last), expected(2 * P - 700, 1448), 'the bytes handed out before clear() changed');
+  for (let p = 0; p < 4; p++) assert.deepEqual(joined(cache.get(p * P + 3, 1448)!), expected(p * P + 3, 1448));
+  // Pages of another size take no memory of the old size.
+  cache.clear(PageCache.SMALL);
+  into.length = 0;
+  await cache.load(0, 2 * PageCache.SMALL);
+  assert.deepEqual(into, [undefined, undefined]);
+});
