@@ -1,5 +1,6 @@
 // The client's side of the disk: writes, and checks (finish a chunk, flush), in two lanes.
-// Writes go in the order queued, several at a time; a check runs once every write queued
+// Writes start in the order queued, each as soon as it can grow no more, many at a time
+// (they are disjoint: a packet is offered once); a check runs once every write queued
 // before it landed (so a chunk is read back only after its bytes are written), one check at
 // a time, while the writes queued after it go on: a chunk being read back and hashed holds
 // up no write, and a busy CPU does not fill the queue with bytes waiting behind checks.
@@ -135,7 +136,7 @@ interface Slab { readonly bytes: Buffer; holds: number }
  * Bytes for [offset, offset+bytes): `buffers`, then the run that still grows at the end of
  * `slab`, [runStart, runEnd). Each slab in `slabs` counts this write among its holders once.
  */
-interface Write { offset: number; bytes: number; buffers: Uint8Array[]; slabs: Slab[]; slab: Slab | undefined; runStart: number; runEnd: number }
+interface Write { n: number; offset: number; bytes: number; buffers: Uint8Array[]; slabs: Slab[]; slab: Slab | undefined; runStart: number; runEnd: number }
 
 /** A check, to run once the first `after` writes ever queued have landed. */
 type Check =
@@ -154,16 +155,21 @@ export class WriteQueue implements ClientStorage {
   /** A write smaller than this, with nothing queued behind it, waits up to BATCH_WAIT ms. */
   static readonly BATCH = 256 << 10;
   static readonly BATCH_WAIT = 4;
-  /** Writes handed to the thread pool at once. */
-  static readonly PARALLEL = 16;
+  /** Writes handed to the thread pool and not landed yet, at most. */
+  static readonly IN_FLIGHT = 512;
   /** Offered bytes are copied into slabs of this size, reused once the writes in them are done. */
   static readonly SLAB = 256 << 10;
   /** Writes not started yet, in order; and checks not started yet, in order. */
   private readonly writes: Write[] = [];
   private readonly checks: Check[] = [];
-  /** Writes ever queued; and how many of the first of them have all landed. */
+  /** Writes ever queued (a write's number is its place among them); how many of the first of them have all landed. */
   private writesQueued = 0;
   private writesDone = 0;
+  /** Numbers of the writes that landed while one before them was still under way. */
+  private readonly landedEarly = new Set<number>();
+  private inFlight = 0;
+  /** The last write (it may still grow) is to start at the end of this turn of the event loop. */
+  private tailSoon = false;
   private slab: Slab = { bytes: Buffer.alloc(0), holds: 0 };
   private slabUsed = 0;
   /** Slabs no write holds. A fresh buffer is paged in (and later unmapped) by the kernel: reuse is cheaper. */
@@ -171,7 +177,6 @@ export class WriteQueue implements ClientStorage {
   private queued = 0;
   /** Where finished chunks are read back to be checked, one at a time. */
   private scratch = Buffer.allocUnsafe(0);
-  private writing = false;
   private checking = false;
   private waiting: NodeJS.Timeout | undefined;
   private readonly target: ByteTarget;
@@ -202,8 +207,11 @@ export class WriteQueue implements ClientStorage {
     let w: Write;
     if (last && last.offset + last.bytes === offset && last.bytes + length <= WriteQueue.COALESCE) w = last;
     else {
-      this.writes.push(w = { offset, bytes: 0, buffers: [], slabs: [], slab: undefined, runStart: 0, runEnd: 0 });
-      this.writesQueued++;
+      this.writes.push(w = { n: this.writesQueued++, offset, bytes: 0, buffers: [], slabs: [], slab: undefined, runStart: 0, runEnd: 0 });
+      // The write before it grows no more: it goes to the thread pool at once. A burst of datagrams
+      // is taken in one turn of the event loop, which on a busy CPU lasts tens of milliseconds;
+      // the pool writes meanwhile instead of waiting for the turn to end.
+      this.startClosed();
     }
     if (this.slabUsed + length > this.slab.bytes.length) this.nextSlab(length);
     const at = this.slabUsed;
@@ -260,54 +268,57 @@ export class WriteQueue implements ClientStorage {
   async drain(): Promise<void> {
     for (;;) {
       this.startWrites();
-      if (!this.writing && !this.checking && this.writes.length === 0 && this.checks.length === 0) return;
+      if (this.inFlight === 0 && !this.checking && this.writes.length === 0 && this.checks.length === 0) return;
       await new Promise((r) => setTimeout(r, 5));
     }
   }
 
+  /** The last write starts at the end of this turn (once the current burst has been queued), or after BATCH_WAIT if it is small and alone. */
   private kickWrites(): void {
-    if (this.writing) return;
+    if (this.writes.length === 0 || this.tailSoon) return;
     if (this.lonelyWrite) {
       this.waiting ??= setTimeout(() => { this.waiting = undefined; this.startWrites(); }, WriteQueue.BATCH_WAIT);
       return;
     }
-    this.startWrites();
-  }
-
-  private startWrites(): void {
-    if (this.writing || this.writes.length === 0) return;
-    if (this.waiting) { clearTimeout(this.waiting); this.waiting = undefined; }
-    this.writing = true;
-    // Let the current datagram burst finish queueing before the first write starts.
-    setImmediate(() => void this.runWrites());
+    this.tailSoon = true;
+    setImmediate(() => { this.tailSoon = false; this.startWrites(); });
   }
 
   private get lonelyWrite(): boolean {
     return this.writes.length === 1 && this.checks.length === 0 && this.writes[0]!.bytes < WriteQueue.BATCH;
   }
 
-  private async runWrites(): Promise<void> {
-    for (let first = true; this.writes.length > 0 && (first || !this.lonelyWrite); first = false) {
-      // Loss leaves holes, and every hole starts a write of its own: one at a time, a write per
-      // turn of the event loop falls behind the socket. The writes queued together (disjoint
-      // ranges: a packet is offered once) go to the thread pool together.
-      const batch = this.writes.splice(0, WriteQueue.PARALLEL);
-      await Promise.all(batch.map(async (w) => {
-        this.closeRun(w);
-        try {
-          await this.target.writev(w.offset, w.buffers);
-          this.written += w.bytes;
-        } catch (e) {
-          this.on.writeError(w.offset, w.bytes, e as Error);
-        }
-        this.release(w);
-        this.queued -= w.bytes;
-      }));
-      this.writesDone += batch.length;
-      this.kickChecks();
-    }
-    this.writing = false;
-    if (this.writes.length > 0) this.kickWrites();
+  /** Start every write but the last, which may still grow. */
+  private startClosed(): void {
+    while (this.writes.length > 1 && this.inFlight < WriteQueue.IN_FLIGHT) this.start(this.writes.shift()!);
+  }
+
+  /** Start every write queued. */
+  private startWrites(): void {
+    if (this.waiting) { clearTimeout(this.waiting); this.waiting = undefined; }
+    while (this.writes.length > 0 && this.inFlight < WriteQueue.IN_FLIGHT) this.start(this.writes.shift()!);
+  }
+
+  private start(w: Write): void {
+    this.closeRun(w);
+    this.inFlight++;
+    this.target.writev(w.offset, w.buffers).then(
+      () => { this.written += w.bytes; },
+      (e: Error) => { this.on.writeError(w.offset, w.bytes, e); },
+    ).finally(() => this.landed(w));
+  }
+
+  private landed(w: Write): void {
+    this.release(w);
+    this.queued -= w.bytes;
+    this.inFlight--;
+    if (w.n === this.writesDone) {
+      this.writesDone++;
+      while (this.landedEarly.delete(this.writesDone)) this.writesDone++;
+    } else this.landedEarly.add(w.n);
+    this.startClosed();
+    this.kickWrites();
+    this.kickChecks();
   }
 
   private kickChecks(): void {
