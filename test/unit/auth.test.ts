@@ -2,10 +2,10 @@
 // signs, with forged, foreign-key and replayed datagrams spliced in (no sockets).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { manifestOfBytes } from '../../src/disk/manifest-build.ts';
 import { KeyError, buildAuth, fingerprint, generateKey, loadSigner, parseTrust, verifierOf } from '../../src/protocol/auth.ts';
 import { encode, encodeDataHeader } from '../../src/protocol/codec.ts';
@@ -17,6 +17,7 @@ import { Sender } from '../../src/session/sender.ts';
 import type { Transmit } from '../../src/session/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'must-auth-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 function keyFile(name: string): { path: string; pub: string } {
   const k = generateKey();
   const path = join(dir, name);
