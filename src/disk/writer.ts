@@ -211,7 +211,7 @@ export class WriteQueue implements ClientStorage {
       // The write before it grows no more: it goes to the thread pool at once. A burst of datagrams
       // is taken in one turn of the event loop, which on a busy CPU lasts tens of milliseconds;
       // the pool writes meanwhile instead of waiting for the turn to end.
-      this.startClosed();
+      this.startWrites(true);
     }
     if (this.slabUsed + length > this.slab.bytes.length) this.nextSlab(length);
     const at = this.slabUsed;
@@ -288,15 +288,11 @@ export class WriteQueue implements ClientStorage {
     return this.writes.length === 1 && this.checks.length === 0 && this.writes[0]!.bytes < WriteQueue.BATCH;
   }
 
-  /** Start every write but the last, which may still grow. */
-  private startClosed(): void {
-    while (this.writes.length > 1 && this.inFlight < WriteQueue.IN_FLIGHT) this.start(this.writes.shift()!);
-  }
-
-  /** Start every write queued. */
-  private startWrites(): void {
-    if (this.waiting) { clearTimeout(this.waiting); this.waiting = undefined; }
-    while (this.writes.length > 0 && this.inFlight < WriteQueue.IN_FLIGHT) this.start(this.writes.shift()!);
+  /** Start the writes queued: every one, or (keepTail) every one but the last, which may still grow and keeps its wait. */
+  private startWrites(keepTail = false): void {
+    if (!keepTail && this.waiting) { clearTimeout(this.waiting); this.waiting = undefined; }
+    const keep = keepTail ? 1 : 0;
+    while (this.writes.length > keep && this.inFlight < WriteQueue.IN_FLIGHT) this.start(this.writes.shift()!);
   }
 
   private start(w: Write): void {
@@ -316,7 +312,7 @@ export class WriteQueue implements ClientStorage {
       this.writesDone++;
       while (this.landedEarly.delete(this.writesDone)) this.writesDone++;
     } else this.landedEarly.add(w.n);
-    this.startClosed();
+    this.startWrites(true);
     this.kickWrites();
     this.kickChecks();
   }
