@@ -11,6 +11,7 @@
 // queued exceed the bound, offer() says no and the packet counts as lost (repaired
 // later): a slow disk slows this client's fill rate, never its socket.
 
+import { read, writev } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Chunk, Extent } from '../protocol/manifest.ts';
 import type { ClientStorage } from '../session/receiver.ts';
@@ -100,29 +101,37 @@ export class RawTarget implements ByteTarget {
     if (this.kind === 'file' && this.capacity === Number.MAX_SAFE_INTEGER) await this.fh.truncate(imageSize);
   }
 
-  async writev(offset: number, buffers: Uint8Array[]): Promise<void> {
-    let pos = offset;
-    let rest = buffers;
-    while (rest.length > 0) {
-      const { bytesWritten } = await this.fh.writev(rest, pos);
-      pos += bytesWritten;
-      let skip = bytesWritten;
-      // A short write: continue after the bytes that went out.
-      while (rest.length > 0 && skip >= rest[0]!.length) { skip -= rest[0]!.length; rest = rest.slice(1); }
-      if (skip > 0) rest = [rest[0]!.subarray(skip), ...rest.slice(1)];
-      if (bytesWritten === 0 && rest.length > 0) throw new DiskError(`${this.path}: no progress writing at byte ${pos}`);
-    }
+  // Through fs's callbacks on the handle's descriptor, not the FileHandle's promises: a write under
+  // 5% loss is often a single datagram, and FileHandle.writev cost about 2.5 times the CPU per call.
+  writev(offset: number, buffers: Uint8Array[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const go = (pos: number, rest: Uint8Array[]): void => writev(this.fh.fd, rest, pos, (e, written) => {
+        if (e) return reject(e);
+        // A short write: continue after the bytes that went out.
+        let skip = written;
+        while (rest.length > 0 && skip >= rest[0]!.length) { skip -= rest[0]!.length; rest = rest.slice(1); }
+        if (skip > 0) rest = [rest[0]!.subarray(skip), ...rest.slice(1)];
+        if (rest.length === 0) return resolve();
+        if (written === 0) return reject(new DiskError(`${this.path}: no progress writing at byte ${pos}`));
+        go(pos + written, rest);
+      });
+      go(offset, buffers);
+    });
   }
 
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new DiskError(`${this.path}: ends at byte ${offset + done}, expected ${offset + length}`);
-      done += bytesRead;
-    }
-    return buf;
+    return new Promise((resolve, reject) => {
+      const go = (done: number): void => {
+        if (done === length) return resolve(buf);
+        read(this.fh.fd, buf, done, length - done, offset + done, (e, got) => {
+          if (e) return reject(e);
+          if (got === 0) return reject(new DiskError(`${this.path}: ends at byte ${offset + done}, expected ${offset + length}`));
+          go(done + got);
+        });
+      };
+      go(0);
+    });
   }
 
   sync(): Promise<void> { return this.fh.sync(); }
@@ -299,9 +308,9 @@ export class WriteQueue implements ClientStorage {
     this.closeRun(w);
     this.inFlight++;
     this.target.writev(w.offset, w.buffers).then(
-      () => { this.written += w.bytes; },
-      (e: Error) => { this.on.writeError(w.offset, w.bytes, e); },
-    ).finally(() => this.landed(w));
+      () => { this.written += w.bytes; this.landed(w); },
+      (e: Error) => { this.on.writeError(w.offset, w.bytes, e); this.landed(w); },
+    );
   }
 
   private landed(w: Write): void {
