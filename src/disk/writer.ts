@@ -205,6 +205,9 @@ export class WriteQueue implements ClientStorage {
 
   get queuedBytes(): number { return this.queued; }
 
+  /** Writes made so far (each a call to the thread pool). */
+  get writeCount(): number { return this.writesQueued; }
+
   /** Takes a copy of `bytes[from, from+length)` (the caller may reuse them at once), or says no. */
   offer(offset: number, bytes: Uint8Array, from: number, length: number): boolean {
     if (this.queued + length > this.limit) return false;
