@@ -2,8 +2,12 @@
 // writes, in order, every byte where it belongs; a lone small write is not held past drain().
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { type ByteTarget, WriteQueue } from '../../src/disk/writer.ts';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { DiskError } from '../../src/disk/device.ts';
+import { type ByteTarget, RawTarget, WriteQueue } from '../../src/disk/writer.ts';
 import { type Chunk, Codec, NO_REGION, sha256 } from '../../src/protocol/manifest.ts';
 
 class MemoryTarget implements ByteTarget {
@@ -221,4 +225,24 @@ test('write queue: a check waits for every write before it, even one that lands 
   await q.drain();
   assert.deepEqual(checked, [[0, true]]);
   assert.ok(Buffer.from(target.bytes).equals(want));
+});
+
+test('raw target: a file of fixed size takes gathered writes where asked, reads them back, and a read past its end names the file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'must-raw-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'disk.img');
+  writeFileSync(path, Buffer.alloc(1 << 20));
+  const t = await RawTarget.open(path);
+  assert.equal(t.capacity, 1 << 20);
+  const parts = [1448, 7, 65536, 3].map((n, k) => Uint8Array.from({ length: n }, (_, i) => (i * 13 + k * 101) & 0xff));
+  const total = parts.reduce((s, p) => s + p.length, 0);
+  await Promise.all([t.writev(1000, parts), t.writev(900_000, [parts[0]!])]);
+  assert.deepEqual(await t.read(1000, total), Buffer.concat(parts));
+  const into = new Uint8Array(4096);
+  assert.deepEqual(await t.read(900_000, 1448, into), parts[0]);
+  await assert.rejects(t.read((1 << 20) - 10, 20), (e: Error) => e instanceof DiskError && e.message.includes(path) && e.message.includes('ends at byte 1048576'));
+  await t.close();
+  const file = readFileSync(path);
+  assert.deepEqual(file.subarray(1000, 1000 + total), Buffer.concat(parts));
+  assert.equal(file.subarray(0, 1000).some((b) => b !== 0), false, 'bytes before the write were touched');
 });
