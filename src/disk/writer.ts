@@ -59,6 +59,9 @@ export class RawTarget implements ByteTarget {
   readonly capacity: number;
   readonly kind: 'block' | 'file';
   private readonly fh: FileHandle;
+  /** Reads and writes under way on the descriptor; and what close() waits for until they are all done. */
+  private pending = 0;
+  private idle: (() => void) | undefined;
 
   private constructor(path: string, fh: FileHandle, capacity: number, kind: 'block' | 'file') {
     this.path = path;
@@ -104,15 +107,16 @@ export class RawTarget implements ByteTarget {
   // Through fs's callbacks on the handle's descriptor, not the FileHandle's promises: a write under
   // 5% loss is often a single datagram, and FileHandle.writev cost about 2.5 times the CPU per call.
   writev(offset: number, buffers: Uint8Array[]): Promise<void> {
+    this.pending++;
     return new Promise((resolve, reject) => {
       const go = (pos: number, rest: Uint8Array[]): void => writev(this.fh.fd, rest, pos, (e, written) => {
-        if (e) return reject(e);
+        if (e) return this.settle(() => reject(e));
         // A short write: continue after the bytes that went out.
         let skip = written;
         while (rest.length > 0 && skip >= rest[0]!.length) { skip -= rest[0]!.length; rest = rest.slice(1); }
         if (skip > 0) rest = [rest[0]!.subarray(skip), ...rest.slice(1)];
-        if (rest.length === 0) return resolve();
-        if (written === 0) return reject(new DiskError(`${this.path}: no progress writing at byte ${pos}`));
+        if (rest.length === 0) return this.settle(resolve);
+        if (written === 0) return this.settle(() => reject(new DiskError(`${this.path}: no progress writing at byte ${pos}`)));
         go(pos + written, rest);
       });
       go(offset, buffers);
@@ -121,12 +125,13 @@ export class RawTarget implements ByteTarget {
 
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    this.pending++;
     return new Promise((resolve, reject) => {
       const go = (done: number): void => {
-        if (done === length) return resolve(buf);
+        if (done === length) return this.settle(() => resolve(buf));
         read(this.fh.fd, buf, done, length - done, offset + done, (e, got) => {
-          if (e) return reject(e);
-          if (got === 0) return reject(new DiskError(`${this.path}: ends at byte ${offset + done}, expected ${offset + length}`));
+          if (e) return this.settle(() => reject(e));
+          if (got === 0) return this.settle(() => reject(new DiskError(`${this.path}: ends at byte ${offset + done}, expected ${offset + length}`)));
           go(done + got);
         });
       };
@@ -134,8 +139,22 @@ export class RawTarget implements ByteTarget {
     });
   }
 
+  /**
+   * A read or write on the bare descriptor has ended. FileHandle.close() waits for the handle's
+   * own operations, not for these: close() waits for them, so that a descriptor number reused
+   * after it cannot take a late write.
+   */
+  private settle(then: () => void): void {
+    then();
+    if (--this.pending === 0) this.idle?.();
+  }
+
   sync(): Promise<void> { return this.fh.sync(); }
-  close(): Promise<void> { return this.fh.close(); }
+
+  async close(): Promise<void> {
+    if (this.pending > 0) await new Promise<void>((r) => { this.idle = r; });
+    await this.fh.close();
+  }
 }
 
 /** A buffer that offered bytes are copied into; it goes back to the pool once no write holds any of it. */

@@ -246,3 +246,21 @@ test('raw target: a file of fixed size takes gathered writes where asked, reads 
   assert.deepEqual(file.subarray(1000, 1000 + total), Buffer.concat(parts));
   assert.equal(file.subarray(0, 1000).some((b) => b !== 0), false, 'bytes before the write were touched');
 });
+
+test('raw target: close() waits for the writes under way, and each of them lands', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'must-raw-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'disk.img');
+  const t = await RawTarget.open(path);
+  // One long write among short ones: the thread pool closes the descriptor on another thread while it runs.
+  const sizes = [64 << 20, 4096, 4096, 4096];
+  const at = (k: number): number => sizes.slice(0, k).reduce((a, b) => a + b, 0);
+  let settled = 0;
+  const writes = sizes.map((n, k) => t.writev(at(k), [new Uint8Array(n).fill(k + 1)]).finally(() => { settled++; }));
+  await t.close();
+  assert.equal(settled, sizes.length, 'close() returned before every write had ended');
+  await Promise.all(writes);
+  const file = readFileSync(path);
+  assert.equal(file.length, at(sizes.length));
+  sizes.forEach((n, k) => assert.ok(file.subarray(at(k), at(k) + n).every((b) => b === k + 1), `write ${k} did not land`));
+});
