@@ -16,7 +16,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, mkdirSync, openSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createReadStream, mkdirSync, openSync, closeSync, rmSync, rmdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildSea } from '../scripts/appliance/sea.ts';
@@ -276,7 +276,9 @@ async function main(): Promise<void> {
   sh('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil((SIZE * (maxReceivers + 1)) / 2 ** 20) + 256}m`, 'mustb-fs', FS]);
   const hosts = ['s', ...Array.from({ length: maxReceivers }, (_, i) => `r${i + 1}`)];
   let lab: NetLab | undefined;
-  const interrupted = (): void => { lab?.destroy(); try { sh('umount', [FS]); } catch { /* not mounted */ } process.exit(130); };
+  // The tmpfs goes, and then its (empty) mount point: the bench leaves nothing behind in /tmp.
+  const unmount = (): void => { try { sh('umount', [FS]); rmdirSync(FS); } catch { /* not mounted */ } };
+  const interrupted = (): void => { lab?.destroy(); unmount(); process.exit(130); };
   process.on('SIGINT', interrupted);
   process.on('SIGTERM', interrupted);
   try {
@@ -330,7 +332,7 @@ async function main(): Promise<void> {
     console.log('\nratios: the anchor\'s time over MUST\'s (above 1: MUST is faster); rows with a slow receiver compare the time until the other receivers are done.');
   } finally {
     lab?.destroy();
-    try { sh('umount', [FS]); } catch { /* not mounted */ }
+    unmount();
   }
 }
 
