@@ -5,8 +5,10 @@
 // a time, while the writes queued after it go on: a chunk being read back and hashed holds
 // up no write, and a busy CPU does not fill the queue with bytes waiting behind checks.
 // Offered bytes are copied (the receive buffers are reused), and consecutive packets land
-// side by side, so they go out in one pwritev of up to 1 MiB; a lone small write
-// waits a few milliseconds for company (each write is a round trip to the thread pool,
+// side by side, so they go out in one pwritev of up to 1 MiB. A short hole left by lost
+// packets does not end a write: where the caller says the hole's bytes are still to come,
+// zeros fill it, and whatever is later written into the hole starts only once those zeros
+// have landed. A lone small write waits a few milliseconds for company (each write is a round trip to the thread pool,
 // and at line rate a write per handful of packets costs more than the copy). When the bytes
 // queued exceed the bound, offer() says no and the packet counts as lost (repaired
 // later): a slow disk slows this client's fill rate, never its socket.
@@ -161,10 +163,14 @@ export class RawTarget implements ByteTarget {
 interface Slab { readonly bytes: Buffer; holds: number }
 
 /**
- * Bytes for [offset, offset+bytes): `buffers`, then the run that still grows at the end of
+ * Bytes for [offset, offset+span): `buffers`, then the run that still grows at the end of
  * `slab`, [runStart, runEnd). Each slab in `slabs` counts this write among its holders once.
+ * `bytes` of the span were offered; the rest are zeros over holes, all within [fillStart, fillEnd).
  */
-interface Write { n: number; offset: number; bytes: number; buffers: Uint8Array[]; slabs: Slab[]; slab: Slab | undefined; runStart: number; runEnd: number }
+interface Write {
+  n: number; offset: number; span: number; bytes: number; buffers: Uint8Array[]; slabs: Slab[]; slab: Slab | undefined; runStart: number; runEnd: number;
+  fillStart: number; fillEnd: number;
+}
 
 /** A check, to run once the first `after` writes ever queued have landed. */
 type Check =
@@ -187,6 +193,9 @@ export class WriteQueue implements ClientStorage {
   static readonly IN_FLIGHT = 512;
   /** Offered bytes are copied into slabs of this size, reused once the writes in them are done. */
   static readonly SLAB = 256 << 10;
+  /** The longest hole that zeros fill (longer ones end the write). */
+  static readonly FILL = 64 << 10;
+  private static readonly ZEROS = new Uint8Array(WriteQueue.FILL);
   /** Writes not started yet, in order; and checks not started yet, in order. */
   private readonly writes: Write[] = [];
   private readonly checks: Check[] = [];
@@ -196,6 +205,8 @@ export class WriteQueue implements ClientStorage {
   /** Numbers of the writes that landed while one before them was still under way. */
   private readonly landedEarly = new Set<number>();
   private inFlight = 0;
+  /** Writes under way that hold zeros over holes: a write into one of those holes waits for them. */
+  private readonly filling: Write[] = [];
   /** The last write (it may still grow) is to start at the end of this turn of the event loop. */
   private tailSoon = false;
   private slab: Slab = { bytes: Buffer.alloc(0), holds: 0 };
@@ -215,6 +226,8 @@ export class WriteQueue implements ClientStorage {
   peakQueued = 0;
   /** Slabs allocated (the rest of the copies went to reused ones). */
   slabs = 0;
+  /** Holes filled with zeros instead of ending a write. */
+  holesFilled = 0;
 
   constructor(target: ByteTarget, on: WriteQueueEvents, limitBytes = 64 << 20) {
     this.target = target;
@@ -227,18 +240,28 @@ export class WriteQueue implements ClientStorage {
   /** Writes made so far (each a call to the thread pool). */
   get writeCount(): number { return this.writesQueued; }
 
-  /** Takes a copy of `bytes[from, from+length)` (the caller may reuse them at once), or says no. */
-  offer(offset: number, bytes: Uint8Array, from: number, length: number): boolean {
+  /**
+   * Takes a copy of `bytes[from, from+length)` (the caller may reuse them at once), or says no.
+   * `holeFrom`: target bytes [holeFrom, offset) belong to packets still to come, so zeros may
+   * stand there meanwhile (see ClientStorage.offer).
+   */
+  offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom = offset): boolean {
     if (this.queued + length > this.limit) return false;
     if (offset + length > this.target.capacity) return false;
     this.queued += length;
     this.peakQueued = Math.max(this.peakQueued, this.queued);
     // Only a write not started yet grows (a check queued since then waits for it anyway).
     const last = this.writes[this.writes.length - 1];
+    const end = last ? last.offset + last.span : -1;
+    const hole = offset - end;
     let w: Write;
-    if (last && last.offset + last.bytes === offset && last.bytes + length <= WriteQueue.COALESCE) w = last;
-    else {
-      this.writes.push(w = { n: this.writesQueued++, offset, bytes: 0, buffers: [], slabs: [], slab: undefined, runStart: 0, runEnd: 0 });
+    if (last && (hole === 0 || (hole > 0 && hole <= WriteQueue.FILL && end >= holeFrom)) && last.span + hole + length <= WriteQueue.COALESCE) {
+      w = last;
+      if (hole > 0) this.fill(w, hole);
+    } else {
+      this.writes.push(w = {
+        n: this.writesQueued++, offset, span: 0, bytes: 0, buffers: [], slabs: [], slab: undefined, runStart: 0, runEnd: 0, fillStart: Infinity, fillEnd: -Infinity,
+      });
       // The write before it grows no more: it goes to the thread pool at once. A burst of datagrams
       // is taken in one turn of the event loop, which on a busy CPU lasts tens of milliseconds;
       // the pool writes meanwhile instead of waiting for the turn to end.
@@ -257,8 +280,20 @@ export class WriteQueue implements ClientStorage {
     }
     w.runEnd = at + length;
     w.bytes += length;
+    w.span += length;
     this.kickWrites();
     return true;
+  }
+
+  /** Zeros over the `hole` bytes after the end of write w. */
+  private fill(w: Write, hole: number): void {
+    this.closeRun(w);
+    const at = w.offset + w.span;
+    w.buffers.push(WriteQueue.ZEROS.subarray(0, hole));
+    w.fillStart = Math.min(w.fillStart, at);
+    w.fillEnd = at + hole;
+    w.span += hole;
+    this.holesFilled++;
   }
 
   private closeRun(w: Write): void {
@@ -316,26 +351,37 @@ export class WriteQueue implements ClientStorage {
   }
 
   private get lonelyWrite(): boolean {
-    return this.writes.length === 1 && this.checks.length === 0 && this.writes[0]!.bytes < WriteQueue.BATCH;
+    return this.writes.length === 1 && this.checks.length === 0 && this.writes[0]!.span < WriteQueue.BATCH;
   }
 
-  /** Start the writes queued: every one, or (keepTail) every one but the last, which may still grow and keeps its wait. */
+  /**
+   * Start the writes queued, in order: every one, or (keepTail) every one but the last, which may
+   * still grow and keeps its wait. A write that reaches into zeros still under way waits for them
+   * (and the writes after it wait too), so that the zeros cannot land over it.
+   */
   private startWrites(keepTail = false): void {
     if (!keepTail && this.waiting) { clearTimeout(this.waiting); this.waiting = undefined; }
     const keep = keepTail ? 1 : 0;
-    while (this.writes.length > keep && this.inFlight < WriteQueue.IN_FLIGHT) this.start(this.writes.shift()!);
+    while (this.writes.length > keep && this.inFlight < WriteQueue.IN_FLIGHT && !this.overZeros(this.writes[0]!)) this.start(this.writes.shift()!);
+  }
+
+  private overZeros(w: Write): boolean {
+    for (const f of this.filling) if (f.fillStart < w.offset + w.span && w.offset < f.fillEnd) return true;
+    return false;
   }
 
   private start(w: Write): void {
     this.closeRun(w);
     this.inFlight++;
+    if (w.fillEnd > w.fillStart) this.filling.push(w);
     this.target.writev(w.offset, w.buffers).then(
       () => { this.written += w.bytes; this.landed(w); },
-      (e: Error) => { this.on.writeError(w.offset, w.bytes, e); this.landed(w); },
+      (e: Error) => { this.on.writeError(w.offset, w.span, e); this.landed(w); },
     );
   }
 
   private landed(w: Write): void {
+    if (w.fillEnd > w.fillStart) this.filling.splice(this.filling.indexOf(w), 1);
     this.release(w);
     this.queued -= w.bytes;
     this.inFlight--;

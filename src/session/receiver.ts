@@ -30,9 +30,11 @@ export interface ClientStorage {
   /**
    * Queue a write of bytes [from, from+length) of `bytes` at a target offset; false when the queue is full
    * (the packet is then treated as lost). `bytes` may be a view into a receive buffer that is reused
-   * after the call: keep a copy.
+   * after the call: keep a copy. `holeFrom` (at most `offset`): target bytes [holeFrom, offset) belong to
+   * packets this client lacks, each to be offered later, so storage may put anything there meanwhile
+   * as long as what is offered later lands over it (a write then need not end at the hole).
    */
-  offer(offset: number, bytes: Uint8Array, from: number, length: number): boolean;
+  offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom?: number): boolean;
   /**
    * After all queued writes: read chunk k's stream bytes back from the front of its extents,
    * match its digest, unpack and write it if packed, read it back and match its raw digest.
@@ -118,6 +120,8 @@ const MAX_REFUSALS = 10;
 const MAX_WRITE_ERRORS = 8;
 /** Blocks whose AUTH a client keeps (about 1 KiB each). */
 const MAX_VOUCHED = 16384;
+/** Lost packets in a row that a write may span (storage fills their place until they come). */
+const HOLE_PACKETS = 8;
 
 export class Receiver {
   readonly cfg: ReceiverConfig;
@@ -165,6 +169,9 @@ export class Receiver {
   trust: Trust = { kind: 'unauthenticated' };
   private seal: SessionSeal | undefined;
   private segMissing: number[] = [];
+  /** The image packet placed last (-1: none), and the stream offset where it ends. */
+  private lastPlaced = -1;
+  private lastPlacedEnd = 0;
   // Repair.
   private readonly heard = new IntervalSet();
   private requestedEpoch = -1;
@@ -380,6 +387,7 @@ export class Receiver {
     });
     this.geo = geo;
     this.have = new Bitmap(geo.packets);
+    this.lastPlaced = -1;
     this.manifestBuf = new Uint8Array(m.manifestLength);
     this.segMissing = Array.from({ length: geo.segments }, (_, s) => geo.segmentEnd(s) - geo.segmentStart(s));
     this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng, this.p.feedback);
@@ -448,7 +456,14 @@ export class Receiver {
     } else this.lastRepairAt = now;
     if (!fresh) { this.stats.duplicates++; return; }
     if (span.region === 'manifest') this.manifestBuf.set(payload.subarray(at, at + span.length), span.offset);
-    else if (!this.place(span.offset, payload, at, span.length)) return;
+    else {
+      // A few packets lost just before this one (none held, none placed) need not end the write.
+      const last = this.lastPlaced, hole = h.packet - last - 1;
+      const holeFrom = last >= 0 && hole > 0 && hole <= HOLE_PACKETS && have.find(true, last + 1, h.packet) < 0 ? this.lastPlacedEnd : span.offset;
+      if (!this.place(span.offset, payload, at, span.length, holeFrom)) return;
+      this.lastPlaced = h.packet;
+      this.lastPlacedEnd = span.offset + span.length;
+    }
     this.stats.received++;
     if (repair) this.stats.repaired++;
     this.mark(h.packet, now);
@@ -457,8 +472,11 @@ export class Receiver {
   /** A mapped stream can be placed only through its manifest. */
   private get mapped(): boolean { return (this.announce!.caps & Caps.Mapped) !== 0; }
 
-  /** Hand stream bytes [offset, offset+length), held in `bytes` from `from`, to storage where they belong; false if they could not all be taken. */
-  private place(offset: number, bytes: Uint8Array, from: number, length: number): boolean {
+  /**
+   * Hand stream bytes [offset, offset+length), held in `bytes` from `from`, to storage where they belong;
+   * false if they could not all be taken. Stream bytes [holeFrom, offset) are of packets still to come.
+   */
+  private place(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom: number): boolean {
     const l = this.layout;
     if (!l) {
       if (this.mapped) {
@@ -466,9 +484,12 @@ export class Receiver {
         return false;
       }
       // Not mapped: stream offset and target offset are the same.
-      return this.offer(offset, bytes, from, length);
+      return this.offer(offset, bytes, from, length, holeFrom);
     }
-    // Most packets lie in one extent of one chunk; the rest go piece by piece (a packet can straddle two chunks).
+    // Most packets lie in one extent of one chunk (the hole before them too, or it is not passed on);
+    // the rest go piece by piece (a packet can straddle two chunks).
+    const withHole = holeFrom < offset ? l.contiguous(holeFrom, offset + length - holeFrom) : -1;
+    if (withHole >= 0) return this.settled(l.chunkAt(offset)) || this.offer(withHole + offset - holeFrom, bytes, from, length, withHole);
     const to = l.contiguous(offset, length);
     if (to >= 0) return this.settled(l.chunkAt(offset)) || this.offer(to, bytes, from, length);
     for (const p of l.pieces(offset, length)) if (!this.settled(p.chunk) && !this.offer(p.offset, bytes, from + p.from, p.length)) return false;
@@ -478,8 +499,8 @@ export class Receiver {
   /** Whether chunk k is checked or being checked: nothing is written over it then. */
   private settled(k: number): boolean { return this.verified.has(k) || this.verifying.has(k); }
 
-  private offer(offset: number, bytes: Uint8Array, from: number, length: number): boolean {
-    if (this.storage.offer(offset, bytes, from, length)) return true;
+  private offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom = offset): boolean {
+    if (this.storage.offer(offset, bytes, from, length, holeFrom)) return true;
     this.stats.queueFull++;
     return false;
   }

@@ -8,6 +8,8 @@ import { sha256 } from '../protocol/manifest.ts';
 
 export interface SimDisk {
   write(offset: number, bytes: Uint8Array): void;
+  /** [offset, offset+length) is a hole of packets still to come (ClientStorage.offer): storage may put anything there. */
+  hole(offset: number, length: number): void;
   /** The check a client's storage makes: the chunk's bytes on the disk match its digest. */
   check(k: number, chunk: Chunk): boolean;
   /** The disk holds the image. */
@@ -28,6 +30,11 @@ export class BytesDisk implements SimDisk {
   write(offset: number, bytes: Uint8Array): void {
     this.disk.set(bytes, offset);
     if (this.corrupt > 0 && offset > 0) { this.corrupt--; this.disk[offset] = this.disk[offset]! ^ 0x40; }
+  }
+
+  /** Wrong bytes: a client that calls a hole what it already holds ends with a disk that differs. */
+  hole(offset: number, length: number): void {
+    for (let i = offset; i < offset + length; i++) this.disk[i] = ~this.image[i]! & 0xff;
   }
 
   check(_k: number, c: Chunk): boolean {
@@ -56,6 +63,9 @@ export class LightDisk implements SimDisk {
     const last = Math.floor((offset + bytes.length - 1) / this.chunkSize);
     for (let k = Math.floor(offset / this.chunkSize); k <= last; k++) this.damaged.add(k);
   }
+
+  /** Taken on trust: wrong bytes there would cost a chunk check, which real storage (zeros, overwritten in order) never fails. */
+  hole(): void {}
 
   check(k: number): boolean {
     const ok = !this.damaged.delete(k);

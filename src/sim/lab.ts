@@ -231,13 +231,14 @@ export function runLab(o: LabOptions): LabResult {
         id, name: `pc-${i + 1}`, capacity: o.imageSize, kind: ImageKind.Disk, controlPort: CONTROL, autoConfirm: true, network: `10.${lan + 1}.0.0/16`,
         tunables: () => o.clientParams ?? p,
       }, {
-        offer: (offset, b, from, length) => {
+        offer: (offset, b, from, length, holeFrom = offset) => {
           if (spec.diskRate) {
             diskQueued = Math.max(0, diskQueued - ((now - diskAt) * spec.diskRate) / 1000);
             diskAt = now;
             if (diskQueued + length > (spec.diskQueue ?? 64 << 20)) return false;
             diskQueued += length;
           }
+          if (holeFrom < offset) disk.hole(holeFrom, offset - holeFrom);
           disk.write(offset, b.subarray(from, from + length));
           return true;
         },

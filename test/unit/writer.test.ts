@@ -227,6 +227,42 @@ test('write queue: a check waits for every write before it, even one that lands 
   assert.ok(Buffer.from(target.bytes).equals(want));
 });
 
+test('write queue: a short hole of packets still to come does not end a write, and they land over its zeros even while those are under way', async () => {
+  const PACKET = 1448, N = 3000;
+  // The first write to start is held until the repairs have been offered.
+  let holdFirst!: () => void;
+  const first = new Promise<void>((r) => { holdFirst = r; });
+  const target = new (class extends MemoryTarget {
+    override async writev(offset: number, buffers: Uint8Array[]): Promise<void> {
+      if (this.writes === 0) { this.writes++; await first; this.writes--; }
+      return super.writev(offset, buffers);
+    }
+  })(PACKET * N);
+  const q = new WriteQueue(target, events);
+  const want = new Uint8Array(PACKET * N);
+  for (let i = 0; i < want.length; i++) want[i] = (i * 11 + (i >> 10)) & 0xff;
+  // 5% lost in the pass, each packet saying that the one lost before it is still to come.
+  const lost = (i: number): boolean => i % 20 === 7;
+  for (let i = 0; i < N; i++) {
+    if (lost(i)) continue;
+    const holeFrom = i > 0 && lost(i - 1) ? (i - 1) * PACKET : i * PACKET;
+    assert.ok(q.offer(i * PACKET, want, i * PACKET, PACKET, holeFrom));
+  }
+  // Every hole but one where a write reaches its 1 MiB is filled.
+  const writesOfPass = Math.ceil((N * PACKET) / WriteQueue.COALESCE);
+  assert.ok(q.holesFilled >= N / 20 - writesOfPass, `${q.holesFilled} holes filled`);
+  // The repairs, while the first write (zeros over holes among its bytes) has not landed.
+  for (let i = 0; i < N; i++) if (lost(i)) assert.ok(q.offer(i * PACKET, want, i * PACKET, PACKET));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 2));
+  holdFirst();
+  await q.drain();
+  assert.ok(Buffer.from(target.bytes).equals(want), 'zeros landed over a repair');
+  // Five 1 MiB writes for the pass, and one per repair: without the zeros, one per run as well.
+  assert.ok(q.writeCount <= 2 * writesOfPass + N / 20, `${q.writeCount} writes`);
+  assert.equal(q.written, want.length);
+  assert.equal(q.queuedBytes, 0);
+});
+
 test('raw target: a file of fixed size takes gathered writes where asked, reads them back, and a read past its end names the file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'must-raw-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
