@@ -31,6 +31,19 @@ class MemoryTarget implements ByteTarget {
   async close(): Promise<void> {}
 }
 
+/** A memory target whose first write lands only once release() is called. */
+function firstHeld(size: number): { target: MemoryTarget; release: () => void } {
+  let release!: () => void;
+  const first = new Promise<void>((r) => { release = r; });
+  const target = new (class extends MemoryTarget {
+    override async writev(offset: number, buffers: Uint8Array[]): Promise<void> {
+      if (this.writes === 0) { this.writes++; await first; this.writes--; }
+      return super.writev(offset, buffers);
+    }
+  })(size);
+  return { target, release };
+}
+
 const events = { chunkChecked: () => {}, flushed: () => {}, flushFailed: () => {}, writeError: () => {} };
 
 test('write queue: packets trickling in are written in few large writes, byte-exact', async () => {
@@ -201,14 +214,7 @@ test('write queue: in a long burst taken in one turn of the event loop, the writ
 test('write queue: a check waits for every write before it, even one that lands after later ones', async () => {
   const SIZE = 64 << 10, PACKET = 1448;
   // The first write to start is the last to land.
-  let holdFirst!: () => void;
-  const first = new Promise<void>((r) => { holdFirst = r; });
-  const target = new (class extends MemoryTarget {
-    override async writev(offset: number, buffers: Uint8Array[]): Promise<void> {
-      if (this.writes === 0) { this.writes++; await first; this.writes--; }
-      return super.writev(offset, buffers);
-    }
-  })(2 * SIZE);
+  const { target, release } = firstHeld(2 * SIZE);
   const checked: [number, boolean][] = [];
   const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok) => checked.push([k, ok]) });
   const want = new Uint8Array(2 * SIZE);
@@ -221,7 +227,7 @@ test('write queue: a check waits for every write before it, even one that lands 
   for (let at = SIZE; at < 2 * SIZE; at += PACKET) assert.ok(q.offer(at, want, at, Math.min(PACKET, 2 * SIZE - at)));
   for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 2));
   assert.deepEqual(checked, [], 'the chunk was checked before its first write landed');
-  holdFirst();
+  release();
   await q.drain();
   assert.deepEqual(checked, [[0, true]]);
   assert.ok(Buffer.from(target.bytes).equals(want));
@@ -230,14 +236,7 @@ test('write queue: a check waits for every write before it, even one that lands 
 test('write queue: a short hole of packets still to come does not end a write, and they land over its zeros even while those are under way', async () => {
   const PACKET = 1448, N = 3000;
   // The first write to start is held until the repairs have been offered.
-  let holdFirst!: () => void;
-  const first = new Promise<void>((r) => { holdFirst = r; });
-  const target = new (class extends MemoryTarget {
-    override async writev(offset: number, buffers: Uint8Array[]): Promise<void> {
-      if (this.writes === 0) { this.writes++; await first; this.writes--; }
-      return super.writev(offset, buffers);
-    }
-  })(PACKET * N);
+  const { target, release } = firstHeld(PACKET * N);
   const q = new WriteQueue(target, events);
   const want = new Uint8Array(PACKET * N);
   for (let i = 0; i < want.length; i++) want[i] = (i * 11 + (i >> 10)) & 0xff;
@@ -254,7 +253,7 @@ test('write queue: a short hole of packets still to come does not end a write, a
   // The repairs, while the first write (zeros over holes among its bytes) has not landed.
   for (let i = 0; i < N; i++) if (lost(i)) assert.ok(q.offer(i * PACKET, want, i * PACKET, PACKET));
   for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 2));
-  holdFirst();
+  release();
   await q.drain();
   assert.ok(Buffer.from(target.bytes).equals(want), 'zeros landed over a repair');
   // Five 1 MiB writes for the pass, and one per repair: without the zeros, one per run as well.
