@@ -102,6 +102,8 @@ export function createCampus(prefix: string, lans: string[][], net = 81): Campus
         if (p.exitCode !== null || Date.now() > end) throw new Error(`smcrouted did not start:\n${out}`);
         await new Promise((r) => setTimeout(r, 100));
       }
+      // It starts even where it could not open the kernel's multicast routing, or read its routes.
+      if (/No IPv4 multicast socket|Parse error/.test(out)) throw new Error(`smcrouted routes nothing:\n${out}`);
     },
     destroy: () => {
       for (const p of procs) p.kill('SIGKILL');
