@@ -1,17 +1,18 @@
 // The client's side of the disk: writes, and checks (finish a chunk, flush), in two lanes.
 // Writes start in the order queued, each as soon as it can grow no more, many at a time
-// (they are disjoint: a packet is offered once); a check runs once every write queued
-// before it landed (so a chunk is read back only after its bytes are written), one check at
-// a time, while the writes queued after it go on: a chunk being read back and hashed holds
-// up no write, and a busy CPU does not fill the queue with bytes waiting behind checks.
-// Offered bytes are copied (the receive buffers are reused), and consecutive packets land
-// side by side, so they go out in one pwritev of up to 1 MiB. A short hole left by lost
-// packets does not end a write: where the caller says the hole's bytes are still to come,
-// zeros fill it, and whatever is later written into the hole starts only once those zeros
-// have landed. A lone small write waits a few milliseconds for company (each write is a round trip to the thread pool,
-// and at line rate a write per handful of packets costs more than the copy). When the bytes
-// queued exceed the bound, offer() says no and the packet counts as lost (repaired
-// later): a slow disk slows this client's fill rate, never its socket.
+// (they are disjoint, a packet being offered once, but for the zeros below); a check runs
+// once every write queued before it landed (so a chunk is read back only after its bytes
+// are written), one check at a time, while the writes queued after it go on: a chunk being
+// read back and hashed holds up no write, and a busy CPU does not fill the queue with bytes
+// waiting behind checks. Offered bytes are copied (the receive buffers are reused), and
+// consecutive packets land side by side, so they go out in one pwritev of up to 1 MiB.
+// A short hole left by lost packets does not end a write: where the caller says the hole's
+// bytes are still to come, zeros fill it, and whatever is later written into the hole
+// starts only once those zeros have landed. A lone small write waits a few milliseconds
+// for company (each write is a round trip to the thread pool, and at line rate a write per
+// handful of packets costs more than the copy). When the bytes queued exceed the bound,
+// offer() says no and the packet counts as lost (repaired later): a slow disk slows this
+// client's fill rate, never its socket.
 
 import { read, writev } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
