@@ -1,19 +1,26 @@
 // A client's side of MTP flow control (paper, 2.1 and 2.2): when a block ends the
-// client waits a random time (ARTP) before acknowledging it, and gives the ACK up if
-// it hears another client acknowledge that block (or a later one), if the master's
-// DATA echoes an ACK for it, or if the master has moved a whole window past it.
-// One ACK confirms every block before it, so a single watermark records all that.
+// client waits a random time (ARTP) before acknowledging, and gives the ACK up if it
+// hears another client acknowledge every block it has (or the master's DATA echoes
+// such an ACK, or the master has moved a whole window past them).
+// One ACK confirms every block before it, so a client keeps one timer, not one per block:
+// it starts when a block ends with none running, and the ACK that goes names the highest
+// block ended by then. An ACK heard from someone else for some of those blocks starts the
+// wait afresh for the rest. With a timer per block, a client that hears the others late
+// (a busy PC, a long round trip) still held an early-firing timer for some block beyond
+// the one they acknowledged, and the ACKs grew with the number of clients.
 
 import { type ArtpPolicy, type FeedbackPolicy, drawWait } from './params.ts';
 import type { Rng } from './rng.ts';
 
 export class AckScheduler {
-  /** Block -> time its ACK fires. */
-  private readonly pending = new Map<number, number>();
+  /** When the ACK goes (Infinity: none pending). */
+  private dueAt = Infinity;
   /** Block -> packets received in the first pass (recent blocks only). */
   private readonly counts = new Map<number, number>();
   /** Highest block acknowledged by anyone (us, another client, the master's echo). */
   private acked = -1;
+  /** Highest block that has ended for us and of which we received something: what our ACK names. */
+  private ended = -1;
   private current = -1;
   suppressed = 0;
   sent = 0;
@@ -21,12 +28,15 @@ export class AckScheduler {
   private readonly window: number;
   private readonly rng: Rng;
   private readonly policy: FeedbackPolicy;
+  /** The image's last block, shorter than the others (unknown: none). */
+  private readonly lastBlock: number;
 
-  constructor(artp: ArtpPolicy, window: number, rng: Rng, policy: FeedbackPolicy = 'mtp') {
+  constructor(artp: ArtpPolicy, window: number, rng: Rng, policy: FeedbackPolicy = 'mtp', lastBlock = Number.MAX_SAFE_INTEGER) {
     this.artp = artp;
     this.window = window;
     this.rng = rng;
     this.policy = policy;
+    this.lastBlock = lastBlock;
   }
 
   /** A first-pass packet of `block` arrived; `last` if it is the block's final packet. */
@@ -35,56 +45,71 @@ export class AckScheduler {
     this.counts.set(block, (this.counts.get(block) ?? 0) + 1);
     if (block > this.current) {
       // Every block between the one we were in and this one has ended for us.
-      for (let b = Math.max(this.current, block - this.window - 1); b < block; b++) this.ended(b, now);
+      for (let b = block - 1; b >= Math.max(this.current, block - this.window - 1); b--) {
+        if (this.counts.has(b)) { this.end(b, now); break; }
+      }
       // The master sends block B only once block B - window is resolved: stop waiting for those. Only
       // from the next block in order: a packet far ahead may be lost data's successor, or a forgery,
       // and must not silence this client's ACKs for the blocks in between.
-      if (block === this.current + 1) this.ackedUpTo(block - this.window);
+      if (block === this.current + 1) this.cover(block - this.window);
       this.current = block;
       for (const b of this.counts.keys()) if (b < block - 2 * this.window) this.counts.delete(b);
     }
-    if (last) this.ended(block, now);
+    if (last) this.end(block, now);
   }
 
-  private ended(block: number, now: number): void {
+  private end(block: number, now: number): void {
     // NACK-only: nothing is acknowledged, losses wait for the repair phase.
-    if (this.policy === 'nack') return;
-    if (block <= this.acked || this.pending.has(block) || !this.counts.has(block)) return;
+    if (this.policy === 'nack' || block <= this.ended) return;
+    this.ended = block;
+    if (block <= this.acked || this.dueAt !== Infinity) return;
     // ACK-all suppresses nothing, so a random wait would only delay the ACK: it goes at once, as udpcast's does.
-    this.pending.set(block, now + (this.policy === 'ack-all' ? 0 : drawWait(this.artp, this.rng())));
+    this.dueAt = this.policy === 'ack-all' ? now : now + drawWait(this.artp, this.rng());
+  }
+
+  /** Blocks up to `block` are acknowledged: true when that leaves us nothing to acknowledge. */
+  private cover(block: number): boolean {
+    // ACK-all: every client acknowledges every block whatever it heard (the master waits for each one).
+    if (this.policy === 'ack-all') return false;
+    block = Math.min(block, this.current);
+    if (block <= this.acked) return false;
+    this.acked = block;
+    if (this.dueAt === Infinity || this.ended > block) return false;
+    this.dueAt = Infinity;
+    this.suppressed++;
+    return true;
   }
 
   /**
-   * Someone acknowledged up to `block`: any ACK of ours for it or an earlier block is redundant.
+   * Someone acknowledged up to `block`: our ACK waits a fresh turn for what is left, or is not needed.
    * Never past the blocks we have seen: nobody can have acknowledged what the master has not sent,
    * and a forged ACK for the far future must not silence this client for the rest of the pass.
    */
-  ackedUpTo(block: number): void {
-    // ACK-all: every client acknowledges every block whatever it heard (the master waits for each one).
-    if (this.policy === 'ack-all') return;
-    block = Math.min(block, this.current);
-    if (block <= this.acked) return;
-    this.acked = block;
-    for (const b of this.pending.keys()) {
-      if (b <= block) { this.pending.delete(b); this.suppressed++; }
-    }
+  ackedUpTo(block: number, now: number): void {
+    const before = this.acked;
+    if (this.cover(block) || this.acked === before || this.dueAt === Infinity) return;
+    this.dueAt = now + drawWait(this.artp, this.rng());
   }
 
-  /** The ACK due at `now`, if any: the highest due block (it confirms all before it). */
+  /**
+   * The ACK due at `now`, if any: it names the highest block ended (and confirms all before it), and
+   * what we received of the oldest block it newly confirms, the one that has waited longest for its
+   * packets (the newest may still have some on the way where packets arrive out of order). The master
+   * reads that count against the named block's length: all blocks but the image's last are as long,
+   * and an ACK naming the last block gives that block's count.
+   */
   due(now: number): { block: number; received: number } | undefined {
-    let best = -1;
-    for (const [b, t] of this.pending) if (t <= now && b > best) best = b;
-    if (best < 0) return undefined;
-    const received = this.counts.get(best) ?? 0;
-    for (const b of this.pending.keys()) if (b <= best) this.pending.delete(b);
-    this.acked = best;
+    if (now < this.dueAt) return undefined;
+    this.dueAt = Infinity;
+    const block = this.ended;
+    let sample = block;
+    if (block !== this.lastBlock) {
+      for (let b = Math.max(this.acked + 1, block - 2 * this.window); b < block; b++) if (this.counts.has(b)) { sample = b; break; }
+    }
+    this.acked = block;
     this.sent++;
-    return { block: best, received };
+    return { block, received: this.counts.get(sample) ?? 0 };
   }
 
-  nextDue(): number {
-    let t = Infinity;
-    for (const v of this.pending.values()) if (v < t) t = v;
-    return t;
-  }
+  nextDue(): number { return this.dueAt; }
 }

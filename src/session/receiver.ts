@@ -238,7 +238,7 @@ export class Receiver {
         // Another client's ACK makes ours redundant (MTP's suppression). Anyone can send one, though: in a
         // signed session only the master's echo in its vouched DATA suppresses our ACKs.
         // Across LANs the master needs one ACK from each: an ACK routed in from another LAN silences nobody here.
-        if (m.client !== this.cfg.id && !this.verifier && (!this.cfg.network || inNetwork(from.address, this.cfg.network))) this.acks?.ackedUpTo(m.block);
+        if (m.client !== this.cfg.id && !this.verifier && (!this.cfg.network || inNetwork(from.address, this.cfg.network))) this.acks?.ackedUpTo(m.block, now);
         return;
       case MsgType.RepairRequest:
         if (m.client !== this.cfg.id && (m.epoch === a.epoch || a.mode === WireMode.Classic))
@@ -390,7 +390,7 @@ export class Receiver {
     this.lastPlaced = -1;
     this.manifestBuf = new Uint8Array(m.manifestLength);
     this.segMissing = Array.from({ length: geo.segments }, (_, s) => geo.segmentEnd(s) - geo.segmentStart(s));
-    this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng, this.p.feedback);
+    this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng, this.p.feedback, geo.blocks - 1);
     this.events.emit({ type: 'found', announce: m, master: from, trust: this.trust, at: now });
     if (m.caps & Caps.Sealed) {
       if (!this.cfg.secret) {
@@ -449,7 +449,7 @@ export class Receiver {
     const fresh = !have.has(h.packet);
     // The echo is in the header, which AUTH does not cover: in a signed session take it only from a first
     // copy (a replayed packet with an altered header is a duplicate by then).
-    if (h.ackedBlock !== NO_BLOCK && (fresh || !this.verifier)) this.acks!.ackedUpTo(h.ackedBlock);
+    if (h.ackedBlock !== NO_BLOCK && (fresh || !this.verifier)) this.acks!.ackedUpTo(h.ackedBlock, now);
     if (!repair) {
       this.acks!.packet(geo.blockOf(h.packet), (h.flags & DataFlag.Last) !== 0, now);
       if (h.packet >= this.stats.furthest) this.stats.furthest = h.packet + 1;

@@ -386,8 +386,11 @@ export class Sender {
     // One ACK confirms every awaited block up to its own: the flow has reached that far. Across LANs
     // (the paper's intra-campus rule) only once every LAN with a client imaging has said so.
     const upTo = this.p.feedback === 'ack-all' ? this.ackedByAll(m.client, m.block) : this.ackedByLans(lan, m.block);
-    let resolved = 0, sentAt = now;
-    while (this.outstanding.length > 0 && this.outstanding[0]!.block <= upTo) { sentAt = this.outstanding.shift()!.sentAt; resolved++; }
+    // The time-out is of the oldest block awaited: the round trip it learns from is that block's wait,
+    // not that of the newest block the ACK names (a client ACKs once for many blocks).
+    const sentAt = this.outstanding[0]!.sentAt;
+    let resolved = 0;
+    while (this.outstanding.length > 0 && this.outstanding[0]!.block <= upTo) { this.outstanding.shift(); resolved++; }
     if (resolved > 0) {
       this.stats.blocksAcked += resolved;
       this.stats.usefulAcks++;

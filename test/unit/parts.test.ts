@@ -68,30 +68,53 @@ test('ARTP draws stay in range; the exponential policy waits long more often', (
   assert.ok(early(e) < early(u) / 5, `exp: ${early(e)} early draws, uniform ${early(u)}`);
 });
 
-test('ACK scheduling: block end, suppression by a heard ACK, one ACK covers earlier blocks', () => {
+test('ACK scheduling: one timer per client, suppression by a heard ACK, one ACK covers earlier blocks', () => {
   const a = new AckScheduler({ kind: 'uniform', max: 10, lambda: 0 }, 4, () => 0.5);
   a.packet(0, false, 0);
-  a.packet(0, true, 1);          // block 0 ends: ACK due at 6
+  a.packet(0, true, 1);          // block 0 ends: the timer starts, the ACK is due at 6
   a.packet(1, false, 2);
-  a.packet(2, false, 3);         // block 1 ended by a packet of block 2: due at 8
+  a.packet(2, false, 3);         // block 1 ended by a packet of block 2: the same timer
   assert.equal(a.nextDue(), 6);
-  assert.deepEqual(a.due(9), { block: 1, received: 1 }); // both due: one ACK for the higher
-  assert.equal(a.due(100), undefined);
+  assert.equal(a.due(5), undefined);
+  // It names the highest block ended and counts the oldest it newly confirms (block 0: two packets).
+  assert.deepEqual(a.due(6), { block: 1, received: 2 });
+  assert.equal(a.nextDue(), Infinity);
   a.packet(2, true, 10);         // block 2 ends: due at 15
-  a.ackedUpTo(2);                      // another client acknowledged it
+  a.packet(3, false, 11);
+  a.packet(3, true, 12);         // block 3 ends: still the one timer
+  assert.equal(a.nextDue(), 15);
+  a.ackedUpTo(2, 13);            // another client confirmed block 2, not 3: a fresh wait for block 3
+  assert.equal(a.nextDue(), 18);
+  a.ackedUpTo(2, 14);            // the same again (the master's echo of it): nothing new, the wait stands
+  assert.equal(a.nextDue(), 18);
+  a.ackedUpTo(3, 15);            // and then block 3: nothing left to say
   assert.equal(a.due(100), undefined);
   assert.equal(a.suppressed, 1);
+  assert.equal(a.sent, 1);
 });
 
 test('ACK scheduling is not silenced by what it has not seen: an ACK or a packet far ahead', () => {
   const a = new AckScheduler({ kind: 'uniform', max: 10, lambda: 0 }, 4, () => 0.5);
   a.packet(0, true, 0);                // block 0 ends: ACK due at 5
-  a.ackedUpTo(1_000_000);              // a forged ACK for the far future: capped at block 0
+  a.ackedUpTo(1_000_000, 1);           // a forged ACK for the far future: capped at block 0
   assert.equal(a.due(100), undefined); // block 0 itself is suppressed, as MTP wants
   a.packet(1, true, 101);              // block 1 ends: due at 106
   a.packet(500, false, 102);           // a packet far ahead (a forgery, or a long loss)
-  a.packet(2, true, 103);              // block 2 ends: due at 108; the jump must not have covered it
+  a.packet(2, true, 103);              // block 2 ends; the jump must not have covered it
   assert.deepEqual(a.due(200), { block: 2, received: 1 });
+});
+
+test('ACK loss sample: the oldest block confirmed, not the newest with packets still on the way', () => {
+  const run = (lastBlock?: number): { block: number; received: number } | undefined => {
+    const a = new AckScheduler({ kind: 'uniform', max: 10, lambda: 0 }, 4, () => 0.5, 'mtp', lastBlock);
+    for (let i = 0; i < 3; i++) a.packet(0, i === 2, i);
+    a.packet(1, true, 3);        // block 1's LAST overtook its other packets
+    return a.due(20);
+  };
+  assert.deepEqual(run(), { block: 1, received: 3 });
+  // The image's last block is shorter than the others and the master reads the count against the
+  // length of the block named: an ACK naming it counts that block.
+  assert.deepEqual(run(1), { block: 1, received: 1 });
 });
 
 test('geometry: manifest packets first, then the image; chunk packet ranges', () => {
