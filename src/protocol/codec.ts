@@ -118,7 +118,7 @@ export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
   switch (m.type) {
     case MsgType.Ack: {
       const w = new Writer(HEADER_LENGTH[m.type]);
-      return header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u32(m.block).u16(m.received).u16(0).done();
+      return header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).u32(m.block).u16(m.received).u16(m.sampled).done();
     }
     case MsgType.Announce: {
       const name = utf8(m.name, 64);
@@ -221,7 +221,8 @@ export function decode(bytes: Uint8Array): Message {
       const client = readClient(r);
       const block = r.u32('block');
       const received = r.u16('received');
-      return { type: t, session, client, block, received } satisfies AckMsg;
+      const sampled = r.u16('sampled');
+      return { type: t, session, client, block, received, sampled } satisfies AckMsg;
     }
     case MsgType.Announce: {
       const phase = r.u8('phase');

@@ -80,8 +80,12 @@ export interface AckMsg {
   session: number;
   client: ClientId;
   block: number;
-  /** Packets of the block the acknowledging client received in the first pass. */
+  /**
+   * The acknowledging client's first-pass packets of the `sampled` blocks just before `block`
+   * (`sampled` 0: of `block` itself), for the master's rate control.
+   */
   received: number;
+  sampled: number;
 }
 
 /** ANNOUNCE capability bits. Unknown bits are ignored by a receiver. */

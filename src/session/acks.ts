@@ -12,6 +12,9 @@
 import { type ArtpPolicy, type FeedbackPolicy, drawWait } from './params.ts';
 import type { Rng } from './rng.ts';
 
+/** An ACK to send: `received` counts first-pass packets of the `sampled` blocks before `block` (0: of `block`). */
+export interface AckDue { block: number; received: number; sampled: number }
+
 export class AckScheduler {
   /** When the ACK goes (Infinity: none pending). */
   private dueAt = Infinity;
@@ -28,21 +31,22 @@ export class AckScheduler {
   private readonly window: number;
   private readonly rng: Rng;
   private readonly policy: FeedbackPolicy;
-  /** The image's last block, shorter than the others (unknown: none). */
-  private readonly lastBlock: number;
+  /** The first block we received a packet of, and the last one our previous ACK's loss sample counted. */
+  private first = -1;
+  private sampledTo = -1;
 
-  constructor(artp: ArtpPolicy, window: number, rng: Rng, policy: FeedbackPolicy = 'mtp', lastBlock = Number.MAX_SAFE_INTEGER) {
+  constructor(artp: ArtpPolicy, window: number, rng: Rng, policy: FeedbackPolicy = 'mtp') {
     this.artp = artp;
     this.window = window;
     this.rng = rng;
     this.policy = policy;
-    this.lastBlock = lastBlock;
   }
 
   /** A first-pass packet of `block` arrived; `last` if it is the block's final packet. */
   packet(block: number, last: boolean, now: number): void {
     // Every arrival counts, new to us or not: a client that rejoined holding the block still has it to acknowledge.
     this.counts.set(block, (this.counts.get(block) ?? 0) + 1);
+    if (this.first < 0) this.first = block;
     if (block > this.current) {
       // Every block between the one we were in and this one has ended for us.
       for (let b = block - 1; b >= Math.max(this.current, block - this.window - 1); b--) {
@@ -92,23 +96,29 @@ export class AckScheduler {
   }
 
   /**
-   * The ACK due at `now`, if any: it names the highest block ended (and confirms all before it), and
-   * what we received of the oldest block it newly confirms, the one that has waited longest for its
-   * packets (the newest may still have some on the way where packets arrive out of order). The master
-   * reads that count against the named block's length: all blocks but the image's last are as long,
-   * and an ACK naming the last block gives that block's count.
+   * The ACK due at `now`, if any. It names the highest block ended (and confirms all before it). Its
+   * loss sample counts what we received of every block since our previous ACK's sample, up to the one
+   * before the named block: the named block may still have packets on the way where they arrive out
+   * of order. A block of which nothing came counts as lost whole.
    */
-  due(now: number): { block: number; received: number } | undefined {
+  due(now: number): AckDue | undefined {
     if (now < this.dueAt) return undefined;
     this.dueAt = Infinity;
     const block = this.ended;
-    let sample = block;
-    if (block !== this.lastBlock) {
-      for (let b = Math.max(this.acked + 1, block - 2 * this.window); b < block; b++) if (this.counts.has(b)) { sample = b; break; }
+    // Only blocks whose counts are still kept, and only as many packets as the field holds.
+    const from = Math.max(this.sampledTo + 1, this.first, this.current - 2 * this.window);
+    let received = 0, sampled = 0;
+    for (let b = block - 1; b >= from; b--) {
+      const c = this.counts.get(b) ?? 0;
+      if (received + c > 0xffff) break;
+      received += c;
+      sampled++;
     }
+    if (sampled === 0) received = this.counts.get(block) ?? 0;
+    this.sampledTo = sampled === 0 ? block : block - 1;
     this.acked = block;
     this.sent++;
-    return { block, received: this.counts.get(sample) ?? 0 };
+    return { block, received, sampled };
   }
 
   nextDue(): number { return this.dueAt; }

@@ -24,6 +24,7 @@ export class RateController {
   private readonly max: number;
   private readonly sources = new Map<string, Source>();
   private lastAdjust = -Infinity;
+  /** How far one block's loss moves a client's smoothed loss (a sample of n blocks: 1 - (1 - GAIN)^n). */
   static readonly GAIN = 1 / 8;
   static readonly HIGH = 0.12;
   static readonly LOW = 0.03;
@@ -69,11 +70,12 @@ export class RateController {
     if (this.paced) this.adjust(now, (loss) => Math.min(this.rate, then * Math.max(0.1, Math.min(RateController.DECREASE, 1 - loss))));
   }
 
-  /** One ACK from `source` (a client id, or an address where ACKs name nobody). */
-  sample(source: string, lossFraction: number, now: number): void {
+  /** One ACK from `source` (a client id, or an address where ACKs name nobody): its loss over `blocks` blocks. */
+  sample(source: string, lossFraction: number, now: number, blocks = 1): void {
+    const gain = 1 - (1 - RateController.GAIN) ** blocks;
     const s = this.sources.get(source);
-    if (s) { s.loss += (lossFraction - s.loss) * RateController.GAIN; s.at = now; }
-    else this.sources.set(source, { loss: lossFraction * RateController.GAIN, at: now });
+    if (s) { s.loss += (lossFraction - s.loss) * gain; s.at = now; }
+    else this.sources.set(source, { loss: lossFraction * gain, at: now });
     if (this.paced && now - this.lastAdjust >= this.interval) this.adjust(now, () => this.rate * RateController.DECREASE);
   }
 

@@ -16,7 +16,7 @@ import {
   type AnnounceMsg, type AuthMsg, type ClientId, type Message, type PacketRange,
   Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
 } from '../protocol/messages.ts';
-import { AckScheduler } from './acks.ts';
+import { type AckDue, AckScheduler } from './acks.ts';
 import { Bitmap } from './bitmap.ts';
 import { Geometry } from './geometry.ts';
 import { IntervalSet } from './intervals.ts';
@@ -292,7 +292,7 @@ export class Receiver {
     if (isData === feedback) throw new DecodeError('type', 'classic packet on the wrong port');
     const session = a.session;
     switch (pkt.top) {
-      case Top.Ack: return { type: MsgType.Ack, session, client: '', block: packet, received: 1 };
+      case Top.Ack: return { type: MsgType.Ack, session, client: '', block: packet, received: 1, sampled: 0 };
       case Top.RepairRequest: return { type: MsgType.RepairRequest, session, client: '', epoch: a.epoch, ranges: [{ start: packet, count: 1 }] };
       default: {
         // Information only during the pass, Repair-Response only during repair: SNs of two segments never mix.
@@ -390,7 +390,7 @@ export class Receiver {
     this.lastPlaced = -1;
     this.manifestBuf = new Uint8Array(m.manifestLength);
     this.segMissing = Array.from({ length: geo.segments }, (_, s) => geo.segmentEnd(s) - geo.segmentStart(s));
-    this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng, this.p.feedback, geo.blocks - 1);
+    this.acks = new AckScheduler(this.p.artp, this.p.window, this.rng, this.p.feedback);
     this.events.emit({ type: 'found', announce: m, master: from, trust: this.trust, at: now });
     if (m.caps & Caps.Sealed) {
       if (!this.cfg.secret) {
@@ -696,7 +696,7 @@ export class Receiver {
     // Data is taken (and acknowledged, and repaired) from the first announcement on: WELCOME only
     // tells us the master has us on its list, which the STATUS reports need.
     const ack = this.acks!.due(now);
-    if (ack) this.sendAck(ack.block, ack.received);
+    if (ack) this.sendAck(ack);
     this.manifestTimer(now);
     this.repairTimer(now);
     if (this.welcomed && (this.statusDirty || now >= this.nextStatusAt)) this.sendStatus(now);
@@ -713,11 +713,11 @@ export class Receiver {
     this.doneSent++;
   }
 
-  private sendAck(block: number, received: number): void {
+  private sendAck({ block, received, sampled }: AckDue): void {
     const a = this.announce!;
     const bytes = a.mode === WireMode.Classic
       ? encodeClassicHeader(block - this.geo!.segmentStart(a.segment), Top.Ack, false, 0)
-      : encode({ type: MsgType.Ack, session: a.session, client: this.cfg.id, block, received });
+      : encode({ type: MsgType.Ack, session: a.session, client: this.cfg.id, block, received, sampled });
     this.send({ dest: { kind: 'group', port: a.feedbackPort }, parts: [bytes] });
   }
 

@@ -283,7 +283,7 @@ export class Sender {
     const pkt = decodeClassic(bytes);
     const base = this.geo.segmentStart(this.segment);
     if (base + pkt.sn >= this.geo.segmentEnd(this.segment)) throw new DecodeError('field', `SN ${pkt.sn} beyond the segment`);
-    if (pkt.top === Top.Ack) return { type: MsgType.Ack, session: this.cfg.session, client: '', block: base + pkt.sn, received: 1 };
+    if (pkt.top === Top.Ack) return { type: MsgType.Ack, session: this.cfg.session, client: '', block: base + pkt.sn, received: 1, sampled: 0 };
     if (pkt.top === Top.RepairRequest)
       return { type: MsgType.RepairRequest, session: this.cfg.session, client: '', epoch: this.epoch, ranges: [{ start: base + pkt.sn, count: 1 }] };
     throw new DecodeError('type', 'classic data on the feedback port');
@@ -397,8 +397,11 @@ export class Sender {
       this.tout.acknowledged(this.p.mode === WireMode.Default ? now - sentAt : undefined);
       if (this.ackedBlock === NO_BLOCK || upTo > this.ackedBlock) this.ackedBlock = upTo;
     }
-    const blockLen = this.geo.blockEnd(m.block) - this.geo.blockStart(m.block);
-    this.rate.sample(m.client || from.address, Math.max(0, 1 - m.received / blockLen), now);
+    // The loss sample: the `sampled` blocks before the one named (0: that block itself).
+    const sampleFrom = m.block - m.sampled, blocks = Math.max(1, m.sampled);
+    if (sampleFrom < 0) return void countDrop(this.stats.drops, 'field');
+    const sent = this.geo.blockEnd(sampleFrom + blocks - 1) - this.geo.blockStart(sampleFrom);
+    this.rate.sample(m.client || from.address, Math.max(0, 1 - m.received / sent), now, blocks);
   }
 
   /**

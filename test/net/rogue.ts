@@ -86,7 +86,7 @@ const forgers: Array<[string, () => void]> = [
   ['ack', () => {
     const a = announce!;
     const id = [...clients.keys()][rnd(clients.size)] ?? '00000000000000ee';
-    send(encode({ type: MsgType.Ack, session: a.session, client: id, block: rnd(1 << 16), received: a.blockPackets }), a.feedbackPort);
+    send(encode({ type: MsgType.Ack, session: a.session, client: id, block: rnd(1 << 16), received: a.blockPackets, sampled: 0 }), a.feedbackPort);
   }],
   ['repair-request', () => {
     const a = announce!;

@@ -12,8 +12,8 @@ import { seeded } from '../../src/session/rng.ts';
 
 const digest = Uint8Array.from({ length: 32 }, (_, i) => i * 7);
 const samples: Array<Exclude<Message, DataMsg>> = [
-  { type: MsgType.Ack, session: 0xdeadbeef, client: '0123456789abcdef', block: 77, received: 64 },
-  { type: MsgType.Ack, session: 1, client: 'ffffffffffffffff', block: 0xfffffffe, received: 0 },
+  { type: MsgType.Ack, session: 0xdeadbeef, client: '0123456789abcdef', block: 77, received: 640, sampled: 10 },
+  { type: MsgType.Ack, session: 1, client: 'ffffffffffffffff', block: 0xfffffffe, received: 0, sampled: 0 },
   {
     type: MsgType.Announce, session: 42, phase: 2, mode: 1, kind: 1, caps: 0, imageSize: 2 ** 40 + 12345, targetSize: 2 ** 40 + 12345, sectorSize: 4096,
     payloadSize: 1448, blockPackets: 64, manifestLength: 33_000, manifestDigest: digest, epoch: 3, segment: 0,
@@ -71,7 +71,7 @@ function reference(b: Buffer): Record<string, unknown> {
   const id = (o: number): string => b.subarray(o, o + 8).toString('hex');
   const base = { magic: b.readUInt16BE(0), version: b[2], type: b[3], hlen: b[4], session: b.readUInt32BE(8) };
   switch (b[3]) {
-    case 2: return { ...base, client: id(12), block: b.readUInt32BE(20), received: b.readUInt16BE(24) };
+    case 2: return { ...base, client: id(12), block: b.readUInt32BE(20), received: b.readUInt16BE(24), sampled: b.readUInt16BE(26) };
     case 3: return {
       ...base, phase: b[12], mode: b[13], kind: b[14], ttl: b[15], caps: b.readUInt16BE(16), imageSize: Number(b.readBigUInt64BE(20)),
       // Caps.Mapped: the target size follows the fixed fields, at 96.
@@ -116,7 +116,7 @@ function randomMessage(r: () => number): Exclude<Message, DataMsg> {
   const text = (max: number): string => Array.from({ length: int(max) }, () => String.fromCharCode(0x20 + int(0x5e))).join('');
   const session = int(2 ** 32);
   switch (int(9)) {
-    case 0: return { type: MsgType.Ack, session, client: hex(), block: int(2 ** 32), received: int(65536) };
+    case 0: return { type: MsgType.Ack, session, client: hex(), block: int(2 ** 32), received: int(65536), sampled: int(65536) };
     case 1: {
       const caps = int(65536), imageSize = int(2 ** 50);
       return {

@@ -74,7 +74,7 @@ test('a master survives random and mutated feedback and counts it', () => {
     imageSize: 1 << 20, targetSize: 1 << 20, sectorSize: 512, controlPort: 7700, dataPort: 7700, feedbackPort: 7701, minClients: 1, waitAfterJoin: undefined, linger: 10,
   }, seeded(2), 0);
   const r = seeded(8);
-  const ack = encode({ type: MsgType.Ack, session: 77, client: '0011223344556677', block: 0, received: 64 });
+  const ack = encode({ type: MsgType.Ack, session: 77, client: '0011223344556677', block: 0, received: 64, sampled: 0 });
   for (let i = 0; i < 20_000; i++) {
     const bytes = i % 2 ? mutate(r, ack) : Uint8Array.from({ length: Math.floor(r() * 1500) }, () => Math.floor(r() * 256));
     assert.doesNotThrow(() => tx.onDatagram(bytes, { address: '10.0.0.9', port: 1 }, i % 3 === 0 ? 0 : 7701, i));

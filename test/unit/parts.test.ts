@@ -76,8 +76,8 @@ test('ACK scheduling: one timer per client, suppression by a heard ACK, one ACK 
   a.packet(2, false, 3);         // block 1 ended by a packet of block 2: the same timer
   assert.equal(a.nextDue(), 6);
   assert.equal(a.due(5), undefined);
-  // It names the highest block ended and counts the oldest it newly confirms (block 0: two packets).
-  assert.deepEqual(a.due(6), { block: 1, received: 2 });
+  // It names the highest block ended; its loss sample is of the block before (block 0: two packets).
+  assert.deepEqual(a.due(6), { block: 1, received: 2, sampled: 1 });
   assert.equal(a.nextDue(), Infinity);
   a.packet(2, true, 10);         // block 2 ends: due at 15
   a.packet(3, false, 11);
@@ -101,20 +101,20 @@ test('ACK scheduling is not silenced by what it has not seen: an ACK or a packet
   a.packet(1, true, 101);              // block 1 ends: due at 106
   a.packet(500, false, 102);           // a packet far ahead (a forgery, or a long loss)
   a.packet(2, true, 103);              // block 2 ends; the jump must not have covered it
-  assert.deepEqual(a.due(200), { block: 2, received: 1 });
+  // No counts are kept that far behind the jump: the sample is of block 2 alone.
+  assert.deepEqual(a.due(200), { block: 2, received: 1, sampled: 0 });
 });
 
-test('ACK loss sample: the oldest block confirmed, not the newest with packets still on the way', () => {
-  const run = (lastBlock?: number): { block: number; received: number } | undefined => {
-    const a = new AckScheduler({ kind: 'uniform', max: 10, lambda: 0 }, 4, () => 0.5, 'mtp', lastBlock);
-    for (let i = 0; i < 3; i++) a.packet(0, i === 2, i);
-    a.packet(1, true, 3);        // block 1's LAST overtook its other packets
-    return a.due(20);
-  };
-  assert.deepEqual(run(), { block: 1, received: 3 });
-  // The image's last block is shorter than the others and the master reads the count against the
-  // length of the block named: an ACK naming it counts that block.
-  assert.deepEqual(run(1), { block: 1, received: 1 });
+test('ACK loss sample: every block since the last sample, not the newest with packets still on the way', () => {
+  const a = new AckScheduler({ kind: 'uniform', max: 10, lambda: 0 }, 4, () => 0.5);
+  for (let i = 0; i < 3; i++) a.packet(0, i === 2, i); // block 0: three packets
+  a.packet(2, false, 3);                               // nothing of block 1 came: it counts as lost whole
+  a.packet(2, false, 4);
+  a.packet(3, true, 5);                                // block 3's LAST overtook its other packets
+  assert.deepEqual(a.due(20), { block: 3, received: 5, sampled: 3 });
+  a.packet(3, false, 21);                              // the straggler
+  a.packet(4, true, 22);
+  assert.deepEqual(a.due(40), { block: 4, received: 2, sampled: 1 });
 });
 
 test('geometry: manifest packets first, then the image; chunk packet ranges', () => {

@@ -7,7 +7,7 @@ import { RateController } from '../../src/session/rate.ts';
 const MAX = 1000, MIN = 10, INTERVAL = 20;
 const fresh = (): RateController => new RateController({ initial: MAX, min: MIN, max: MAX }, INTERVAL);
 
-/** One ACK from each client every `INTERVAL` ms for `ms`, each with its loss fraction. */
+/** One ACK from each client every `INTERVAL` ms for `ms`, each with its loss fraction (of one block). */
 function feed(r: RateController, losses: Record<string, number>, from: number, ms: number): number {
   let now = from;
   for (; now < from + ms; now += INTERVAL) for (const [client, loss] of Object.entries(losses)) r.sample(client, loss, now);
@@ -79,3 +79,15 @@ test('repair epochs: a whole epoch\'s loss cuts the pace to what got through, wh
   r.settle(700, MIN * RateController.INCREASE);
   assert.ok(Math.abs(r.rate - MIN * RateController.INCREASE) < 1e-9, `pace ${r.rate}`);
 });
+
+test('an ACK that samples n blocks moves the smoothed loss as n one-block samples would', () => {
+  const one = fresh(), many = fresh();
+  for (let i = 0; i < 20; i++) one.sample('a', 0.5, 0);
+  many.sample('a', 0.5, 0, 20);
+  // Both pass the 12% threshold by the same amount: one adjustment each, the same pace.
+  one.sample('a', 0.5, INTERVAL);
+  many.sample('a', 0.5, INTERVAL);
+  assert.ok(one.rate < MAX, `pace ${one.rate}`);
+  assert.equal(many.rate, one.rate);
+});
+
