@@ -71,17 +71,21 @@ export class AckScheduler {
     this.dueAt = this.policy === 'ack-all' ? now : now + drawWait(this.artp, this.rng());
   }
 
-  /** Blocks up to `block` are acknowledged: true when that leaves us nothing to acknowledge. */
+  /**
+   * Blocks up to `block` are acknowledged: our wait is given up if that covers every block we have.
+   * True when the acknowledged blocks moved on and our wait still has blocks left to acknowledge.
+   */
   private cover(block: number): boolean {
     // ACK-all: every client acknowledges every block whatever it heard (the master waits for each one).
     if (this.policy === 'ack-all') return false;
     block = Math.min(block, this.current);
     if (block <= this.acked) return false;
     this.acked = block;
-    if (this.dueAt === Infinity || this.ended > block) return false;
+    if (this.dueAt === Infinity) return false;
+    if (this.ended > block) return true;
     this.dueAt = Infinity;
     this.suppressed++;
-    return true;
+    return false;
   }
 
   /**
@@ -90,9 +94,7 @@ export class AckScheduler {
    * and a forged ACK for the far future must not silence this client for the rest of the pass.
    */
   ackedUpTo(block: number, now: number): void {
-    const before = this.acked;
-    if (this.cover(block) || this.acked === before || this.dueAt === Infinity) return;
-    this.dueAt = now + drawWait(this.artp, this.rng());
+    if (this.cover(block)) this.dueAt = now + drawWait(this.artp, this.rng());
   }
 
   /**

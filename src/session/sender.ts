@@ -388,7 +388,7 @@ export class Sender {
     const upTo = this.p.feedback === 'ack-all' ? this.ackedByAll(m.client, m.block) : this.ackedByLans(lan, m.block);
     // The time-out is of the oldest block awaited: the round trip it learns from is that block's wait,
     // not that of the newest block the ACK names (a client ACKs once for many blocks).
-    const sentAt = this.outstanding[0]!.sentAt;
+    const sentAt = first.sentAt;
     let resolved = 0;
     while (this.outstanding.length > 0 && this.outstanding[0]!.block <= upTo) { this.outstanding.shift(); resolved++; }
     if (resolved > 0) {
