@@ -105,6 +105,7 @@ async function masterUi(o: Options, facts: SessionFacts): Promise<MasterUi> {
   if (!wantScreen({ json: o.flag('json'), plain: o.flag('plain') })) {
     const log = makeLogger(o, 'master');
     const interactive = process.stdin.isTTY === true && !o.flag('json');
+    let rows = (): void => {};
     return {
       log,
       follow: (c) => {
@@ -115,10 +116,10 @@ async function masterUi(o: Options, facts: SessionFacts): Promise<MasterUi> {
             if (k === 'q' || k === '\u0003') c.abort('quit by the operator');
           });
         }
-        // Scripts get what the screen shows: a row per PC, per relay of the tree and per LAN every 2 s.
+        // Scripts get what the screen shows: a row per PC, per relay of the tree and per LAN every 2 s, and once more at the end.
         if (!o.flag('json')) return;
         const watch = new MasterWatch(c.sender, performance.now(), c.relays);
-        timers.push(setInterval(() => {
+        rows = () => {
           const v = watch.poll(performance.now());
           for (const r of v.clients) {
             log.info('client', { client: r.name, id: r.id, mac: r.mac, ip: r.ip, lan: r.lan, via: r.via, state: r.state, percent: r.percent, rateMBps: r.rateMBps.toFixed(1), missing: r.missing });
@@ -130,9 +131,11 @@ async function masterUi(o: Options, facts: SessionFacts): Promise<MasterUi> {
             });
           }
           for (const l of v.lans) log.info('lan', { lan: l.lan, via: l.via, pcs: l.pcs, verified: l.verified, percent: l.percent, acks: l.acks });
-        }, 2000));
+        };
+        timers.push(setInterval(rows, 2000));
       },
-      finished: () => {},
+      // The last rows hold the relays' final reports, which may come after the last tick.
+      finished: () => { stopTimers(); rows(); },
       close: async () => { stopTimers(); if (interactive) process.stdin.setRawMode?.(false); },
     };
   }
