@@ -1,6 +1,7 @@
 // A set of half-open integer intervals. A client collects here the repair ranges it
 // heard other clients ask for in the current epoch (many adds), then subtracts them
-// from its own request once (few queries): adds are appended, merged lazily. The master
+// from its own requests (few queries; in the pass it drops what lies behind them as it
+// goes): adds are appended, merged lazily. The master
 // keeps each client's requests of an epoch in one, to see how much of them it asks again.
 
 import type { PacketRange } from '../protocol/messages.ts';
@@ -33,6 +34,14 @@ export class IntervalSet {
     this.starts = s;
     this.ends = e;
     this.sorted = true;
+  }
+
+  /** Forget everything below `point` (what no query will name again). */
+  dropBelow(point: number): void {
+    this.normalize();
+    let i = 0;
+    while (i < this.ends.length && this.ends[i]! <= point) i++;
+    if (i > 0) { this.starts = this.starts.slice(i); this.ends = this.ends.slice(i); }
   }
 
   /** The intervals, merged and in order. */

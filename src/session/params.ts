@@ -41,6 +41,11 @@ export interface TransferParams {
   /** Ranges per REPAIR_REQUEST datagram and datagrams per epoch. */
   requestRanges: number;
   requestDatagrams: number;
+  /**
+   * ms between a client's requests during the pass, for the holes behind what it received (at most one
+   * datagram each); 0: none, losses wait for the repair phase (classic: the paper has no NACK in the transfer).
+   */
+  passRequests: number;
   /** Pacing. max 0 means unpaced (the classic stop-and-wait paces itself). */
   rate: { initial: number; min: number; max: number };
   announceInterval: number;
@@ -72,6 +77,7 @@ export function defaultParams(mtu = 1500, maxRate = 1000 * MBIT): TransferParams
     repairWait: 10,
     requestRanges: rangesPerRequest(mtu),
     requestDatagrams: 64,
+    passRequests: 20,
     rate: { initial: maxRate, min: 1 * MBIT, max: maxRate },
     announceInterval: 500,
     clientTimeout: 30_000,
@@ -95,6 +101,7 @@ export function classicParams(): TransferParams {
     repairWait: 20,
     requestRanges: 1,
     requestDatagrams: 512,
+    passRequests: 0,
     rate: { initial: 0, min: 0, max: 0 },
     announceInterval: 500,
     clientTimeout: 30_000,

@@ -22,6 +22,7 @@ import { Geometry } from './geometry.ts';
 import { IntervalSet } from './intervals.ts';
 import { inNetwork, parseCidr } from './lans.ts';
 import { type TransferParams, classicParams, defaultParams, drawWait } from './params.ts';
+import { RateController } from './rate.ts';
 import type { Rng } from './rng.ts';
 import { type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } from './types.ts';
 
@@ -122,6 +123,15 @@ const MAX_WRITE_ERRORS = 8;
 const MAX_VOUCHED = 16384;
 /** Lost packets in a row that a write may span (storage fills their place until they come). */
 const HOLE_PACKETS = 8;
+/**
+ * A client that lost more than this share of what the pass sent since its last request asks for nothing
+ * in the pass: it is on a slow or bad link (the rate controller's bound of a healthy one), and repairs
+ * for it would slow the pass for everyone. It asks in the repair phase.
+ */
+const PASS_REQUEST_MAX_LOSS = RateController.HIGH;
+/** Times a hole is asked for in the pass at most; the wait before asking again, in request intervals. */
+const PASS_SWEEPS = 3;
+const PASS_RETRY = 5;
 
 export class Receiver {
   readonly cfg: ReceiverConfig;
@@ -179,6 +189,10 @@ export class Receiver {
   private lastRequestAt = -Infinity;
   private lastRepairAt = -Infinity;
   private nextManifestAt = 0;
+  /** The pass: below passAsked[i], holes were asked for i + 1 times; where the first sweep stood, and when. */
+  private readonly passAsked = new Array<number>(PASS_SWEEPS).fill(0);
+  private readonly passHistory: Array<{ at: number; upTo: number }> = [];
+  private nextPassRequestAt = 0;
   // End.
   private flushing = false;
   private doneSent = 0;
@@ -698,6 +712,7 @@ export class Receiver {
     const ack = this.acks!.due(now);
     if (ack) this.sendAck(ack);
     this.manifestTimer(now);
+    this.passTimer(now);
     this.repairTimer(now);
     if (this.welcomed && (this.statusDirty || now >= this.nextStatusAt)) this.sendStatus(now);
   }
@@ -729,6 +744,54 @@ export class Receiver {
     if (runs.length === 0) return;
     this.nextManifestAt = now + RETRY_INTERVAL;
     this.sendRequest(runs);
+  }
+
+  /**
+   * Default mode, during the pass: every `passRequests` ms (on average), one request for the holes that
+   * came up since the last one, up to the block before the newest one heard of (packets that arrive out
+   * of order have that long), minus what another client asked for. A repair can be lost too: the holes
+   * asked for PASS_RETRY ms ago and still open are asked for again, PASS_SWEEPS - 1 times at most, so
+   * that most chunks complete, and are checked, while the pass runs.
+   */
+  private passTimer(now: number): void {
+    const a = this.announce!, geo = this.geo!;
+    if (a.phase !== Phase.Transfer || this.p.passRequests === 0 || now < this.nextPassRequestAt || this.stats.furthest === 0) return;
+    this.nextPassRequestAt = now + this.p.passRequests;
+    const retry = PASS_RETRY * this.p.passRequests;
+    const history = this.passHistory;
+    while (history.length > 1 && history[1]!.at <= now - (PASS_SWEEPS - 1) * retry) history.shift();
+    const ranges: PacketRange[] = [];
+    for (let i = 0; i < PASS_SWEEPS; i++) {
+      let end = geo.blockStart(Math.max(0, geo.blockOf(this.stats.furthest - 1) - 1));
+      // Sweep i asks again up to where the first sweep stood i retry delays ago.
+      if (i > 0) end = history.findLast((h) => h.at <= now - i * retry)?.upTo ?? 0;
+      const from = this.passAsked[i]!;
+      if (end <= from) continue;
+      const runs = this.have!.clearRuns(from, end, this.p.requestRanges);
+      const last = runs[runs.length - 1];
+      this.passAsked[i] = runs.length === this.p.requestRanges ? last!.start + last!.count : end;
+      let lost = 0;
+      for (const r of runs) lost += r.count;
+      // A client that loses this much is on a slow or bad link: it waits for the repair phase.
+      if (lost === 0 || lost > PASS_REQUEST_MAX_LOSS * (this.passAsked[i]! - from)) continue;
+      // What another client asked for is on its way; a hole asked for again is not (its repair was lost).
+      for (const r of runs) for (const piece of i === 0 ? this.heard.subtract(r) : [r]) {
+        if (!this.verifier) { ranges.push(piece); continue; }
+        // Signed: packets of a block whose AUTH did not come would be dropped again (the pass sends each AUTH once).
+        const pieceEnd = piece.start + piece.count;
+        for (let b = geo.blockOf(piece.start); b <= geo.blockOf(pieceEnd - 1); b++) {
+          const start = Math.max(piece.start, geo.blockStart(b));
+          if (this.vouched.has(b)) ranges.push({ start, count: Math.min(pieceEnd, geo.blockEnd(b)) - start });
+        }
+      }
+      // Others' requests below the first sweep are of no more use in the pass: keep the set small.
+      if (i === 0) this.heard.dropBelow(from);
+    }
+    history.push({ at: now, upTo: this.passAsked[0]! });
+    if (ranges.length === 0) return;
+    for (let i = 0; i < ranges.length; i += this.p.requestRanges) this.sendRequest(ranges.slice(i, i + this.p.requestRanges));
+    // Clients that lose the same packets (on the master's side of the network) drift apart, and hear each other.
+    this.nextPassRequestAt = now + this.p.passRequests * (0.5 + this.rng());
   }
 
   /** Range of packets this client may ask for now: classic SNs name only the current segment. */

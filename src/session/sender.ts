@@ -105,6 +105,8 @@ export interface SenderStats {
   staleAcks: number;
   requestDatagrams: number;
   rangesRequested: number;
+  /** Repairs sent during the pass (counted in repairSent too). */
+  passRepairSent: number;
   /** ACK datagrams by the LAN they came from. */
   acksByLan: Record<string, number>;
   drops: DropCounts;
@@ -133,7 +135,7 @@ export class Sender {
   readonly clients = new Map<ClientId, ClientRecord>();
   readonly stats: SenderStats = {
     dataSent: 0, repairSent: 0, authSent: 0, bytesSent: 0, ackDatagrams: 0, blocksAcked: 0, usefulAcks: 0, blocksTimedOut: 0,
-    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, acksByLan: {}, drops: {},
+    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, passRepairSent: 0, acksByLan: {}, drops: {},
   };
   readonly tout: AdaptiveTimeout;
   readonly rate: RateController;
@@ -440,11 +442,21 @@ export class Sender {
       if (r.start + r.count > this.geo.packets) return void countDrop(this.stats.drops, 'field');
     }
     if (this.phase !== Phase.Repair) {
-      // No NACK during the transfer (MTP 2.3): losses wait for the repair phase. The one exception
-      // (default mode) is the manifest: a client of a mapped stream can place nothing without it.
+      // The manifest (default mode): a client of a mapped stream can place nothing without it, so it
+      // goes before anything else in any phase but done.
       const manifestOnly = this.p.mode === WireMode.Default && ranges.every((r) => r.start + r.count <= this.geo.manifestPackets);
-      if (!manifestOnly || this.phase === Phase.Done) return void countDrop(this.stats.drops, 'phase');
-      for (const r of ranges) this.urgent.setRange(r.start, r.start + r.count);
+      if (manifestOnly && this.phase !== Phase.Done) {
+        for (const r of ranges) this.urgent.setRange(r.start, r.start + r.count);
+        return;
+      }
+      // Classic has no NACK during the transfer (MTP 2.3): losses wait for the repair phase.
+      if (this.phase !== Phase.Transfer || this.p.passRequests === 0) return void countDrop(this.stats.drops, 'phase');
+      // Default mode: the holes a client has behind it go again in the pass, before new data, so that its
+      // chunks complete (and are checked) while the pass runs. What the pass has not sent yet is no hole.
+      for (const r of ranges) {
+        const end = Math.min(r.start + r.count, this.cursor);
+        if (end > r.start) { this.stats.rangesRequested++; this.wanted.setRange(r.start, end); }
+      }
       return;
     }
     let asked = c && this.asked.get(c.id);
@@ -691,11 +703,12 @@ export class Sender {
     if (!this.paceAllows(now)) return undefined;
     const auth = this.authFirst(packet, false, now);
     if (auth) return auth;
-    const repair = this.phase === Phase.Repair;
+    const repair = packet !== this.cursor || this.phase === Phase.Repair;
     if (repair) {
       this.wanted.clear(packet);
       this.repairCursor = packet + 1;
       this.stats.repairSent++;
+      if (this.phase === Phase.Transfer) this.stats.passRepairSent++;
     } else {
       this.cursor++;
       this.stats.dataSent++;
@@ -710,6 +723,11 @@ export class Sender {
 
   /** Packet the data path would send next, ignoring pacing; -1 if none is allowed now. */
   private nextDataPacket(): number {
+    // Repairs first, in both phases; in the pass they are holes behind the cursor (and need no window).
+    if (this.wanted.count > 0 && (this.phase === Phase.Transfer || this.phase === Phase.Repair)) {
+      const p = this.wanted.find(true, this.repairCursor);
+      return p >= 0 ? p : this.wanted.find(true, 0);
+    }
     if (this.phase === Phase.Transfer) {
       if (this.cursor >= this.geo.segmentEnd(this.segment)) return -1;
       const oldest = this.outstanding[0]?.block ?? this.geo.blockOf(this.cursor);
@@ -719,11 +737,6 @@ export class Sender {
         if (span.offset + span.length > this.available) return -1;
       }
       return this.cursor;
-    }
-    if (this.phase === Phase.Repair && this.wanted.count > 0) {
-      let p = this.wanted.find(true, this.repairCursor);
-      if (p < 0) p = this.wanted.find(true, 0);
-      return p;
     }
     return -1;
   }

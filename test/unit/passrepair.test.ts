@@ -1,0 +1,61 @@
+// Requests during the pass (default mode, docs/PROTOCOL.md 5.2): holes are repaired while the pass
+// runs, so that little is left for the repair phase; classic keeps the paper's rule (no NACK in the
+// transfer); a PC on a slow link asks for nothing in the pass and does not slow it for the others.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { classicParams, defaultParams } from '../../src/session/params.ts';
+import { type LabOptions, type LabResult, runLab } from '../../src/sim/lab.ts';
+
+function assertAllIdentical(r: LabResult): void {
+  assert.equal(r.timedOut, false, `simulation hit its time limit at ${r.finishedAt} ms`);
+  for (const c of r.clients) assert.ok(c.ok && c.identical, `client ${c.id}: ${c.reason}`);
+  assert.ok(r.masterOk);
+}
+
+const lab = (o: Partial<LabOptions> & Pick<LabOptions, 'clients'>): LabResult => runLab({ seed: 5, imageSize: 16 << 20, params: defaultParams(), ...o });
+const lossy = (n: number, loss: number): LabOptions['clients'] => Array.from({ length: n }, () => ({ loss }));
+
+test('5% loss at 3 clients: nearly every repair goes during the pass, and the repair phase is short', () => {
+  const r = lab({ clients: lossy(3, 0.05) });
+  assertAllIdentical(r);
+  const s = r.sender.stats;
+  // The union of three clients' 5% is about 14% of the packets.
+  assert.ok(s.passRepairSent >= 0.1 * s.dataSent, `${s.passRepairSent} repairs in the pass for ${s.dataSent} packets`);
+  // What is left: the holes of the pass's last request intervals, and repairs lost twice.
+  const later = s.repairSent - s.passRepairSent;
+  assert.ok(later <= 0.1 * s.passRepairSent, `${later} repairs after the pass, ${s.passRepairSent} in it`);
+  // Done within a few round trips and epochs of the pass's end, not a pass of repairs later.
+  const done = Math.max(...r.clients.map((c) => c.finishedAt));
+  assert.ok(done - r.passEndedAt < 0.5 * r.passEndedAt, `pass ended at ${r.passEndedAt} ms, every client done at ${done} ms`);
+  // Each hole is asked for once in the pass, and again only if its repair was lost: no storm of requests.
+  const asked = r.clients.reduce((n, c) => n + c.requestsSent, 0);
+  assert.ok(asked <= s.dataSent / 100, `${asked} requests for ${s.dataSent} packets`);
+});
+
+test('without the requests in the pass (or without loss) nothing is repaired before the repair phase', () => {
+  const off = lab({ clients: lossy(3, 0.05), params: { ...defaultParams(), passRequests: 0 } });
+  assertAllIdentical(off);
+  assert.equal(off.sender.stats.passRepairSent, 0);
+  assert.ok(off.sender.stats.repairSent >= 0.1 * off.sender.stats.dataSent);
+  const clean = lab({ clients: lossy(3, 0) });
+  assertAllIdentical(clean);
+  assert.equal(clean.sender.stats.repairSent, 0);
+  assert.equal(clean.clients.reduce((n, c) => n + c.requestsSent, 0), 0, 'a client without loss asked for something');
+});
+
+test('classic mode (the paper): no request during the pass, losses wait for the repair phase', () => {
+  const r = lab({ imageSize: 256 << 10, params: classicParams(), clients: lossy(3, 0.05) });
+  assertAllIdentical(r);
+  assert.equal(r.sender.stats.passRepairSent, 0);
+  assert.ok(r.sender.stats.repairSent > 0);
+});
+
+test('a PC on a slow link asks for nothing in the pass, and the others\' pass is no slower for it', () => {
+  const alone = lab({ clients: lossy(3, 0.05) });
+  const mixed = lab({ clients: [...lossy(3, 0.05), { rate: 4e6, queue: 64 << 10 }] });
+  assertAllIdentical(mixed);
+  // Its link takes 3% of what the pass sends: repairs for it in the pass would double the pass.
+  assert.ok(mixed.passEndedAt <= 1.1 * alone.passEndedAt, `pass ${mixed.passEndedAt} ms with a slow PC, ${alone.passEndedAt} ms without`);
+  assert.ok(mixed.sender.stats.passRepairSent <= 1.1 * alone.sender.stats.passRepairSent,
+    `${mixed.sender.stats.passRepairSent} repairs in the pass with a slow PC, ${alone.sender.stats.passRepairSent} without`);
+});
