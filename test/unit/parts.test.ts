@@ -25,11 +25,19 @@ test('bitmap: set, clear, count, find and runs agree with a plain array', () => 
   assert.deepEqual(flat, ref.flatMap((v, i) => (v ? [] : [i])));
 });
 
-test('intervals: subtract what was heard', () => {
+test('intervals: subtract what was heard, forget what lies behind', () => {
   const s = new IntervalSet();
   s.add(10, 20); s.add(30, 40); s.add(15, 32); s.add(50, 51);
   assert.deepEqual(s.subtract({ start: 0, count: 60 }), [{ start: 0, count: 10 }, { start: 40, count: 10 }, { start: 51, count: 9 }]);
   assert.deepEqual(s.subtract({ start: 12, count: 5 }), []);
+  // What lies wholly below a point goes; an interval across it stays whole.
+  s.dropBelow(35);
+  assert.deepEqual(s.ranges, [{ start: 10, count: 30 }, { start: 50, count: 1 }]);
+  s.dropBelow(45);
+  assert.deepEqual(s.ranges, [{ start: 50, count: 1 }]);
+  s.add(5, 6);
+  s.dropBelow(6);
+  assert.deepEqual(s.ranges, [{ start: 50, count: 1 }]);
   s.clear();
   assert.deepEqual(s.subtract({ start: 3, count: 2 }), [{ start: 3, count: 2 }]);
 });
