@@ -29,6 +29,7 @@ const NUMERIC: Array<{ flag: string; key: keyof Scenario; min?: number; max?: nu
   { flag: 'window', key: 'window', min: 1, int: true },
   { flag: 'payload', key: 'payload', min: 64, max: 65000, int: true },
   { flag: 'repair-wait', key: 'repairWait' },
+  { flag: 'pass-requests', key: 'passRequests' },
   { flag: 'seed', key: 'seed', int: true, max: 2 ** 32 - 1 },
 ];
 

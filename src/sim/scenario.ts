@@ -40,6 +40,8 @@ export interface Scenario {
   window?: number;
   payload?: number;
   repairWait?: number;
+  /** ms between a client's requests during the pass, 0 for none (default mode). */
+  passRequests?: number;
   seed: number;
 }
 
@@ -68,7 +70,7 @@ export interface Metrics {
   /** Every datagram that reached the master. */
   feedback: number;
   timeouts: number;
-  /** Packets sent again in the repair phase, per packet of the object. */
+  /** Packets sent again (on request during the pass, or in the repair phase), per packet of the object. */
   repairShare: number;
   /** Bytes on the wire (headers included, every datagram once) per image byte. */
   wirePerByte: number;
@@ -91,6 +93,7 @@ export function paramsOf(s: Scenario): TransferParams {
   if (s.window !== undefined) p.window = s.window;
   if (s.payload !== undefined) p.payloadSize = s.payload;
   if (s.repairWait !== undefined) p.repairWait = s.repairWait;
+  if (s.passRequests !== undefined) p.passRequests = s.passRequests;
   if (p.tMax < p.t0) p.tMax = p.t0;
   return p;
 }
