@@ -346,7 +346,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const remote = pcsOf(relays);
   log.info('finished', {
     ok, clients: clients.length + remote.length, verified: clients.filter((c) => c.state === 'verified').length + remote.filter((p) => p.state === 'verified').length, relays: relays.length || undefined, seconds: seconds.toFixed(1),
-    sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
+    sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, inPass: s.passRepairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
     blocks: sender.geo.blocks, acksByLan: countsText(s.acksByLan), rejected: countsText(s.drops),
   });
   return { ok, clients, relays, seconds, sender };

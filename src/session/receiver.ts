@@ -750,8 +750,8 @@ export class Receiver {
    * Default mode, during the pass: every `passRequests` ms (on average), one request for the holes that
    * came up since the last one, up to the block before the newest one heard of (packets that arrive out
    * of order have that long), minus what another client asked for. A repair can be lost too: the holes
-   * asked for PASS_RETRY ms ago and still open are asked for again, PASS_SWEEPS - 1 times at most, so
-   * that most chunks complete, and are checked, while the pass runs.
+   * asked for PASS_RETRY intervals ago and still open are asked for again, PASS_SWEEPS - 1 times at most,
+   * so that most chunks complete, and are checked, while the pass runs.
    */
   private passTimer(now: number): void {
     const a = this.announce!, geo = this.geo!;
