@@ -5,12 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classicParams, defaultParams } from '../../src/session/params.ts';
 import { type LabOptions, type LabResult, runLab } from '../../src/sim/lab.ts';
+import { assertAllIdentical } from './labs.ts';
 
-function assertAllIdentical(r: LabResult): void {
-  assert.equal(r.timedOut, false, `simulation hit its time limit at ${r.finishedAt} ms`);
-  for (const c of r.clients) assert.ok(c.ok && c.identical, `client ${c.id}: ${c.reason}`);
-  assert.ok(r.masterOk);
-}
 
 const lab = (o: Partial<LabOptions> & Pick<LabOptions, 'clients'>): LabResult => runLab({ seed: 5, imageSize: 16 << 20, params: defaultParams(), ...o });
 const lossy = (n: number, loss: number): LabOptions['clients'] => Array.from({ length: n }, () => ({ loss }));

@@ -3,15 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classicParams, defaultParams } from '../../src/session/params.ts';
 import { type LabOptions, type LabResult, runLab } from '../../src/sim/lab.ts';
+import { assertAllIdentical } from './labs.ts';
 
-function assertAllIdentical(r: LabResult): void {
-  assert.equal(r.timedOut, false, `simulation hit its time limit at ${r.finishedAt} ms`);
-  for (const c of r.clients) {
-    assert.ok(c.ok, `client ${c.id} did not end verified: ${c.reason}`);
-    assert.ok(c.identical, `client ${c.id} reported verified but its disk differs from the image`);
-  }
-  assert.ok(r.masterOk, 'master did not report every client verified');
-}
 
 const lab = (o: Partial<LabOptions> & Pick<LabOptions, 'clients'>): LabResult =>
   runLab({ seed: 7, imageSize: 4 << 20, params: defaultParams(), ...o });
