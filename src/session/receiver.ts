@@ -760,11 +760,11 @@ export class Receiver {
     const retry = PASS_RETRY * this.p.passRequests;
     const history = this.passHistory;
     while (history.length > 1 && history[1]!.at <= now - (PASS_SWEEPS - 1) * retry) history.shift();
+    const edge = geo.blockStart(Math.max(0, geo.blockOf(this.stats.furthest - 1) - 1));
     const ranges: PacketRange[] = [];
     for (let i = 0; i < PASS_SWEEPS; i++) {
-      let end = geo.blockStart(Math.max(0, geo.blockOf(this.stats.furthest - 1) - 1));
-      // Sweep i asks again up to where the first sweep stood i retry delays ago.
-      if (i > 0) end = history.findLast((h) => h.at <= now - i * retry)?.upTo ?? 0;
+      // Sweep i > 0 asks again up to where the first sweep stood i retry delays ago.
+      const end = i === 0 ? edge : history.findLast((h) => h.at <= now - i * retry)?.upTo ?? 0;
       const from = this.passAsked[i]!;
       if (end <= from) continue;
       const runs = this.have!.clearRuns(from, end, this.p.requestRanges);
