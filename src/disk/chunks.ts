@@ -1,7 +1,7 @@
-// Checking and placing one chunk (docs/IMAGE-FORMAT.md). A chunk's stream bytes wait at
-// the front of its own extents; once they are all there they are read back, matched to
-// the chunk's digest, unpacked, matched to its raw digest, and only then written over
-// the extents. A packed chunk never reaches its place unchecked.
+// Checking and placing one chunk (docs/IMAGE-FORMAT.md). A chunk's stream bytes are matched
+// to the chunk's digest, unpacked, matched to its raw digest, and only then written over the
+// extents: a packed chunk never reaches its place unchecked. Where a client wrote the stream
+// bytes at the front of the chunk's extents as they came, they are read back first.
 
 import { webcrypto } from 'node:crypto';
 import { promisify } from 'node:util';

@@ -1,4 +1,10 @@
 // The client's side of the disk: writes, and checks (finish a chunk, flush), in two lanes.
+// Once the manifest is known, a chunk's bytes first gather in memory (up to HOLD bytes of
+// chunks): when the last one comes, the chunk is matched to its digest there and written
+// once, one write per extent, and nothing is read back. That spares a write per hole filled
+// under loss and the read-back of every chunk. A chunk that cannot be held (memory is full
+// and it is the oldest, it is longer than HOLD_CHUNK, or bytes of it reached the target
+// before the manifest) takes the way below, written as its packets come and read back.
 // Writes start in the order queued, each as soon as it can grow no more, many at a time
 // (they are disjoint, a packet being offered once, but for the zeros below); a check runs
 // once every write queued before it landed (so a chunk is read back only after its bytes
@@ -17,8 +23,9 @@
 import { read, writev } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Chunk, Extent } from '../protocol/manifest.ts';
+import { Bitmap } from '../session/bitmap.ts';
 import type { ClientStorage } from '../session/receiver.ts';
-import { finishChunk, zeroExtents } from './chunks.ts';
+import { finishChunk, unpack, zeroExtents } from './chunks.ts';
 import { DiskError, busyReason, probe } from './device.ts';
 import { holdsAppliance } from './inventory.ts';
 
@@ -171,7 +178,12 @@ interface Slab { readonly bytes: Buffer; holds: number }
 interface Write {
   n: number; offset: number; span: number; bytes: number; buffers: Uint8Array[]; slabs: Slab[]; slab: Slab | undefined; runStart: number; runEnd: number;
   fillStart: number; fillEnd: number;
+  /** A piece of a whole chunk's write: it grows no more, and `answer` reports on it once it has landed or failed. */
+  answer?: (error: Error | undefined) => void;
 }
+
+/** A chunk whose stream bytes gather in memory, at their offsets in `bytes`. */
+interface Held { readonly k: number; readonly chunk: Chunk; readonly bytes: Buffer }
 
 /** A check, to run once the first `after` writes ever queued have landed. */
 type Check =
@@ -197,6 +209,10 @@ export class WriteQueue implements ClientStorage {
   /** The longest hole that zeros fill (longer ones end the write). */
   static readonly FILL = 64 << 10;
   private static readonly ZEROS = new Uint8Array(WriteQueue.FILL);
+  /** Memory the chunks gathering in memory take at most (64 chunks of the default 1 MiB). */
+  static readonly HOLD = 64 << 20;
+  /** A chunk whose stream is longer than this is not held. */
+  static readonly HOLD_CHUNK = 16 << 20;
   /** Writes not started yet, in order; and checks not started yet, in order. */
   private readonly writes: Write[] = [];
   private readonly checks: Check[] = [];
@@ -221,7 +237,22 @@ export class WriteQueue implements ClientStorage {
   private waiting: NodeJS.Timeout | undefined;
   private readonly target: ByteTarget;
   private readonly limit: number;
+  private readonly holdLimit: number;
   private readonly on: WriteQueueEvents;
+  /** The manifest's chunks, once known. */
+  private chunks: readonly Chunk[] = [];
+  /** Bytes of the buffer a held chunk takes (the longest stream of a chunk); 0: no chunk is held. */
+  private holdSize = 0;
+  /** Chunks held, oldest first. */
+  private readonly held = new Map<number, Held>();
+  private readonly spareHolds: Buffer[] = [];
+  /** Chunks with bytes written to the target as they came: those are read back to be checked. */
+  private onDisk = new Bitmap(0);
+  /** Target bytes [earlyStart, earlyEnd) take in what was offered before the manifest was known. */
+  private earlyStart = Infinity;
+  private earlyEnd = -Infinity;
+  /** Held chunks being checked and written. */
+  private placing = 0;
   written = 0;
   zeroed = 0;
   peakQueued = 0;
@@ -229,11 +260,28 @@ export class WriteQueue implements ClientStorage {
   slabs = 0;
   /** Holes filled with zeros instead of ending a write. */
   holesFilled = 0;
+  /** Chunks checked in memory and written whole; chunks read back from the target to be checked; held chunks that memory could not keep. */
+  checkedInMemory = 0;
+  readBack = 0;
+  spilled = 0;
 
-  constructor(target: ByteTarget, on: WriteQueueEvents, limitBytes = 64 << 20) {
+  constructor(target: ByteTarget, on: WriteQueueEvents, limitBytes = 64 << 20, holdBytes = WriteQueue.HOLD) {
     this.target = target;
     this.on = on;
     this.limit = limitBytes;
+    this.holdLimit = holdBytes;
+  }
+
+  /** The manifest arrived: from now on a chunk's bytes are offered with the chunk's number, and may be held. */
+  known(chunks: readonly Chunk[]): void {
+    this.chunks = chunks;
+    this.onDisk = new Bitmap(chunks.length);
+    let longest = 0;
+    chunks.forEach((c, k) => {
+      longest = Math.max(longest, c.streamLength);
+      if (c.extents.some((e) => e.offset < this.earlyEnd && this.earlyStart < e.offset + e.length)) this.onDisk.set(k);
+    });
+    this.holdSize = longest <= WriteQueue.HOLD_CHUNK && 2 * longest <= this.holdLimit ? longest : 0;
   }
 
   get queuedBytes(): number { return this.queued; }
@@ -244,11 +292,15 @@ export class WriteQueue implements ClientStorage {
   /**
    * Takes a copy of `bytes[from, from+length)` (the caller may reuse them at once), or says no.
    * `holeFrom`: target bytes [holeFrom, offset) belong to packets still to come, so zeros may
-   * stand there meanwhile (see ClientStorage.offer).
+   * stand there meanwhile (see ClientStorage.offer). `k`, `at`: the bytes are chunk k's stream
+   * from byte `at` (known once the manifest is).
    */
-  offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom = offset): boolean {
-    if (this.queued + length > this.limit) return false;
+  offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom = offset, k = -1, at = 0): boolean {
     if (offset + length > this.target.capacity) return false;
+    if (k >= 0 && this.hold(k, at, bytes, from, length)) return true;
+    if (this.queued + length > this.limit) return false;
+    if (k >= 0) this.onDisk.set(k);
+    else { this.earlyStart = Math.min(this.earlyStart, offset); this.earlyEnd = Math.max(this.earlyEnd, offset + length); }
     this.queued += length;
     this.peakQueued = Math.max(this.peakQueued, this.queued);
     // Only a write not started yet grows (a check queued since then waits for it anyway).
@@ -256,7 +308,7 @@ export class WriteQueue implements ClientStorage {
     const end = last ? last.offset + last.span : -1;
     const hole = offset - end;
     let w: Write;
-    if (last && (hole === 0 || (hole > 0 && hole <= WriteQueue.FILL && end >= holeFrom)) && last.span + hole + length <= WriteQueue.COALESCE) {
+    if (last && !last.answer && (hole === 0 || (hole > 0 && hole <= WriteQueue.FILL && end >= holeFrom)) && last.span + hole + length <= WriteQueue.COALESCE) {
       w = last;
       if (hole > 0) this.fill(w, hole);
     } else {
@@ -269,21 +321,83 @@ export class WriteQueue implements ClientStorage {
       this.startWrites(true);
     }
     if (this.slabUsed + length > this.slab.bytes.length) this.nextSlab(length);
-    const at = this.slabUsed;
-    this.slab.bytes.set(bytes.subarray(from, from + length), at);
+    const put = this.slabUsed;
+    this.slab.bytes.set(bytes.subarray(from, from + length), put);
     this.slabUsed += length;
     // Packets in order land side by side in the slab: one run grows instead of a buffer per packet.
-    if (w.slab !== this.slab || w.runEnd !== at) {
+    if (w.slab !== this.slab || w.runEnd !== put) {
       this.closeRun(w);
       if (!w.slabs.includes(this.slab)) { w.slabs.push(this.slab); this.slab.holds++; }
       w.slab = this.slab;
-      w.runStart = at;
+      w.runStart = put;
     }
-    w.runEnd = at + length;
+    w.runEnd = put + length;
     w.bytes += length;
     w.span += length;
     this.kickWrites();
     return true;
+  }
+
+  /**
+   * Copy chunk k's bytes into its buffer, or say no: the chunk has bytes on the target already,
+   * or it would need a buffer while the writes queued are at their bound. A new buffer beyond
+   * HOLD sends the oldest held chunk to the target.
+   */
+  private hold(k: number, at: number, bytes: Uint8Array, from: number, length: number): boolean {
+    if (this.holdSize === 0 || this.onDisk.has(k)) return false;
+    let h = this.held.get(k);
+    if (!h) {
+      const chunk = this.chunks[k];
+      if (!chunk || this.queued + length > this.limit) return false;
+      while ((this.held.size + 1) * this.holdSize > this.holdLimit) this.spill(this.held.values().next().value!);
+      const buf = this.spareHolds.pop() ?? Buffer.allocUnsafeSlow(this.holdSize);
+      // Zeros where packets are still to come, should the chunk go to the target before it is whole.
+      buf.fill(0, 0, chunk.streamLength);
+      this.held.set(k, h = { k, chunk, bytes: buf });
+    }
+    if (at + length > h.chunk.streamLength) return false;
+    h.bytes.set(bytes.subarray(from, from + length), at);
+    return true;
+  }
+
+  /** Held chunk h goes to the target as it stands; the rest of its bytes follow it there, and it is read back when whole. */
+  private spill(h: Held): void {
+    this.held.delete(h.k);
+    this.onDisk.set(h.k);
+    this.spilled++;
+    this.writeChunk(h.chunk, h.bytes.subarray(0, h.chunk.streamLength), true, (failed) => {
+      this.recycle(h.bytes);
+      for (const f of failed) this.on.writeError(f.offset, f.length, f.error);
+    });
+  }
+
+  /**
+   * Write `bytes` over `chunk`'s extents from the front, a write per extent; `done` once they have all
+   * landed, with those that failed. `holes`: packets still to come land over these bytes, after them.
+   */
+  private writeChunk(chunk: Chunk, bytes: Uint8Array, holes: boolean, done: (failed: { offset: number; length: number; error: Error }[]) => void): void {
+    const failed: { offset: number; length: number; error: Error }[] = [];
+    let left = 0, at = 0;
+    for (const e of chunk.extents) {
+      if (at >= bytes.length) break;
+      const n = Math.min(e.length, bytes.length - at);
+      left++;
+      this.queued += n;
+      this.writes.push({
+        n: this.writesQueued++, offset: e.offset, span: n, bytes: n, buffers: [bytes.subarray(at, at + n)], slabs: [], slab: undefined, runStart: 0, runEnd: 0,
+        fillStart: holes ? e.offset : Infinity, fillEnd: holes ? e.offset + n : -Infinity,
+        answer: (error) => {
+          if (error) failed.push({ offset: e.offset, length: n, error });
+          if (--left === 0) done(failed);
+        },
+      });
+      at += n;
+    }
+    this.startWrites();
+  }
+
+  private recycle(b: Buffer): void {
+    if (b.length === this.holdSize && (this.spareHolds.length + 1) * this.holdSize <= this.holdLimit) this.spareHolds.push(b);
   }
 
   /** Zeros over the `hole` bytes after the end of write w. */
@@ -320,7 +434,36 @@ export class WriteQueue implements ClientStorage {
     w.slabs = [];
   }
 
-  finish(k: number, chunk: Chunk): void { this.check({ kind: 'finish', after: this.writesQueued, k, chunk }); }
+  finish(k: number, chunk: Chunk): void {
+    const h = this.held.get(k);
+    if (!h) {
+      this.readBack++;
+      return this.check({ kind: 'finish', after: this.writesQueued, k, chunk });
+    }
+    this.held.delete(k);
+    this.placing++;
+    void this.place(h);
+  }
+
+  /** Check held chunk h where it is, unpack it if packed, and write its raw bytes in place. */
+  private async place(h: Held): Promise<void> {
+    const u = await unpack(h.chunk, h.bytes.subarray(0, h.chunk.streamLength));
+    const done = (): void => { this.placing--; this.recycle(h.bytes); };
+    if (!u.ok) {
+      done();
+      return this.on.chunkChecked(h.k, false, u.reason);
+    }
+    // A read right after a write comes from the page cache: it would show what was handed over,
+    // which is what was just matched. A write that fails is a write error, as any other.
+    this.writeChunk(h.chunk, u.raw, false, (failed) => {
+      done();
+      if (failed.length === 0) {
+        this.checkedInMemory++;
+        return this.on.chunkChecked(h.k, true, '');
+      }
+      for (const f of failed) this.on.writeError(f.offset, f.length, f.error);
+    });
+  }
 
   flush(zeros: Extent[]): void { this.check({ kind: 'flush', after: this.writesQueued, zeros }); }
 
@@ -335,7 +478,7 @@ export class WriteQueue implements ClientStorage {
   async drain(): Promise<void> {
     for (;;) {
       this.startWrites();
-      if (this.inFlight === 0 && !this.checking && this.writes.length === 0 && this.checks.length === 0) return;
+      if (this.inFlight === 0 && !this.checking && this.placing === 0 && this.writes.length === 0 && this.checks.length === 0) return;
       await new Promise((r) => setTimeout(r, 5));
     }
   }
@@ -376,8 +519,11 @@ export class WriteQueue implements ClientStorage {
     this.inFlight++;
     if (w.fillEnd > w.fillStart) this.filling.push(w);
     this.target.writev(w.offset, w.buffers).then(
-      () => { this.written += w.bytes; this.landed(w); },
-      (e: Error) => { this.on.writeError(w.offset, w.span, e); this.landed(w); },
+      () => { this.written += w.bytes; this.landed(w); w.answer?.(undefined); },
+      (e: Error) => {
+        if (w.answer) w.answer(e); else this.on.writeError(w.offset, w.span, e);
+        this.landed(w);
+      },
     );
   }
 

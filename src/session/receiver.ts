@@ -3,7 +3,7 @@
 //
 // Phases: SEARCHING (no master yet) -> WAITING (joined) -> RECEIVING (first pass,
 // out of order, in place) -> REPAIRING (asks for what is missing, suppressed like
-// ACKs) -> VERIFYING (every chunk read back and matched to the manifest) -> VERIFIED
+// ACKs) -> VERIFYING (every chunk matched to the manifest) -> VERIFIED
 // or FAILED. A client never reports VERIFIED while one chunk is unverified.
 
 import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
@@ -33,12 +33,15 @@ export interface ClientStorage {
    * (the packet is then treated as lost). `bytes` may be a view into a receive buffer that is reused
    * after the call: keep a copy. `holeFrom` (at most `offset`): target bytes [holeFrom, offset) belong to
    * packets this client lacks, each to be offered later, so storage may put anything there meanwhile
-   * as long as what is offered later lands over it (a write then need not end at the hole).
+   * as long as what is offered later lands over it (a write then need not end at the hole). Once the
+   * manifest is known, `k` and `at` say the bytes are chunk k's stream from byte `at`.
    */
-  offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom?: number): boolean;
+  offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom?: number, k?: number, at?: number): boolean;
+  /** The manifest arrived, with these chunks: from now on every offer names its chunk. */
+  known(chunks: readonly Chunk[]): void;
   /**
-   * After all queued writes: read chunk k's stream bytes back from the front of its extents,
-   * match its digest, unpack and write it if packed, read it back and match its raw digest.
+   * All of chunk k's stream bytes were offered: match them to its digest, unpack and write it if
+   * packed, and make sure the target holds it (docs/IMAGE-FORMAT.md, "Placing a chunk").
    * Answer with Receiver.onChunkChecked.
    */
   finish(k: number, chunk: Chunk): void;
@@ -503,18 +506,21 @@ export class Receiver {
     // Most packets lie in one extent of one chunk (the hole before them too, or it is not passed on);
     // the rest go piece by piece (a packet can straddle two chunks).
     const withHole = holeFrom < offset ? l.contiguous(holeFrom, offset + length - holeFrom) : -1;
-    if (withHole >= 0) return this.settled(l.chunkAt(offset)) || this.offer(withHole + offset - holeFrom, bytes, from, length, withHole);
+    const k = l.chunkAt(offset);
+    if (withHole >= 0) return this.settled(k) || this.offer(withHole + offset - holeFrom, bytes, from, length, withHole, k, offset - l.start(k));
     const to = l.contiguous(offset, length);
-    if (to >= 0) return this.settled(l.chunkAt(offset)) || this.offer(to, bytes, from, length);
-    for (const p of l.pieces(offset, length)) if (!this.settled(p.chunk) && !this.offer(p.offset, bytes, from + p.from, p.length)) return false;
+    if (to >= 0) return this.settled(k) || this.offer(to, bytes, from, length, to, k, offset - l.start(k));
+    for (const p of l.pieces(offset, length)) {
+      if (!this.settled(p.chunk) && !this.offer(p.offset, bytes, from + p.from, p.length, p.offset, p.chunk, offset + p.from - l.start(p.chunk))) return false;
+    }
     return true;
   }
 
   /** Whether chunk k is checked or being checked: nothing is written over it then. */
   private settled(k: number): boolean { return this.verified.has(k) || this.verifying.has(k); }
 
-  private offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom = offset): boolean {
-    if (this.storage.offer(offset, bytes, from, length, holeFrom)) return true;
+  private offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom = offset, k = -1, at = 0): boolean {
+    if (this.storage.offer(offset, bytes, from, length, holeFrom, k, at)) return true;
     this.stats.queueFull++;
     return false;
   }
@@ -587,6 +593,7 @@ export class Receiver {
       return this.fail('the manifest disagrees with the announcement', now, true);
     this.manifest = m;
     this.layout = layout;
+    this.storage.known(m.chunks);
     const n = m.chunks.length;
     this.chunkMissing = new Uint32Array(n);
     this.verified = new Bitmap(n);
@@ -623,8 +630,9 @@ export class Receiver {
   }
 
   /**
-   * A queued write to target range [offset, offset+length) failed: the packets of its chunks are missing
-   * again, and are fetched and written again; a disk that keeps failing fails this client (the master is
+   * A queued write to target range [offset, offset+length) failed (a whole chunk's, after its check in
+   * memory, too: that chunk is no longer being checked): the packets of its chunks are missing again,
+   * and are fetched and written again; a disk that keeps failing fails this client (the master is
    * told where and why, and the session goes on for the others).
    */
   onWriteError(offset: number, length: number, reason: string, now: number): void {
@@ -638,6 +646,8 @@ export class Receiver {
     }
     this.manifest!.chunks.forEach((c, k) => {
       if (this.verified.has(k) || !c.extents.some((e) => e.offset < offset + length && offset < e.offset + e.length)) return;
+      // A chunk whose whole write failed is no longer being checked: its packets come again.
+      this.verifying.clear(k);
       const { first, end } = this.chunkPackets(k);
       for (let p = first; p < end; p++) this.unmark(p);
     });

@@ -59,6 +59,7 @@ test('a pinned client writes only vouched bytes: forged data, data before its AU
     trust: verifierOf(signer.publicKey),
   }, {
     offer: (o, b, from, n) => { disk.set(b.subarray(from, from + n), o); return true; },
+    known: () => {},
     finish: (k, c) => { const e = c.extents[0]!; later.push(() => rx.onChunkChecked(k, Buffer.compare(Buffer.from(disk.subarray(e.offset, e.offset + e.length)), Buffer.from(image.subarray(e.offset, e.offset + e.length))) === 0, now)); },
     flush: () => later.push(() => rx.onFlushed(now)),
   }, seeded(2), 0);

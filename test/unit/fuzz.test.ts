@@ -32,7 +32,7 @@ function liveClient(): { rx: Receiver; writes: number[]; announce: Uint8Array; s
   });
   const writes: number[] = [];
   const rx = new Receiver({ id: '00000000000000c1', name: 'c1', capacity: 1 << 30, kind: ImageKind.Disk, controlPort: 7700, autoConfirm: true },
-    { offer: (o) => { writes.push(o); return true; }, finish: () => {}, flush: () => {} }, seeded(1), 0);
+    { offer: (o) => { writes.push(o); return true; }, known: () => {}, finish: () => {}, flush: () => {} }, seeded(1), 0);
   rx.onDatagram(announce, { address: '10.0.0.1', port: 5000 }, 7700, 0);
   return { rx, writes, announce, session };
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DiskError } from '../../src/disk/device.ts';
+import { pack } from '../../src/disk/chunks.ts';
 import { type ByteTarget, RawTarget, WriteQueue } from '../../src/disk/writer.ts';
 import { type Chunk, Codec, NO_REGION, sha256 } from '../../src/protocol/manifest.ts';
 
@@ -16,6 +17,7 @@ class MemoryTarget implements ByteTarget {
   readonly kind = 'file' as const;
   readonly bytes: Uint8Array;
   writes = 0;
+  reads = 0;
   inFlight = 0;
   maxInFlight = 0;
   constructor(size: number) { this.capacity = size; this.bytes = new Uint8Array(size); }
@@ -26,7 +28,7 @@ class MemoryTarget implements ByteTarget {
     for (const b of buffers) { this.bytes.set(b, offset); offset += b.length; }
     this.inFlight--;
   }
-  async read(offset: number, length: number): Promise<Uint8Array> { return this.bytes.slice(offset, offset + length); }
+  async read(offset: number, length: number): Promise<Uint8Array> { this.reads++; return this.bytes.slice(offset, offset + length); }
   async sync(): Promise<void> {}
   async close(): Promise<void> {}
 }
@@ -156,7 +158,6 @@ test('write queue: a chunk is read back only after its writes landed, and a slow
   let release!: () => void;
   const gate = new Promise<void>((r) => { release = r; });
   const target = new (class extends MemoryTarget {
-    reads = 0;
     override async read(offset: number, length: number): Promise<Uint8Array> {
       this.reads++;
       const bytes = this.bytes.slice(offset, offset + length);
@@ -259,6 +260,127 @@ test('write queue: a short hole of packets still to come does not end a write, a
   // Five 1 MiB writes for the pass, and one per repair: without the zeros, one per run as well.
   assert.ok(q.writeCount <= 2 * writesOfPass + N / 20, `${q.writeCount} writes`);
   assert.equal(q.written, want.length);
+  assert.equal(q.queuedBytes, 0);
+});
+
+/** Target offset of chunk c's stream byte `at` (stream bytes fill the extents from the front). */
+function targetOf(c: Chunk, at: number): number {
+  for (const e of c.extents) {
+    if (at < e.length) return e.offset + at;
+    at -= e.length;
+  }
+  throw new Error('past the chunk');
+}
+
+/** Offer chunk k's stream bytes [from, to) packet by packet, each piece within one extent, as the receiver does once the manifest is known. */
+function offerStream(q: WriteQueue, chunks: Chunk[], streams: Uint8Array[], k: number, from: number, to: number, packet = 1448): void {
+  const c = chunks[k]!;
+  for (let at = from; at < to;) {
+    let n = Math.min(packet, to - at);
+    let base = 0;
+    for (const e of c.extents) { if (at < base + e.length) { n = Math.min(n, base + e.length - at); break; } base += e.length; }
+    assert.ok(q.offer(targetOf(c, at), streams[k]!, at, n, targetOf(c, at), k, at), `chunk ${k} byte ${at}`);
+    at += n;
+  }
+}
+
+test('write queue: once the manifest is known a chunk gathers in memory, is checked there and written once per extent, never read back; a damaged one writes nothing', async () => {
+  const SIZE = 256 << 10, PACKET = 1448;
+  const target = new MemoryTarget(5 * SIZE);
+  const checked: [number, boolean, string][] = [];
+  const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok, reason) => checked.push([k, ok, reason]) });
+  const raw = (k: number): Uint8Array => Uint8Array.from({ length: SIZE }, (_, i) => (k === 1 ? (i >> 6) & 7 : (i * 13 + k + (i >> 11)) & 0xff));
+  const stored = (k: number, extents: Chunk['extents'], bytes = raw(k)): Chunk => ({ codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents, digest: sha256(bytes), rawDigest: sha256(bytes) });
+  const packed = await pack(raw(1), 3);
+  assert.equal(packed.codec, Codec.Zstd);
+  const chunks: Chunk[] = [
+    stored(0, [{ offset: 0, length: SIZE }]),
+    { codec: Codec.Zstd, region: NO_REGION, streamLength: packed.stream.length, rawLength: SIZE, extents: [{ offset: SIZE, length: SIZE }], digest: packed.digest, rawDigest: packed.rawDigest },
+    // Two extents, the second before the first on the target.
+    stored(2, [{ offset: 2 * SIZE + SIZE / 2, length: SIZE / 2 }, { offset: 2 * SIZE, length: SIZE / 2 }]),
+    // Its digest is another chunk's: the bytes that arrive do not match it.
+    stored(3, [{ offset: 3 * SIZE, length: SIZE }], raw(0)),
+    stored(4, [{ offset: 4 * SIZE, length: SIZE }]),
+  ];
+  const streams = [raw(0), packed.stream, raw(2), raw(3), raw(4)];
+  // Chunk 4's first packets reach the storage before the manifest (an unmapped stream): it is read back.
+  for (let at = 0; at < 10 * PACKET; at += PACKET) assert.ok(q.offer(4 * SIZE + at, streams[4]!, at, PACKET));
+  q.known(chunks);
+  // Chunks 0 and 2 lose every 20th packet, which comes again after the chunk's other packets.
+  for (const k of [0, 1, 2, 3]) {
+    const len = chunks[k]!.streamLength;
+    for (let at = 0, i = 0; at < len; at += PACKET, i++) if (k === 1 || k === 3 || i % 20 !== 7) offerStream(q, chunks, streams, k, at, Math.min(at + PACKET, len));
+  }
+  offerStream(q, chunks, streams, 4, 10 * PACKET, SIZE);
+  for (const k of [0, 2]) for (let at = 7 * PACKET; at < SIZE; at += 20 * PACKET) offerStream(q, chunks, streams, k, at, Math.min(at + PACKET, SIZE));
+  await q.drain();
+  const early = target.writes;
+  assert.ok(early >= 1, 'chunk 4 goes to the target as it comes');
+  assert.ok(target.bytes.subarray(0, 4 * SIZE).every((b) => b === 0), 'a held chunk reached the target before it was whole');
+  chunks.forEach((c, k) => q.finish(k, c));
+  await q.drain();
+  assert.deepEqual(checked.sort((a, b) => a[0] - b[0]), [[0, true, ''], [1, true, ''], [2, true, ''], [3, false, 'stream digest mismatch'], [4, true, '']]);
+  for (const k of [0, 1, 2, 4]) {
+    const want = raw(k);
+    for (let at = 0; at < SIZE; at += PACKET) assert.equal(target.bytes[targetOf(chunks[k]!, at)], want[at], `chunk ${k} byte ${at} on the target`);
+    assert.ok(Buffer.from(target.bytes.subarray(k * SIZE, (k + 1) * SIZE)).equals(k === 2 ? Buffer.concat([want.subarray(SIZE / 2), want.subarray(0, SIZE / 2)]) : want), `chunk ${k} on the target`);
+  }
+  assert.ok(target.bytes.subarray(3 * SIZE, 4 * SIZE).every((b) => b === 0), 'the damaged chunk was written');
+  // One write per extent of the chunks checked in memory; only chunk 4 was read.
+  assert.equal(target.writes - early, 4);
+  assert.equal(target.reads, 1);
+  assert.deepEqual([q.checkedInMemory, q.readBack, q.spilled], [3, 1, 0]);
+  assert.equal(q.queuedBytes, 0);
+});
+
+test('write queue: past its memory for held chunks the oldest goes to the target, zeros in its holes; its late packets land over them, and it is read back', async () => {
+  const SIZE = 256 << 10, PACKET = 1448;
+  // The first write (the spilled chunk) lands only once its late packets have been offered.
+  const { target, release } = firstHeld(3 * SIZE);
+  const checked: [number, boolean][] = [];
+  const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok) => checked.push([k, ok]) }, 64 << 20, 2 * SIZE);
+  const streams = [0, 1, 2].map((k) => Uint8Array.from({ length: SIZE }, (_, i) => (i * 7 + k * 3 + (i >> 9)) & 0xff));
+  const chunks: Chunk[] = streams.map((b, k) => ({ codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents: [{ offset: k * SIZE, length: SIZE }], digest: sha256(b), rawDigest: sha256(b) }));
+  q.known(chunks);
+  // Chunks 0 and 1 each lack their second packet; chunk 2 needs a third buffer.
+  for (const k of [0, 1]) { offerStream(q, chunks, streams, k, 0, PACKET); offerStream(q, chunks, streams, k, 2 * PACKET, SIZE); }
+  assert.equal(q.spilled, 0);
+  offerStream(q, chunks, streams, 2, 0, SIZE);
+  assert.equal(q.spilled, 1);
+  q.finish(2, chunks[2]!);
+  for (const k of [0, 1]) offerStream(q, chunks, streams, k, PACKET, 2 * PACKET);
+  q.finish(0, chunks[0]!);
+  q.finish(1, chunks[1]!);
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 2));
+  assert.deepEqual(checked.filter(([k]) => k === 0), [], 'the spilled chunk was checked before it was written');
+  release();
+  await q.drain();
+  assert.deepEqual(checked.sort((a, b) => a[0] - b[0]), [[0, true], [1, true], [2, true]]);
+  assert.ok(Buffer.from(target.bytes).equals(Buffer.concat(streams)), 'zeros of the spilled chunk landed over its late packet');
+  assert.deepEqual([q.checkedInMemory, q.readBack, q.spilled], [2, 1, 1]);
+  assert.equal(target.reads, 1);
+  assert.equal(q.queuedBytes, 0);
+});
+
+test('write queue: a held chunk whose write fails is a write error naming its extent, not a check', async () => {
+  const SIZE = 64 << 10;
+  const target = new (class extends MemoryTarget {
+    override async writev(offset: number, buffers: Uint8Array[]): Promise<void> {
+      if (offset === SIZE) throw new Error('ENOSPC: no space left on device, write');
+      return super.writev(offset, buffers);
+    }
+  })(2 * SIZE);
+  const checked: [number, boolean][] = [];
+  const errors: [number, number, string][] = [];
+  const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok) => checked.push([k, ok]), writeError: (o, n, e) => errors.push([o, n, e.message]) });
+  const streams = [0, 1].map((k) => Uint8Array.from({ length: SIZE }, (_, i) => (i * 3 + k) & 0xff));
+  const chunks: Chunk[] = streams.map((b, k) => ({ codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents: [{ offset: k * SIZE, length: SIZE }], digest: sha256(b), rawDigest: sha256(b) }));
+  q.known(chunks);
+  for (const k of [0, 1]) { offerStream(q, chunks, streams, k, 0, SIZE); q.finish(k, chunks[k]!); }
+  await q.drain();
+  assert.deepEqual(checked, [[0, true]]);
+  assert.deepEqual(errors, [[SIZE, SIZE, 'ENOSPC: no space left on device, write']]);
+  assert.equal(q.checkedInMemory, 1);
   assert.equal(q.queuedBytes, 0);
 });
 
