@@ -344,18 +344,22 @@ export class WriteQueue implements ClientStorage {
    * HOLD sends the oldest held chunk to the target.
    */
   private hold(k: number, at: number, bytes: Uint8Array, from: number, length: number): boolean {
-    if (this.holdSize === 0 || this.onDisk.has(k)) return false;
+    const chunk = this.chunks[k];
+    if (this.holdSize === 0 || !chunk || this.onDisk.has(k)) return false;
     let h = this.held.get(k);
+    if (at + length > chunk.streamLength) {
+      // Not the chunk's bytes as the manifest lays it out: the chunk goes the way of the disk, all of it.
+      if (h) this.spill(h);
+      return false;
+    }
     if (!h) {
-      const chunk = this.chunks[k];
-      if (!chunk || this.queued + length > this.limit) return false;
+      if (this.queued + length > this.limit) return false;
       while ((this.held.size + 1) * this.holdSize > this.holdLimit) this.spill(this.held.values().next().value!);
       const buf = this.spareHolds.pop() ?? Buffer.allocUnsafeSlow(this.holdSize);
       // Zeros where packets are still to come, should the chunk go to the target before it is whole.
       buf.fill(0, 0, chunk.streamLength);
       this.held.set(k, h = { k, chunk, bytes: buf });
     }
-    if (at + length > h.chunk.streamLength) return false;
     h.bytes.set(bytes.subarray(from, from + length), at);
     return true;
   }

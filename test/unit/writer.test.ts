@@ -362,6 +362,27 @@ test('write queue: past its memory for held chunks the oldest goes to the target
   assert.equal(q.queuedBytes, 0);
 });
 
+test('write queue: bytes said to lie past the stream of a held chunk send the whole chunk to the target, where it is read back', async () => {
+  const SIZE = 64 << 10, PACKET = 1448;
+  const target = new MemoryTarget(2 * SIZE);
+  const checked: [number, boolean][] = [];
+  const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok) => checked.push([k, ok]) });
+  const streams = [0, 1].map((k) => Uint8Array.from({ length: SIZE }, (_, i) => (i * 5 + k) & 0xff));
+  const chunks: Chunk[] = streams.map((b, k) => ({ codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents: [{ offset: k * SIZE, length: SIZE }], digest: sha256(b), rawDigest: sha256(b) }));
+  q.known(chunks);
+  offerStream(q, chunks, streams, 0, 0, SIZE - PACKET);
+  // The last packet, its chunk offset wrong by a byte.
+  assert.ok(q.offer(SIZE - PACKET, streams[0]!, SIZE - PACKET, PACKET, SIZE - PACKET, 0, SIZE - PACKET + 1));
+  assert.equal(q.spilled, 1);
+  // Sent again right: it lands over the spilled chunk's zeros, and the chunk is read back.
+  offerStream(q, chunks, streams, 0, SIZE - PACKET, SIZE);
+  q.finish(0, chunks[0]!);
+  await q.drain();
+  assert.deepEqual(checked, [[0, true]]);
+  assert.deepEqual([q.checkedInMemory, q.readBack], [0, 1]);
+  assert.ok(Buffer.from(target.bytes.subarray(0, SIZE)).equals(streams[0]!));
+});
+
 test('write queue: a held chunk whose write fails is a write error naming its extent, not a check', async () => {
   const SIZE = 64 << 10;
   const target = new (class extends MemoryTarget {
