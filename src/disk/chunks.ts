@@ -21,30 +21,31 @@ export type Checked = { ok: true; raw: Uint8Array } | { ok: false; reason: strin
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
 
-/** The first `length` bytes held by `extents`, read in order. */
-export async function gather(io: Pick<RandomAccess, 'read'>, extents: Extent[], length: number, into?: Uint8Array): Promise<Uint8Array> {
-  const first = extents[0];
-  if (first && first.length >= length) return io.read(first.offset, length, into && into.length >= length ? into : undefined);
-  const out = new Uint8Array(length);
+/** Where the first `length` bytes laid over `extents` from the front lie: byte `at` of them at target `offset`, for `length` bytes. */
+export function frontPieces(extents: Extent[], length: number): { offset: number; at: number; length: number }[] {
+  const out: { offset: number; at: number; length: number }[] = [];
   let at = 0;
   for (const e of extents) {
     if (at >= length) break;
     const n = Math.min(e.length, length - at);
-    out.set(await io.read(e.offset, n), at);
+    out.push({ offset: e.offset, at, length: n });
     at += n;
   }
   return out;
 }
 
+/** The first `length` bytes held by `extents`, read in order. */
+export async function gather(io: Pick<RandomAccess, 'read'>, extents: Extent[], length: number, into?: Uint8Array): Promise<Uint8Array> {
+  const first = extents[0];
+  if (first && first.length >= length) return io.read(first.offset, length, into && into.length >= length ? into : undefined);
+  const out = new Uint8Array(length);
+  for (const p of frontPieces(extents, length)) out.set(await io.read(p.offset, p.length), p.at);
+  return out;
+}
+
 /** Write `bytes` across `extents`, in order. */
 export async function scatter(io: Pick<RandomAccess, 'writev'>, extents: Extent[], bytes: Uint8Array): Promise<void> {
-  let at = 0;
-  for (const e of extents) {
-    if (at >= bytes.length) break;
-    const n = Math.min(e.length, bytes.length - at);
-    await io.writev(e.offset, [bytes.subarray(at, at + n)]);
-    at += n;
-  }
+  for (const p of frontPieces(extents, bytes.length)) await io.writev(p.offset, [bytes.subarray(p.at, p.at + p.length)]);
 }
 
 /** Match a chunk's stream bytes to its digest and unpack them into its raw bytes, matched too. */

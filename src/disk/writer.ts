@@ -25,7 +25,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import type { Chunk, Extent } from '../protocol/manifest.ts';
 import { Bitmap } from '../session/bitmap.ts';
 import type { ClientStorage } from '../session/receiver.ts';
-import { finishChunk, unpack, zeroExtents } from './chunks.ts';
+import { finishChunk, frontPieces, unpack, zeroExtents } from './chunks.ts';
 import { DiskError, busyReason, probe } from './device.ts';
 import { holdsAppliance } from './inventory.ts';
 
@@ -381,21 +381,18 @@ export class WriteQueue implements ClientStorage {
    */
   private writeChunk(chunk: Chunk, bytes: Uint8Array, holes: boolean, done: (failed: { offset: number; length: number; error: Error }[]) => void): void {
     const failed: { offset: number; length: number; error: Error }[] = [];
-    let left = 0, at = 0;
-    for (const e of chunk.extents) {
-      if (at >= bytes.length) break;
-      const n = Math.min(e.length, bytes.length - at);
-      left++;
-      this.queued += n;
+    const pieces = frontPieces(chunk.extents, bytes.length);
+    let left = pieces.length;
+    for (const p of pieces) {
+      this.queued += p.length;
       this.writes.push({
-        n: this.writesQueued++, offset: e.offset, span: n, bytes: n, buffers: [bytes.subarray(at, at + n)], slabs: [], slab: undefined, runStart: 0, runEnd: 0,
-        fillStart: holes ? e.offset : Infinity, fillEnd: holes ? e.offset + n : -Infinity,
+        n: this.writesQueued++, offset: p.offset, span: p.length, bytes: p.length, buffers: [bytes.subarray(p.at, p.at + p.length)], slabs: [], slab: undefined, runStart: 0, runEnd: 0,
+        fillStart: holes ? p.offset : Infinity, fillEnd: holes ? p.offset + p.length : -Infinity,
         answer: (error) => {
-          if (error) failed.push({ offset: e.offset, length: n, error });
+          if (error) failed.push({ offset: p.offset, length: p.length, error });
           if (--left === 0) done(failed);
         },
       });
-      at += n;
     }
     this.startWrites();
   }
