@@ -3,7 +3,7 @@
 
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { type Server, createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { type BootDecision, type BootPolicy, type ScriptParams, chainScript, ipxeScript } from './policy.ts';
 
 export interface BootEvent {
@@ -30,6 +30,10 @@ export function macFromPath(s: string): string | undefined {
 
 export async function startBootHttp(o: BootHttpOptions): Promise<{ server: Server; base: string; close(): Promise<void> }> {
   const base = `http://${o.address}:${o.port}`;
+  // Loaded here, not imported: Node's ES module view of node:http loads its fetch library
+  // (undici) with it, 10-15 ms at every start of the program, and only a master that boots a
+  // lab serves HTTP.
+  const { createServer } = process.getBuiltinModule('node:http') as typeof import('node:http');
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', base);
     const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');

@@ -19,7 +19,8 @@ export class IfaceError extends Error {
   constructor(message: string) { super(message); this.name = 'IfaceError'; }
 }
 
-export function listIfaces(): Iface[] {
+/** The IPv4 interfaces Node sees: those with a carrier. */
+function nodeIfaces(): Iface[] {
   const out: Iface[] = [];
   for (const [name, addrs] of Object.entries(networkInterfaces())) {
     for (const a of addrs ?? []) {
@@ -29,6 +30,12 @@ export function listIfaces(): Iface[] {
       }
     }
   }
+  return out;
+}
+
+/** Node's list and then the kernel's. */
+function listIfaces(): Iface[] {
+  const out = nodeIfaces();
   // Node (libuv) leaves out interfaces without carrier: a master on a switch nobody has
   // plugged into yet, or a bridge whose ports are still down. The kernel still has them.
   for (const i of ipAddrShow()) if (!out.some((o) => o.name === i.name && o.address === i.address)) out.push(i);
@@ -72,13 +79,18 @@ export const linkSpeed = (name: string): number | undefined => linkNumber(name, 
 /** The interface's MTU from sysfs, if it has one to read. */
 export const linkMtu = (name: string): number | undefined => linkNumber(name, 'mtu');
 
-export function resolveIface(spec: string | undefined, all: Iface[] = listIfaces()): Iface {
-  if (spec) {
-    const hit = all.find((i) => i.name === spec || i.address === spec);
-    if (!hit) throw new IfaceError(`no IPv4 interface named or addressed "${spec}" (have: ${all.map((i) => `${i.name}=${i.address}`).join(', ') || 'none'})`);
-    return hit;
-  }
-  const hit = all.find((i) => !i.loopback) ?? all.find((i) => i.loopback);
-  if (!hit) throw new IfaceError('no IPv4 interface is up');
-  return hit;
+/**
+ * The interface --iface names (or the first that is up and not loopback, else loopback). The
+ * kernel's list is asked only when Node's has no answer: `ip` is a process to start, 5-10 ms
+ * at every start of the program.
+ */
+export function resolveIface(spec: string | undefined): Iface {
+  const pick = (list: Iface[]): Iface | undefined => (spec ? list.find((i) => i.name === spec || i.address === spec) : list.find((i) => !i.loopback));
+  const quick = pick(nodeIfaces());
+  if (quick) return quick;
+  const list = listIfaces();
+  const hit = pick(list) ?? (spec ? undefined : list.find((i) => i.loopback));
+  if (hit) return hit;
+  if (spec) throw new IfaceError(`no IPv4 interface named or addressed "${spec}" (have: ${list.map((i) => `${i.name}=${i.address}`).join(', ') || 'none'})`);
+  throw new IfaceError('no IPv4 interface is up');
 }

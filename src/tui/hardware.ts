@@ -5,7 +5,7 @@
 
 import { readFile, readdir } from 'node:fs/promises';
 import { cpus, networkInterfaces as osNics, totalmem } from 'node:os';
-import si from 'systeminformation';
+import type Si from 'systeminformation';
 import { type Disk, listDisks } from '../disk/inventory.ts';
 
 export interface Nic { name: string; mac: string; speed: string; address: string }
@@ -32,7 +32,7 @@ const sysText = async (p: string): Promise<string> => (await readFile(p, 'utf8')
 /** Placeholder strings firmware fills DMI fields with. */
 const meaningful = (s: string | undefined): string => (s && !/^(-|none|not specified|to be filled by o\.e\.m\.|default string|system product name)$/i.test(s.trim()) ? s.trim() : '');
 
-async function model(): Promise<string> {
+async function model(si: typeof Si): Promise<string> {
   const s = await within(si.system());
   const fromSi = [meaningful(s?.manufacturer), meaningful(s?.model)].filter(Boolean).join(' ');
   if (fromSi) return fromSi;
@@ -40,14 +40,14 @@ async function model(): Promise<string> {
   return fromSys || UNKNOWN;
 }
 
-async function cpu(): Promise<string> {
+async function cpu(si: typeof Si): Promise<string> {
   const c = await within(si.cpu());
   const count = c?.cores || cpus().length;
   const name = [meaningful(c?.manufacturer), meaningful(c?.brand)].filter(Boolean).join(' ') || meaningful(cpus()[0]?.model);
   return name ? `${name}, ${count} core${count === 1 ? '' : 's'}` : count ? `${count} cores` : UNKNOWN;
 }
 
-async function memory(): Promise<number> {
+async function memory(si: typeof Si): Promise<number> {
   const m = await within(si.mem());
   return m?.total || totalmem();
 }
@@ -71,7 +71,7 @@ async function nics(): Promise<Nic[]> {
   }));
 }
 
-async function disks(fromSysfs: Disk[]): Promise<DiskInfo[]> {
+async function disks(si: typeof Si, fromSysfs: Disk[]): Promise<DiskInfo[]> {
   const layout = (await within(si.diskLayout())) ?? [];
   return fromSysfs.map((d) => {
     const l = layout.find((x) => x.device === d.path);
@@ -88,6 +88,9 @@ async function disks(fromSysfs: Disk[]): Promise<DiskInfo[]> {
 
 export async function readHardware(disksNow?: Disk[]): Promise<Hardware> {
   const list = disksNow ?? await listDisks();
-  const [m, c, mem, n, d] = await Promise.all([model(), cpu(), memory(), nics(), disks(list)]);
+  // Loaded here, not imported: evaluating systeminformation takes milliseconds that every start
+  // of the program (a master too) would pay.
+  const si = (await import('systeminformation')).default;
+  const [m, c, mem, n, d] = await Promise.all([model(si), cpu(si), memory(si), nics(), disks(si, list)]);
   return { model: m, cpu: c, memory: mem, nics: n, disks: d };
 }
