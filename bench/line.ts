@@ -167,6 +167,12 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
   for (const t of targets) { rmSync(t, { recursive: true, force: true }); mkdirSync(t); }
   const files = targets.map((t) => join(t, 'payload.img'));
   port += 10;
+  // MUST writes to a disk that is already there (here a file of the payload's size); the anchors
+  // make their files. Making MUST's is not part of its run.
+  if (tool === 'must') {
+    for (const f of files) closeSync(openSync(f, 'w'));
+    for (const f of files) sh('truncate', ['-s', String(SIZE), f]);
+  }
   const before = counters(lab, 's');
   const t0 = performance.now();
   const late = row.late ?? none;
@@ -180,8 +186,6 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
   };
   const N = String(row.receivers - receivers.filter((_, i) => late(i) > 0).length);
   if (tool === 'must') {
-    for (const f of files) closeSync(openSync(f, 'w'));
-    for (const f of files) sh('truncate', ['-s', String(SIZE), f]);
     const jumbo = row.jumbo ? ['--mtu', String(JUMBO_MTU)] : [];
     // MUST paces to the speed the interface reports. A real 1 Gbit/s NIC says 1000; a veth says
     // 10000 whatever tbf does to it, so the master is told the lab's link speed, as it would read it.
