@@ -44,9 +44,16 @@ export class Pump {
 
   now(): number { return this.clock(); }
 
+  /**
+   * The datagrams handed over before a run share one reading of the clock: they came in the same
+   * turn of the loop (a batch is a millisecond of traffic), and a reading each was 741,000 calls
+   * per GiB, about 2% of a client's CPU in a profile of the lab. The run after them reads it anew.
+   */
+  private inputAt: number | undefined;
+
   input(bytes: Uint8Array, from: Endpoint, port: number): void {
     if (this.stopped) return;
-    this.machine.onDatagram(bytes, from, port, this.clock());
+    this.machine.onDatagram(bytes, from, port, this.inputAt ??= this.clock());
     this.kick();
   }
 
@@ -59,6 +66,7 @@ export class Pump {
 
   run(): void {
     if (this.stopped) return;
+    this.inputAt = undefined;
     const start = this.clock();
     let now = start;
     this.machine.onTimer(now);
