@@ -31,8 +31,8 @@ export function macFromPath(s: string): string | undefined {
 export async function startBootHttp(o: BootHttpOptions): Promise<{ server: Server; base: string; close(): Promise<void> }> {
   const base = `http://${o.address}:${o.port}`;
   // Loaded here, not imported: Node's ES module view of node:http loads its fetch library
-  // (undici) with it, 10-15 ms at every start of the program, and only a master that boots a
-  // lab serves HTTP.
+  // (undici) with it, about 15 ms of every start of the program in a profile, and only a master
+  // that boots a lab serves HTTP.
   const { createServer } = process.getBuiltinModule('node:http') as typeof import('node:http');
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', base);

@@ -88,8 +88,8 @@ async function disks(si: typeof Si, fromSysfs: Disk[]): Promise<DiskInfo[]> {
 
 export async function readHardware(disksNow?: Disk[]): Promise<Hardware> {
   const list = disksNow ?? await listDisks();
-  // Loaded here, not imported: evaluating systeminformation takes milliseconds that every start
-  // of the program (a master too) would pay.
+  // Loaded here, not imported: only this summary needs systeminformation, and an import would
+  // evaluate its modules at every start of the program, a master's too.
   const si = (await import('systeminformation')).default;
   const [m, c, mem, n, d] = await Promise.all([model(si), cpu(si), memory(si), nics(), disks(si, list)]);
   return { model: m, cpu: c, memory: mem, nics: n, disks: d };
