@@ -39,7 +39,7 @@ const serve: Record<string, OptSpec> = {
   wait: { type: 'number', arg: 'SECONDS', help: 'start this long after the last client joined (default 10 when no other rule is given)' },
   protocol: { type: 'string', arg: 'MODE', choices: ['default', 'classic'], help: 'default, or classic: the MUST paper\'s MTP as written' },
   rate: { type: 'number', arg: 'MBIT', help: 'highest sending rate in Mbit/s (default: the link speed, or 1000)' },
-  mtu: { type: 'number', arg: 'BYTES', help: 'path MTU the packets are sized for (default 1500; 9000 for jumbo frames)' },
+  mtu: { type: 'number', arg: 'BYTES', help: 'path MTU the packets are sized for (default 1500, or the interface\'s MTU if smaller; 9000 for jumbo frames)' },
   ttl: { type: 'number', arg: 'N', help: 'multicast TTL (default 1: this LAN only); above 1 the session crosses multicast routers, and clients send their feedback with it too' },
   lans: { type: 'string', arg: 'N|NET,...', help: 'LANs behind multicast routers (a block needs one ACK from each): their number, or their networks (10.1.0.0/24,10.2.0.0/24); default: learned from the clients\' addresses' },
   'client-timeout': { type: 'number', arg: 'SECONDS', help: 'a client silent this long is counted lost (default 30)' },

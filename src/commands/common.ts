@@ -40,13 +40,15 @@ export function netOptions(o: Options): NetChoice {
 }
 
 /**
- * The MTU datagrams are sized for (--mtu, default 1500). Above the interface's own MTU the kernel
- * would fragment every datagram: one lost fragment then loses the datagram, and fragments of the
- * lost ones fill the receivers' reassembly memory until it times out (30 s), dropping everything.
+ * The MTU datagrams are sized for: --mtu, or else 1500 (the interface's own MTU where that is
+ * smaller). Above the interface's MTU the kernel would fragment every datagram: one lost fragment
+ * then loses the datagram, and fragments of the lost ones fill the receivers' reassembly memory
+ * until it times out (30 s), dropping everything.
  */
 export function mtuOption(o: Options, iface: Iface): number {
-  const mtu = o.num('mtu') ?? 1500;
   const own = linkMtu(iface.name);
+  const mtu = o.num('mtu');
+  if (mtu === undefined) return Math.min(1500, own ?? 1500);
   if (own !== undefined && mtu > own) {
     throw new UsageError(`--mtu ${mtu} is above ${iface.name}'s MTU of ${own}: the kernel would fragment every datagram; raise the interface's MTU (ip link set ${iface.name} mtu ${mtu}) on every host, or leave --mtu out`);
   }
