@@ -1,6 +1,6 @@
 // `must client` and `must receive-files`.
 
-import { parseTrust } from '../protocol/auth.ts';
+import { type Verifier, parseTrust } from '../protocol/auth.ts';
 import { loadSecret } from '../protocol/secret.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { type Store, eventSink } from '../tui/store.ts';
 import { readHardware } from '../tui/hardware.ts';
 import { type Mounted, mount, wantScreen } from '../tui/mount.ts';
 import { type Asker, lineAsker, screenAsker } from './ask.ts';
-import { CANCELLED, makeLogger, netOptions, onSignal } from './common.ts';
+import { CANCELLED, type NetChoice, makeLogger, netOptions, onSignal } from './common.ts';
 import type { Receiver } from '../session/receiver.ts';
 
 export async function client(o: Options): Promise<number> {
@@ -27,12 +27,13 @@ export async function client(o: Options): Promise<number> {
   const yes = o.flag('yes');
   const terminal = process.stdin.isTTY === true;
   if (!path && !rule && !terminal) throw new UsageError('client: no disk named (--target PATH) and no rule to choose one (--disk auto|/dev/...|serial:...|model:...), and no terminal to choose one on');
+  const settings = receiveSettings(o);
   const fixed = path ? await RawTarget.openForWriting(path) : undefined;
   if (fixed?.kind === 'block' && !yes && !terminal) {
     await fixed.close();
     throw new UsageError(`client: ${path} is a block device and there is no terminal to confirm on; pass --yes to overwrite it`);
   }
-  return receive(o, ImageKind.Disk, fixed, (ask) => {
+  return receive(o, settings, ImageKind.Disk, fixed, (ask) => {
     const sure = async (t: RawTarget, model: string): Promise<ClientTarget | { declined: string }> => {
       if (yes || t.kind !== 'block') return t;
       if (await ask.confirm(`Write the image over ${t.path} (${model}, ${bytes(t.capacity)})? Everything on ${t.path} is lost.`)) return t;
@@ -65,11 +66,12 @@ export async function client(o: Options): Promise<number> {
 export async function receiveFiles(o: Options): Promise<number> {
   const dir = o.str('dir');
   if (!dir) throw new UsageError('receive-files: the output directory is required (--dir DIR)');
+  const settings = receiveSettings(o);
   await mkdir(dir, { recursive: true });
   const spool = join(dir, '.must-incoming');
   await rm(spool, { force: true });
   const target = await RawTarget.open(spool);
-  return receive(o, ImageKind.Files, target, () => undefined, async (ok, manifest, log) => {
+  return receive(o, settings, ImageKind.Files, target, () => undefined, async (ok, manifest, log) => {
     if (ok && manifest) {
       const n = await extractFiles(manifest, spool, dir);
       log.info('extracted', { dir, entries: n });
@@ -102,17 +104,25 @@ async function clientUi(o: Options, name: string, iface: Iface): Promise<Ui> {
   };
 }
 
-async function receive(
-  o: Options, kind: ImageKind, target: ClientTarget | undefined, choice: (ask: Asker) => TargetChoice | undefined,
-  after?: (ok: boolean, manifest: Manifest | undefined, log: Logger) => Promise<void>,
-): Promise<number> {
-  const n = netOptions(o);
-  const name = o.str('name') ?? defaultName(n.iface);
+/** What the command line asks of a client, checked before a disk is opened. */
+interface ReceiveSettings { net: NetChoice; name: string; loss: number; trust: Verifier | undefined; secret: Uint8Array | undefined }
+
+function receiveSettings(o: Options): ReceiveSettings {
+  const net = netOptions(o);
   const loss = (o.num('simulate-loss') ?? 0) / 100;
   if (loss >= 1) throw new UsageError('--simulate-loss must be below 100');
-  const trustSpec = o.str('trust');
-  const trust = trustSpec ? parseTrust(trustSpec) : undefined;
-  const secret = o.str('secret') ? loadSecret(o.str('secret')!) : undefined;
+  const trustSpec = o.str('trust'), secretFile = o.str('secret');
+  return {
+    net, name: o.str('name') ?? defaultName(net.iface), loss,
+    trust: trustSpec ? parseTrust(trustSpec) : undefined, secret: secretFile ? loadSecret(secretFile) : undefined,
+  };
+}
+
+async function receive(
+  o: Options, s: ReceiveSettings, kind: ImageKind, target: ClientTarget | undefined, choice: (ask: Asker) => TargetChoice | undefined,
+  after?: (ok: boolean, manifest: Manifest | undefined, log: Logger) => Promise<void>,
+): Promise<number> {
+  const { net: n, name, loss, trust, secret } = s;
   const ui = await clientUi(o, name, n.iface);
   const log = ui.log;
   let stop: (() => void) | undefined;

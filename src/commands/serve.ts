@@ -27,71 +27,110 @@ import { lanPolicy, makeLogger, netOptions, onSignal, startRules, mtuOption } fr
 export async function master(o: Options): Promise<number> {
   const image = o.str('image') ?? o.positionals[0];
   if (!image) throw new UsageError('master: the image is required (--image PATH)');
-  if (await looksLikeImage(image)) {
-    if (o.str('protocol') === 'classic') throw new UsageError('master: classic mode sends raw sectors as the paper does; serve a raw disk or file, not a MUST image');
-    return serve(o, await serveImageFile(image), image);
-  }
+  const asImage = await looksLikeImage(image);
+  if (asImage && o.str('protocol') === 'classic') throw new UsageError('master: classic mode sends raw sectors as the paper does; serve a raw disk or file, not a MUST image');
+  const settings = serveSettings(o);
+  if (asImage) return serve(o, settings, await serveImageFile(image), image);
   const source = await RawSource.open(image);
   const dir = o.str('hash-cache') ?? defaultCacheDir();
-  const cache = dir === 'off' ? undefined : await manifestCache(image, dir, { chunkSize: DEFAULT_CHUNK_SIZE, kind: ImageKind.Disk });
-  return serve(o, await serveRaw(source, ImageKind.Disk, undefined, makeLogger(o, 'master'), cache), image);
+  const served = await closeOnError(source, async () => {
+    const cache = dir === 'off' ? undefined : await manifestCache(image, dir, { chunkSize: DEFAULT_CHUNK_SIZE, kind: ImageKind.Disk });
+    return serveRaw(source, ImageKind.Disk, undefined, makeLogger(o, 'master'), cache);
+  });
+  return serve(o, settings, served, image);
 }
 
 export async function sendFiles(o: Options): Promise<number> {
   if (o.positionals.length === 0) throw new UsageError('send-files: name at least one file or directory');
+  const settings = serveSettings(o);
   const files = await scanPaths(o.positionals);
   const source = new FileSetSource(o.positionals, files);
   if (source.size === 0) throw new UsageError('send-files: the files are all empty; nothing to send');
-  return serve(o, await serveRaw(source, ImageKind.Files, files, makeLogger(o, 'master')), o.positionals.join(' '));
+  const served = await closeOnError(source, () => serveRaw(source, ImageKind.Files, files, makeLogger(o, 'master')));
+  return serve(o, settings, served, o.positionals.join(' '));
 }
 
-async function serve(o: Options, image: Served, label: string): Promise<number> {
-  const keyFile = o.str('key');
+/** What the command line asks of a session, checked before the image is opened and hashed (which can take minutes). */
+interface ServeSettings {
+  net: NetChoice;
+  mtu: number;
+  ttl: number;
+  minClients: number;
+  wait: number | undefined;
+  protocol: 'default' | 'classic';
+  signer: Signer | undefined;
+  secret: Uint8Array | undefined;
+  pxe: PxeOptions | undefined;
+}
+
+function serveSettings(o: Options): ServeSettings {
+  const keyFile = o.str('key'), secretFile = o.str('secret');
+  const protocol = (o.str('protocol') ?? 'default') as 'default' | 'classic';
+  if ((keyFile || secretFile) && protocol === 'classic') throw new UsageError('--key and --secret: classic mode is the paper\'s protocol as written, unsigned and in the clear; use the default mode');
   const signer = keyFile ? loadSigner(keyFile) : undefined;
-  if ((signer || o.str('secret')) && o.str('protocol') === 'classic') throw new UsageError('--key and --secret: classic mode is the paper\'s protocol as written, unsigned and in the clear; use the default mode');
-  const n = netOptions(o);
-  const mtu = mtuOption(o, n.iface);
+  const net = netOptions(o);
+  const mtu = mtuOption(o, net.iface);
   const ttl = o.num('ttl') ?? 1;
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new UsageError(`--ttl ${ttl}: a TTL is 1 to 255`);
   // Without a rule, start 10 s after the last client joined (and at once on the start key).
   const { minClients, wait } = startRules(o);
-  const protocol = (o.str('protocol') ?? 'default') as 'default' | 'classic';
-  const name = o.str('name') ?? (label.split('/').pop() || hostname());
-  const ui = await masterUi(o, {
-    image: name, size: image.built.manifest.targetSize, group: n.group, port: n.port,
-    mode: [protocol, signer ? 'signed' : '', o.str('secret') ? 'sealed' : ''].filter(Boolean).join(', '),
-  });
-  const log = ui.log;
-  let control: MasterControl | undefined;
-  onSignal((sig) => control?.abort(`${sig}`));
-  const secret = o.str('secret') ? loadSecret(o.str('secret')!) : undefined;
-  const clientTimeout = o.num('client-timeout') ?? 30;
-  // Relays (must relay --upstream THIS) take the session over TCP on the control port.
-  const hub = new Hub({
-    address: n.iface.address, port: n.port, log, linkTimeout: clientTimeout * 1000,
-    serving: async () => ({
-      session: {
-        streamSize: image.stream.size, caps: (image.mapped ? Caps.Mapped : 0) | (secret ? Caps.Sealed : 0), kind: image.built.manifest.kind,
-        digest: image.built.digest, name, manifest: image.built.bytes,
-      },
-      source: image.stream,
-    }),
-  });
+  return {
+    net, mtu, ttl, minClients, wait, protocol, signer, secret: secretFile ? loadSecret(secretFile) : undefined,
+    pxe: o.flag('pxe') ? pxeOptions(o, net, signer) : undefined,
+  };
+}
+
+/** `make()`'s result, or `source` closed and the error passed on. */
+async function closeOnError<T>(source: { close(): Promise<void> }, make: () => Promise<T>): Promise<T> {
   try {
+    return await make();
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+}
+
+/** Serves `image` to the end of the session, then closes it (also when the session fails). */
+async function serve(o: Options, s: ServeSettings, image: Served, label: string): Promise<number> {
+  const { net: n, signer, secret } = s;
+  const name = o.str('name') ?? (label.split('/').pop() || hostname());
+  let hub: Hub | undefined;
+  let ui: MasterUi | undefined;
+  try {
+    const u = ui = await masterUi(o, {
+      image: name, size: image.built.manifest.targetSize, group: n.group, port: n.port,
+      mode: [s.protocol, signer ? 'signed' : '', secret ? 'sealed' : ''].filter(Boolean).join(', '),
+    });
+    const { log } = u;
+    let control: MasterControl | undefined;
+    onSignal((sig) => control?.abort(`${sig}`));
+    const clientTimeout = o.num('client-timeout') ?? 30;
+    // Relays (must relay --upstream THIS) take the session over TCP on the control port.
+    hub = new Hub({
+      address: n.iface.address, port: n.port, log, linkTimeout: clientTimeout * 1000,
+      serving: async () => ({
+        session: {
+          streamSize: image.stream.size, caps: (image.mapped ? Caps.Mapped : 0) | (secret ? Caps.Sealed : 0), kind: image.built.manifest.kind,
+          digest: image.built.digest, name, manifest: image.built.bytes,
+        },
+        source: image.stream,
+      }),
+    });
     await hub.listen();
     const result = await runMaster({
-      pxe: o.flag('pxe') ? pxeOptions(o, n, signer) : undefined, signer, hub,
+      pxe: s.pxe, signer, hub,
       records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret,
       image, name, ...n,
-      protocol, rate: o.num('rate'), mtu,
-      ttl, lans: lanPolicy(o), minClients, wait, clientTimeout, maxBehind: o.num('max-behind') ?? 0, log,
-      onReady: (c) => { control = c; ui.follow(c); },
+      protocol: s.protocol, rate: o.num('rate'), mtu: s.mtu,
+      ttl: s.ttl, lans: lanPolicy(o), minClients: s.minClients, wait: s.wait, clientTimeout, maxBehind: o.num('max-behind') ?? 0, log,
+      onReady: (c) => { control = c; u.follow(c); },
     });
-    ui.finished(result);
+    u.finished(result);
     return result.ok ? 0 : 1;
   } finally {
-    hub.close();
-    await ui.close();
+    hub?.close();
+    await ui?.close();
+    await image.stream.close();
     process.stdin.pause();
   }
 }

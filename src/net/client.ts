@@ -106,10 +106,18 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     // anything else may be kept (an AUTH's hashes, an announcement), so it gets bytes of its own.
     pump?.input(transient && !isData(b) ? b.slice() : b, from, port);
   };
-  const ctl = await unicastSocket(sockOpts, input);
-  // Control/data, feedback, and the classic pair: the session's mode decides which carry traffic.
-  // The two that carry the image take their datagrams in batches.
-  const groups = await Promise.all([0, 1, 2, 3].map((i) => groupSocket(sockOpts, o.port + i, input, i % 2 === 0)));
+  // The unicast socket; then control/data, feedback, and the classic pair: the session's mode
+  // decides which carry traffic. The two that carry the image take their datagrams in batches.
+  const opening = await Promise.allSettled([unicastSocket(sockOpts, input), ...[0, 1, 2, 3].map((i) => groupSocket(sockOpts, o.port + i, input, i % 2 === 0))]);
+  const sockets = opening.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = opening.find((r) => r.status === 'rejected');
+  if (failed) {
+    // The target is this function's to close, also when the session cannot start.
+    closeAll(sockets);
+    await target.close();
+    throw failed.reason;
+  }
+  const [ctl, ...groups] = sockets as [typeof sockets[number], ...typeof sockets];
   const send = (t: Transmit): boolean => {
     const [port, address] = t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address];
     ctl.send(t.parts, port, address);

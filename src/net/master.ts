@@ -66,6 +66,7 @@ export async function serveImageFile(path: string): Promise<Served> {
 }
 
 export interface MasterOptions {
+  /** Read, never closed: its opener closes it. */
   image: Served;
   name: string;
   iface: Iface;
@@ -325,7 +326,6 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   clearInterval(progress);
   await pxe?.stop();
   closeAll([tx, fb, data]);
-  await stream.close();
 
   const clients = [...sender.clients.values()];
   const seconds = (performance.now() - started) / 1000;

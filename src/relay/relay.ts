@@ -143,6 +143,7 @@ export async function runRelay(o: RelayOptions): Promise<RelayResult> {
     for (const t of timers) clearInterval(t);
     await up.stop();
     hub.close();
+    await source?.close();
   }
 }
 

@@ -107,8 +107,14 @@ test('send-files and receive-files: a directory tree arrives with contents, mode
 });
 
 test('usage errors are one clear line and exit 2', async () => {
+  const img = join(dir, 'usage.img');
+  await writeFile(img, sampleDisk(1 << 20, 5));
+  const target = join(dir, 'usage-target.img');
   const cases: Array<[string[], RegExp]> = [
     [['master'], /the image is required/],
+    // Options are checked before the image is hashed or the disk opened (a missing file target would be made).
+    [['master', '--image', img, '--ttl', '0'], /--ttl 0: a TTL is 1 to 255/],
+    [['client', '--target', target, '--simulate-loss', '100'], /--simulate-loss must be below 100/],
     [['master', '--image', '/nonexistent/disk.img'], /image \/nonexistent\/disk.img does not exist/],
     [['client', '--target', '/tmp/x', '--bogus'], /unknown option --bogus/],
     [['client', '--target', '/tmp/x', '--port', 'abc'], /--port wants a non-negative number/],
@@ -119,5 +125,7 @@ test('usage errors are one clear line and exit 2', async () => {
     const r = await must(args).done;
     assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.out}`);
     assert.match(r.out, re);
+    assert.doesNotMatch(r.out, /hashing/, `${args.join(' ')}: the image was hashed before the options were checked`);
   }
+  await assert.rejects(stat(target), `${target} was made before --simulate-loss was checked`);
 });

@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -56,4 +57,36 @@ test('an --mtu above the interface\'s own is refused, naming the interface and i
   const r = await must(['master', '--image', img, '--min-clients', '1', '--iface', 'eth0', '--port', String(freePort()), '--mtu', '9000'], { wrap: lab.wrap('m') }).done;
   assert.equal(r.code, 2, r.out);
   assert.match(r.out, /--mtu 9000 is above eth0's MTU of 1500/);
+  assert.doesNotMatch(r.out, /hashing/, 'the image was hashed before --mtu was checked');
+});
+
+/** Datagrams the kernel of `host` has cut into fragments so far (Ip: FragCreates of /proc/net/snmp). */
+function fragmentsMade(host: string): number {
+  const [names, values] = execFileSync(lab.wrap(host)[0]!, [...lab.wrap(host).slice(1), 'cat', '/proc/net/snmp'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('Ip:'));
+  const i = names!.split(/\s+/).indexOf('FragCreates');
+  assert.ok(i > 0, 'no FragCreates in /proc/net/snmp');
+  return Number(values!.split(/\s+/)[i]);
+}
+
+test('without --mtu, datagrams fit an interface MTU below 1500: no fragments, clients byte-identical', { skip }, async () => {
+  const hosts = ['m', 'c1'];
+  for (const h of hosts) lab.setMtu(h, 1400);
+  try {
+    const bytes = sampleDisk(4 << 20, 7);
+    const img = join(dir, 'mtu1400.img');
+    await writeFile(img, bytes);
+    const target = join(dir, 'mtu1400-c1.img');
+    const before = fragmentsMade('m');
+    const port = String(freePort());
+    const master = must(['master', '--image', img, '--min-clients', '1', '--iface', 'eth0', '--port', port], { wrap: lab.wrap('m') });
+    const client = must(['client', '--target', target, '--yes', '--name', 'c1', '--iface', 'eth0', '--port', port], { wrap: lab.wrap('c1') });
+    const c = await client.done;
+    assert.equal(c.code, 0, c.out.slice(-2500));
+    const m = await master.done;
+    assert.equal(m.code, 0, m.out.slice(-2500));
+    assert.equal(await sha256File(target), sha256(bytes));
+    assert.equal(fragmentsMade('m'), before, 'the master\'s kernel fragmented datagrams');
+  } finally {
+    for (const h of hosts) lab.setMtu(h, 1500);
+  }
 });
