@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
-import { BatchReader, BatchWriter, Poller, syscalls } from '../../src/net/batch.ts';
+import { BatchReader, BatchWriter, DRAIN_LIMIT, Poller, syscalls } from '../../src/net/batch.ts';
 
 /** A socket bound on loopback (with a large receive buffer). */
 async function bound(): Promise<dgram.Socket> {
@@ -62,6 +62,26 @@ test('batched receive: a burst arrives whole, in order, with its sender, in few 
   assert.deepEqual([...senders], [`127.0.0.1:${txPort}`]);
   assert.ok(reader.datagrams > N / 2, `recvmmsg took only ${reader.datagrams} of ${N}`);
   assert.ok(reader.calls * 8 < reader.datagrams, `${reader.calls} system calls for ${reader.datagrams} datagrams`);
+});
+
+test('a drain takes at most its limit of a backlog, and the next one goes on where it stopped', { timeout: 20_000 }, async () => {
+  const { rx, tx } = await pair();
+  const reader = BatchReader.for(rx)!;
+  const N = DRAIN_LIMIT + 300;
+  try {
+    // All sent and drained in one turn of the loop, before libuv reads the socket: loopback
+    // delivers at send time, so the whole backlog waits in the socket's buffer.
+    for (let i = 0; i < N; i++) tx.send(Uint8Array.from([i >> 8, i & 255]));
+    const got: number[] = [];
+    const take = (b: Uint8Array): void => { got.push((b[0]! << 8) | b[1]!); };
+    assert.equal(reader.drain(take), DRAIN_LIMIT, 'the first drain did not stop at its limit');
+    assert.equal(reader.drain(take), N - DRAIN_LIMIT, 'the second drain did not take the rest');
+    assert.equal(reader.drain(take), 0);
+    assert.deepEqual(got, [...Array(N).keys()], 'datagrams lost, doubled or out of order');
+  } finally {
+    tx.close();
+    rx.close();
+  }
 });
 
 test('batched send: datagrams built from parts arrive whole and in order, many per system call', { timeout: 20_000 }, async () => {
