@@ -1,7 +1,8 @@
-// The hardware summary on the client's screen, read with systeminformation (NICs from sysfs, the processor from the kernel). Inside the
-// initramfs some of what it calls is missing or answers nothing (no dmidecode data in a VM,
-// lsblk without udev), so every field falls back on what the kernel itself says (sysfs,
-// procfs, os) and says "unknown" only when both are silent. Never throws, never waits long.
+// The hardware summary on the client's screen, read with systeminformation (NICs from sysfs,
+// the processor from the kernel). Inside the initramfs some of what it calls is missing or
+// answers nothing (no dmidecode data in a VM, lsblk without udev), so every field falls back on
+// what the kernel itself says (sysfs, procfs, os) and says "unknown" only when both are silent.
+// Never throws, never waits long.
 
 import { readFile, readdir } from 'node:fs/promises';
 import { cpus, networkInterfaces as osNics, totalmem } from 'node:os';
