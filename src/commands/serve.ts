@@ -17,6 +17,7 @@ import { DEFAULT_CHUNK_SIZE } from '../protocol/manifest.ts';
 import { looksLikeImage } from '../image/format.ts';
 import { Caps, ImageKind } from '../protocol/messages.ts';
 import { Hub } from '../relay/hub.ts';
+import type { LanPolicy } from '../session/lans.ts';
 import { type MasterControl, type MasterResult, type Served, runMaster, serveImageFile, serveRaw } from '../net/master.ts';
 import type { MasterKeys } from '../tui/master-screen.ts';
 import { MasterWatch, type SessionFacts, masterStore } from '../tui/master-view.ts';
@@ -61,6 +62,7 @@ interface ServeSettings {
   signer: Signer | undefined;
   secret: Uint8Array | undefined;
   pxe: PxeOptions | undefined;
+  lans: LanPolicy;
 }
 
 function serveSettings(o: Options): ServeSettings {
@@ -76,7 +78,7 @@ function serveSettings(o: Options): ServeSettings {
   const { minClients, wait } = startRules(o);
   return {
     net, mtu, ttl, minClients, wait, protocol, signer, secret: secretFile ? loadSecret(secretFile) : undefined,
-    pxe: o.flag('pxe') ? pxeOptions(o, net, signer) : undefined,
+    pxe: o.flag('pxe') ? pxeOptions(o, net, signer) : undefined, lans: lanPolicy(o),
   };
 }
 
@@ -122,7 +124,7 @@ async function serve(o: Options, s: ServeSettings, image: Served, label: string)
       records: image.built.manifest.kind === ImageKind.Disk ? o.str('records') ?? defaultRecordsPath() : undefined, secret,
       image, name, ...n,
       protocol: s.protocol, rate: o.num('rate'), mtu: s.mtu,
-      ttl: s.ttl, lans: lanPolicy(o), minClients: s.minClients, wait: s.wait, clientTimeout, maxBehind: o.num('max-behind') ?? 0, log,
+      ttl: s.ttl, lans: s.lans, minClients: s.minClients, wait: s.wait, clientTimeout, maxBehind: o.num('max-behind') ?? 0, log,
       onReady: (c) => { control = c; u.follow(c); },
     });
     u.finished(result);

@@ -114,6 +114,7 @@ test('usage errors are one clear line and exit 2', async () => {
     [['master'], /the image is required/],
     // Options are checked before the image is hashed or the disk opened (a missing file target would be made).
     [['master', '--image', img, '--ttl', '0'], /--ttl 0: a TTL is 1 to 255/],
+    [['master', '--image', img, '--lans', '0'], /--lans 0: a session has at least one LAN/],
     [['client', '--target', target, '--simulate-loss', '100'], /--simulate-loss must be below 100/],
     [['master', '--image', '/nonexistent/disk.img'], /image \/nonexistent\/disk.img does not exist/],
     [['client', '--target', '/tmp/x', '--bogus'], /unknown option --bogus/],
