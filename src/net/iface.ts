@@ -33,9 +33,9 @@ function nodeIfaces(): Iface[] {
   return out;
 }
 
-/** Node's list and then the kernel's. */
-function listIfaces(): Iface[] {
-  const out = nodeIfaces();
+/** Node's list (`fromNode`) and then what only the kernel's adds. */
+function withKernel(fromNode: Iface[]): Iface[] {
+  const out = [...fromNode];
   // Node (libuv) leaves out interfaces without carrier: a master on a switch nobody has
   // plugged into yet, or a bridge whose ports are still down. The kernel still has them.
   for (const i of ipAddrShow()) if (!out.some((o) => o.name === i.name && o.address === i.address)) out.push(i);
@@ -86,9 +86,10 @@ export const linkMtu = (name: string): number | undefined => linkNumber(name, 'm
  */
 export function resolveIface(spec: string | undefined): Iface {
   const pick = (list: Iface[]): Iface | undefined => (spec ? list.find((i) => i.name === spec || i.address === spec) : list.find((i) => !i.loopback));
-  const quick = pick(nodeIfaces());
+  const fromNode = nodeIfaces();
+  const quick = pick(fromNode);
   if (quick) return quick;
-  const list = listIfaces();
+  const list = withKernel(fromNode);
   const hit = pick(list) ?? (spec ? undefined : list.find((i) => i.loopback));
   if (hit) return hit;
   if (spec) throw new IfaceError(`no IPv4 interface named or addressed "${spec}" (have: ${list.map((i) => `${i.name}=${i.address}`).join(', ') || 'none'})`);
