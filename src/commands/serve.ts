@@ -96,28 +96,27 @@ async function closeOnError<T>(source: { close(): Promise<void> }, make: () => P
 async function serve(o: Options, s: ServeSettings, image: Served, label: string): Promise<number> {
   const { net: n, signer, secret } = s;
   const name = o.str('name') ?? (label.split('/').pop() || hostname());
-  let hub: Hub | undefined;
-  let ui: MasterUi | undefined;
+  // Should the screen fail to start, the image is closed all the same.
+  const ui = await closeOnError(image.stream, () => masterUi(o, {
+    image: name, size: image.built.manifest.targetSize, group: n.group, port: n.port,
+    mode: [s.protocol, signer ? 'signed' : '', secret ? 'sealed' : ''].filter(Boolean).join(', '),
+  }));
+  const log = ui.log;
+  let control: MasterControl | undefined;
+  onSignal((sig) => control?.abort(`${sig}`));
+  const clientTimeout = o.num('client-timeout') ?? 30;
+  // Relays (must relay --upstream THIS) take the session over TCP on the control port.
+  const hub = new Hub({
+    address: n.iface.address, port: n.port, log, linkTimeout: clientTimeout * 1000,
+    serving: async () => ({
+      session: {
+        streamSize: image.stream.size, caps: (image.mapped ? Caps.Mapped : 0) | (secret ? Caps.Sealed : 0), kind: image.built.manifest.kind,
+        digest: image.built.digest, name, manifest: image.built.bytes,
+      },
+      source: image.stream,
+    }),
+  });
   try {
-    const u = ui = await masterUi(o, {
-      image: name, size: image.built.manifest.targetSize, group: n.group, port: n.port,
-      mode: [s.protocol, signer ? 'signed' : '', secret ? 'sealed' : ''].filter(Boolean).join(', '),
-    });
-    const { log } = u;
-    let control: MasterControl | undefined;
-    onSignal((sig) => control?.abort(`${sig}`));
-    const clientTimeout = o.num('client-timeout') ?? 30;
-    // Relays (must relay --upstream THIS) take the session over TCP on the control port.
-    hub = new Hub({
-      address: n.iface.address, port: n.port, log, linkTimeout: clientTimeout * 1000,
-      serving: async () => ({
-        session: {
-          streamSize: image.stream.size, caps: (image.mapped ? Caps.Mapped : 0) | (secret ? Caps.Sealed : 0), kind: image.built.manifest.kind,
-          digest: image.built.digest, name, manifest: image.built.bytes,
-        },
-        source: image.stream,
-      }),
-    });
     await hub.listen();
     const result = await runMaster({
       pxe: s.pxe, signer, hub,
@@ -125,13 +124,13 @@ async function serve(o: Options, s: ServeSettings, image: Served, label: string)
       image, name, ...n,
       protocol: s.protocol, rate: o.num('rate'), mtu: s.mtu,
       ttl: s.ttl, lans: s.lans, minClients: s.minClients, wait: s.wait, clientTimeout, maxBehind: o.num('max-behind') ?? 0, log,
-      onReady: (c) => { control = c; u.follow(c); },
+      onReady: (c) => { control = c; ui.follow(c); },
     });
-    u.finished(result);
+    ui.finished(result);
     return result.ok ? 0 : 1;
   } finally {
-    hub?.close();
-    await ui?.close();
+    hub.close();
+    await ui.close();
     await image.stream.close();
     process.stdin.pause();
   }

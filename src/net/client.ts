@@ -14,6 +14,7 @@ import { type Transmit, countsText } from '../session/types.ts';
 import type { Iface } from './iface.ts';
 import { Pump } from './pump.ts';
 import { closeAll, groupSocket, unicastSocket } from './udp.ts';
+import type dgram from 'node:dgram';
 
 /** A target to write, and how a growable file learns the image's size. */
 export type ClientTarget = ByteTarget & { fit?(size: number): Promise<void> };
@@ -108,16 +109,17 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   };
   // The unicast socket; then control/data, feedback, and the classic pair: the session's mode
   // decides which carry traffic. The two that carry the image take their datagrams in batches.
-  const opening = await Promise.allSettled([unicastSocket(sockOpts, input), ...[0, 1, 2, 3].map((i) => groupSocket(sockOpts, o.port + i, input, i % 2 === 0))]);
-  const sockets = opening.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  const failed = opening.find((r) => r.status === 'rejected');
-  if (failed) {
+  const sockets: dgram.Socket[] = [];
+  try {
+    sockets.push(await unicastSocket(sockOpts, input));
+    for (let i = 0; i < 4; i++) sockets.push(await groupSocket(sockOpts, o.port + i, input, i % 2 === 0));
+  } catch (e) {
     // The target is this function's to close, also when the session cannot start.
     closeAll(sockets);
     await target.close();
-    throw failed.reason;
+    throw e;
   }
-  const [ctl, ...groups] = sockets as [typeof sockets[number], ...typeof sockets];
+  const ctl = sockets[0]!, groups = sockets.slice(1);
   const send = (t: Transmit): boolean => {
     const [port, address] = t.dest.kind === 'group' ? [t.dest.port, o.group] : [t.dest.to.port, t.dest.to.address];
     ctl.send(t.parts, port, address);
