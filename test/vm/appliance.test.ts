@@ -38,7 +38,7 @@ test('kernel + initramfs: drivers, DHCP, the hardware summary, and the client sc
     await vm.waitFor(/MUST: drivers: \d+ modules loaded/, BOOT);
     await vm.waitFor(/MUST: network: eth0 inet 10\.0\.2\.15/, BOOT);
     await vm.waitFor(/must client --disk auto --yes --after reboot \(screen on tty1, events on ttyS0\)/, BOOT);
-    // The events reach the serial console as lines; systeminformation (and the fallbacks) found the hardware.
+    // The events reach the serial console as lines; sysfs and procfs gave the hardware.
     await vm.waitFor(/searching client=pc-\w+ .*target="chosen when the master is found"/, BOOT);
     const hw = await vm.waitFor(/hardware model=.* nics="eth0 52:54:00:12:34:56 [^"]* 10\.0\.2\.15" disks="\/dev\/vda 64\.0 MiB [^"]*"/, BOOT);
     assert.doesNotMatch(hw[0], /model=unknown|cpu=unknown/, hw[0]);
