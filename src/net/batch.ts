@@ -324,7 +324,7 @@ export class BatchWriter {
   /** Queue one datagram (its parts, copied). Only when `ready`. */
   add(parts: readonly Uint8Array[]): void {
     let length = 0;
-    for (const p of parts) length += p.length;
+    for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
     if (length > MESSAGE) throw new RangeError(`a datagram of ${length} bytes`);
     // A message holds full datagrams, and may end with one shorter datagram.
     const join = this.open && length <= this.segment;
@@ -332,11 +332,12 @@ export class BatchWriter {
     const k = join ? this.count - 1 : this.count++;
     if (!join) { this.datagrams[k] = 0; this.bytes[k] = 0; }
     let at = k * MESSAGE + this.bytes[k]!;
-    for (const p of parts) { this.data.set(p, at); at += p.length; }
+    for (let i = 0; i < parts.length; i++) { const p = parts[i]!; this.data.set(p, at); at += p.length; }
     this.bytes[k] = this.bytes[k]! + length;
     this.datagrams[k] = this.datagrams[k]! + 1;
     this.open = this.perMessage > 1 && length === this.segment && this.datagrams[k]! < this.perMessage;
-    this.meta.setBigUint64(this.iovAt + k * IOVEC + 8, BigInt(this.bytes[k]!), true); // iov_len
+    // iov_len: its upper half stays zero (a message is under 64 KiB), and a BigInt per datagram would be garbage.
+    this.meta.setUint32(this.iovAt + k * IOVEC + 8, this.bytes[k]!, true);
   }
 
   /** Hand what waits to the kernel; true when nothing is left waiting. */
