@@ -347,7 +347,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   log.info('finished', {
     ok, clients: clients.length + remote.length, verified: clients.filter((c) => c.state === 'verified').length + remote.filter((p) => p.state === 'verified').length, relays: relays.length || undefined, seconds: seconds.toFixed(1),
     sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, inPass: s.passRepairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
-    blocks: sender.geo.blocks, acksByLan: countsText(s.acksByLan), rejected: countsText(s.drops),
+    blocks: sender.geo.blocks, acksByLan: countsText(s.acksByLan), solicited: s.solicited, rejected: countsText(s.drops),
   });
   return { ok, clients, relays, seconds, sender };
 }

@@ -4,7 +4,7 @@
 import { DecodeError, Reader, Writer, utf8 } from './bytes.ts';
 import {
   type AckMsg, type AnnounceMsg, type AuthMsg, type ClientId, type DataMsg, type DoneAckMsg, type DoneMsg, type DropMsg,
-  type JoinMsg, type Message, type RepairRequestMsg, type StatusMsg, type WelcomeMsg,
+  type JoinMsg, type Message, type RepairRequestMsg, type SolicitMsg, type StatusMsg, type WelcomeMsg,
   Caps, ClientPhase, DoneResult, ImageKind, MsgType, Phase, WireMode,
 } from './messages.ts';
 
@@ -37,6 +37,7 @@ export const HEADER_LENGTH: Record<MsgType, number> = {
   [MsgType.DoneAck]: 20,
   [MsgType.Drop]: 20,
   [MsgType.Auth]: 24,
+  [MsgType.Solicit]: 20,
 };
 
 /** Largest UDP payload for a path MTU (IPv4 20 + UDP 8). */
@@ -152,7 +153,8 @@ export function encode(m: Exclude<Message, DataMsg>): Uint8Array {
       return w.text(name).done();
     }
     case MsgType.Welcome:
-    case MsgType.DoneAck: {
+    case MsgType.DoneAck:
+    case MsgType.Solicit: {
       const w = new Writer(HEADER_LENGTH[m.type]);
       return header(w, m.type, 0, m.session).put(clientIdBytes(m.client)).done();
     }
@@ -286,6 +288,8 @@ export function decode(bytes: Uint8Array): Message {
       return { type: t, session, client: readClient(r) } satisfies WelcomeMsg;
     case MsgType.DoneAck:
       return { type: t, session, client: readClient(r) } satisfies DoneAckMsg;
+    case MsgType.Solicit:
+      return { type: t, session, client: readClient(r) } satisfies SolicitMsg;
     case MsgType.Status: {
       const client = readClient(r);
       const phase = r.u8('phase');

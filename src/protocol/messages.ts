@@ -13,6 +13,7 @@ export const MsgType = {
   DoneAck: 9,
   Drop: 10,
   Auth: 11,
+  Solicit: 12,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -217,6 +218,17 @@ export interface DropMsg {
   signature?: Uint8Array;
 }
 
+/**
+ * A client that has heard no ANNOUNCE yet asks for one (to the group's port p+1, where a master
+ * with the default ports listens): a client started just after an ANNOUNCE need not wait for the
+ * next. The session is unknown to it (0).
+ */
+export interface SolicitMsg {
+  type: typeof MsgType.Solicit;
+  session: number;
+  client: ClientId;
+}
+
 export type Message =
   | DataMsg
   | AckMsg
@@ -228,4 +240,5 @@ export type Message =
   | DoneMsg
   | DoneAckMsg
   | DropMsg
-  | AuthMsg;
+  | AuthMsg
+  | SolicitMsg;

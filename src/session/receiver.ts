@@ -208,6 +208,8 @@ export class Receiver {
     this.storage = storage;
     this.rng = rng;
     this.lastHeardMaster = now;
+    // A master already serving need not be waited for until its next ANNOUNCE: ask it for one now.
+    this.send({ dest: { kind: 'group', port: cfg.controlPort + 1 }, parts: [encode({ type: MsgType.Solicit, session: 0, client: cfg.id })] });
   }
 
   private tunables(mode: WireMode): TransferParams {
@@ -249,6 +251,7 @@ export class Receiver {
       return this.reject(e.reason, from, now);
     }
     if (m.type === MsgType.Announce) return this.onAnnounce(m, bytes, from, now);
+    if (m.type === MsgType.Solicit) return; // another client asking the master, not us
     if (!a || m.session !== a.session) return this.reject('session', from, now);
     switch (m.type) {
       case MsgType.Ack:

@@ -109,6 +109,8 @@ export interface SenderStats {
   passRepairSent: number;
   /** ACK datagrams by the LAN they came from. */
   acksByLan: Record<string, number>;
+  /** ANNOUNCEs sent because a SOLICIT asked for one. */
+  solicited: number;
   drops: DropCounts;
 }
 
@@ -124,6 +126,8 @@ const WIRE_OVERHEAD = 42;
 const PACE_CREDIT = 8;
 /** ms after a change of phase or epoch at which its ANNOUNCE is repeated. */
 const ANNOUNCE_ECHO = 20;
+/** ms between two ANNOUNCEs that SOLICITs ask for, at least (anyone can send one: it must not make the master a multicast loudspeaker). */
+const SOLICIT_GAP = 20;
 
 export class Sender {
   /** A JOIN from an active client this long after its last one is a restart, not a retry. */
@@ -135,7 +139,7 @@ export class Sender {
   readonly clients = new Map<ClientId, ClientRecord>();
   readonly stats: SenderStats = {
     dataSent: 0, repairSent: 0, authSent: 0, bytesSent: 0, ackDatagrams: 0, blocksAcked: 0, usefulAcks: 0, blocksTimedOut: 0,
-    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, passRepairSent: 0, acksByLan: {}, drops: {},
+    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, passRepairSent: 0, acksByLan: {}, solicited: 0, drops: {},
   };
   readonly tout: AdaptiveTimeout;
   readonly rate: RateController;
@@ -157,6 +161,8 @@ export class Sender {
   /** Stream bytes present (a relay passes the stream on while it arrives; a master has it all). */
   private available = Infinity;
   private lastJoinAt = -Infinity;
+  /** When a SOLICIT last had an ANNOUNCE sent. */
+  private lastSolicitedAt = -Infinity;
   private startRequested = false;
   private doneAt = 0;
   // TRANSFER
@@ -254,6 +260,14 @@ export class Sender {
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
       return this.reject(e.reason, from, now);
+    }
+    // A client that knows no session yet asks for an ANNOUNCE; one answers every client that asked meanwhile.
+    if (m.type === MsgType.Solicit) {
+      if (this.finished || now - this.lastSolicitedAt < SOLICIT_GAP) return;
+      this.lastSolicitedAt = now;
+      this.stats.solicited++;
+      this.control.push(this.announcement());
+      return;
     }
     if (m.session !== this.cfg.session) return this.reject('session', from, now);
     switch (m.type) {

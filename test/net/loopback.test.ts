@@ -62,6 +62,9 @@ test('a client killed mid-transfer and restarted, and one started late, both end
   assert.equal(m.code, 0, m.out.slice(-2000));
   assert.match(m.out, /rejoined client=victim/);
   assert.match(m.out, /joined client=late/);
+  // The two that started while the master was serving asked for an ANNOUNCE (SOLICIT) and had one at once.
+  const solicited = Number(/finished ok=true .*solicited=(\d+)/.exec(m.out)?.[1]);
+  assert.ok(solicited >= 2, `the master answered ${solicited} SOLICITs`);
   for (const n of ['steady', 'victim', 'late']) assert.equal(await sha256File(t(n)), img.digest, `${n} differs`);
 });
 

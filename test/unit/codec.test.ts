@@ -36,6 +36,7 @@ const samples: Array<Exclude<Message, DataMsg>> = [
   { type: MsgType.Done, session: 3, client: 'abcdefabcdefabcd', result: 1, digest, reason: '' },
   { type: MsgType.Done, session: 3, client: 'abcdefabcdefabcd', result: 2, digest, reason: 'write error at byte 4096 on /dev/sda' },
   { type: MsgType.DoneAck, session: 3, client: 'abcdefabcdefabcd' },
+  { type: MsgType.Solicit, session: 0, client: 'abcdefabcdefabcd' },
   { type: MsgType.Drop, session: 3, client: 'abcdefabcdefabcd', reason: 'dropped by the operator' },
   { type: MsgType.Drop, session: 3, client: 'abcdefabcdefabcd', reason: 'signed', signature: Uint8Array.from({ length: 64 }, (_, i) => i) },
   { type: MsgType.Auth, session: 3, first: 2 ** 40 + 64, hashes: Uint8Array.from({ length: 64 * 16 }, (_, i) => i * 3), signature: Uint8Array.from({ length: 64 }, (_, i) => i) },

