@@ -1,8 +1,8 @@
 // The hardware summary on the client's screen, read from the kernel alone: sysfs (DMI, NICs,
 // disks), procfs and os. No process is started: the summary is read while a client starts and
-// its transfer begins, and tools such as dmidecode, lsblk and lscpu (systeminformation, before)
-// took 0.13-0.18 s of a client's CPU in about 27 processes. A field says "unknown" only when
-// the kernel says nothing. Never throws.
+// its transfer begins, and systeminformation (before) ran about 27 processes for it, dmidecode,
+// lsblk and lscpu among them: about 0.1 s of a client's CPU (bench/RESULTS.md). A field says
+// "unknown" only when the kernel says nothing. Never throws.
 
 import { readFile, readdir } from 'node:fs/promises';
 import { cpus, networkInterfaces as osNics, totalmem } from 'node:os';
@@ -27,7 +27,7 @@ const sysText = async (p: string): Promise<string> => (await readFile(p, 'utf8')
 const meaningful = (s: string | undefined): string => (s && !/^(-|none|not specified|to be filled by o\.e\.m\.|default string|system product name)$/i.test(s.trim()) ? s.trim() : '');
 
 /** The machine's maker and model, as its firmware gives them (DMI), or a device tree's model (boards). */
-async function machineModel(sys = '/sys'): Promise<string> {
+async function machineModel(sys: string): Promise<string> {
   const dmi = (f: string): Promise<string> => sysText(join(sys, 'class/dmi/id', f)).then(meaningful);
   const fromDmi = [await dmi('sys_vendor'), await dmi('product_name')].filter(Boolean).join(' ');
   // A device tree's strings end in a NUL.
@@ -64,7 +64,7 @@ async function nics(sys: string): Promise<Nic[]> {
 }
 
 /** What kind of disk, as far as the kernel tells: spinning or not (queue/rotational) where that means something, and the bus. */
-async function diskKind(d: Disk, sys = '/sys'): Promise<string> {
+async function diskKind(d: Disk, sys: string): Promise<string> {
   // A loop device's or a virtual disk's "rotational" says nothing of the medium behind it.
   const medium = d.transport === 'nvme' ? 'SSD'
     : d.transport === 'loop' || d.transport === 'virtio' || d.transport === 'other' ? ''
