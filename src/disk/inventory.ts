@@ -24,7 +24,8 @@ export interface Disk {
 /** Volume id of the appliance's ISO (image/appliance.json keeps the same). */
 export const APPLIANCE_VOLUME = 'MUST_APPLIANCE';
 
-const text = async (p: string): Promise<string> => (await readFile(p, 'utf8').catch(() => '')).trim();
+/** A sysfs (or procfs) file's text, trimmed; '' when it cannot be read. */
+export const text = async (p: string): Promise<string> => (await readFile(p, 'utf8').catch(() => '')).trim();
 
 export async function listDisks(sys = '/sys', dev = '/dev'): Promise<Disk[]> {
   const names = (await readdir(join(sys, 'block')).catch(() => [] as string[])).sort();

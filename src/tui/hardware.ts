@@ -4,10 +4,10 @@
 // lsblk and lscpu among them: about 0.1 s of a client's CPU (bench/RESULTS.md). A field says
 // "unknown" only when the kernel says nothing. Never throws.
 
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { cpus, networkInterfaces as osNics, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { type Disk, listDisks } from '../disk/inventory.ts';
+import { type Disk, listDisks, text } from '../disk/inventory.ts';
 
 export interface Nic { name: string; mac: string; speed: string; address: string }
 export interface DiskInfo { path: string; model: string; size: number; type: string; serial: string }
@@ -22,16 +22,15 @@ export interface Hardware {
 
 const UNKNOWN = 'unknown';
 
-const sysText = async (p: string): Promise<string> => (await readFile(p, 'utf8').catch(() => '')).trim();
 /** Placeholder strings firmware fills DMI fields with. */
 const meaningful = (s: string | undefined): string => (s && !/^(-|none|not specified|to be filled by o\.e\.m\.|default string|system product name)$/i.test(s.trim()) ? s.trim() : '');
 
 /** The machine's maker and model, as its firmware gives them (DMI), or a device tree's model (boards). */
 async function machineModel(sys: string): Promise<string> {
-  const dmi = (f: string): Promise<string> => sysText(join(sys, 'class/dmi/id', f)).then(meaningful);
+  const dmi = (f: string): Promise<string> => text(join(sys, 'class/dmi/id', f)).then(meaningful);
   const fromDmi = [await dmi('sys_vendor'), await dmi('product_name')].filter(Boolean).join(' ');
   // A device tree's strings end in a NUL.
-  return fromDmi || meaningful((await sysText(join(sys, 'firmware/devicetree/base/model'))).replace(/\0+$/, '')) || UNKNOWN;
+  return fromDmi || meaningful((await text(join(sys, 'firmware/devicetree/base/model'))).replace(/\0+$/, '')) || UNKNOWN;
 }
 
 /** The processor, as /proc/cpuinfo names it (os.cpus()), and its cores. */
@@ -52,11 +51,11 @@ async function nics(sys: string): Promise<Nic[]> {
   const names = (await readdir(join(sys, 'class/net')).catch(() => [] as string[])).filter((n) => n !== 'lo').sort();
   return Promise.all(names.map(async (name) => {
     // speed in Mbit/s; sysfs says -1 (or fails) when the link is down.
-    const mbit = Number(await sysText(`${sys}/class/net/${name}/speed`));
-    const carrier = await sysText(`${sys}/class/net/${name}/carrier`);
+    const mbit = Number(await text(`${sys}/class/net/${name}/speed`));
+    const carrier = await text(`${sys}/class/net/${name}/carrier`);
     return {
       name,
-      mac: await sysText(`${sys}/class/net/${name}/address`) || os[name]?.[0]?.mac || UNKNOWN,
+      mac: await text(`${sys}/class/net/${name}/address`) || os[name]?.[0]?.mac || UNKNOWN,
       speed: mbit > 0 ? (mbit >= 1000 ? `${mbit / 1000} Gbit/s` : `${mbit} Mbit/s`) : carrier === '0' ? 'no link' : UNKNOWN,
       address: v4(name) || 'no address',
     };
@@ -68,7 +67,7 @@ async function diskKind(d: Disk, sys: string): Promise<string> {
   // A loop device's or a virtual disk's "rotational" says nothing of the medium behind it.
   const medium = d.transport === 'nvme' ? 'SSD'
     : d.transport === 'loop' || d.transport === 'virtio' || d.transport === 'other' ? ''
-    : ({ '0': 'SSD', '1': 'HDD' } as Record<string, string>)[await sysText(join(sys, 'block', d.name, 'queue/rotational'))] ?? '';
+    : ({ '0': 'SSD', '1': 'HDD' } as Record<string, string>)[await text(join(sys, 'block', d.name, 'queue/rotational'))] ?? '';
   return [medium, d.transport].filter(Boolean).join(', ');
 }
 
