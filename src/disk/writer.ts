@@ -183,7 +183,8 @@ interface Write {
 }
 
 /** A chunk whose stream bytes gather in memory, at their offsets in `bytes`. */
-interface Held { readonly k: number; readonly chunk: Chunk; readonly bytes: Buffer }
+/** A chunk gathering in memory. Its bytes [0, end) are those offered, or zeros where none was (yet). */
+interface Held { readonly k: number; readonly chunk: Chunk; readonly bytes: Buffer; end: number }
 
 /** A check, to run once the first `after` writes ever queued have landed. */
 type Check =
@@ -355,12 +356,14 @@ export class WriteQueue implements ClientStorage {
     if (!h) {
       if (this.queued + length > this.limit) return false;
       while ((this.held.size + 1) * this.holdSize > this.holdLimit) this.spill(this.held.values().next().value!);
-      const buf = this.spareHolds.pop() ?? Buffer.allocUnsafeSlow(this.holdSize);
-      // Zeros where packets are still to come, should the chunk go to the target before it is whole.
-      buf.fill(0, 0, chunk.streamLength);
-      this.held.set(k, h = { k, chunk, bytes: buf });
+      this.held.set(k, h = { k, chunk, bytes: this.spareHolds.pop() ?? Buffer.allocUnsafeSlow(this.holdSize), end: 0 });
     }
+    // Zeros where packets are still to come, should the chunk go to the target before it is whole: put
+    // over the gaps as they open, not over each buffer first (packets come mostly in order, and a 1 MiB
+    // fill per chunk was a second pass over every byte a PC receives).
+    if (at > h.end) h.bytes.fill(0, h.end, at);
     h.bytes.set(bytes.subarray(from, from + length), at);
+    if (at + length > h.end) h.end = at + length;
     return true;
   }
 
@@ -369,6 +372,7 @@ export class WriteQueue implements ClientStorage {
     this.held.delete(h.k);
     this.onDisk.set(h.k);
     this.spilled++;
+    h.bytes.fill(0, h.end, h.chunk.streamLength);
     this.writeChunk(h.chunk, h.bytes.subarray(0, h.chunk.streamLength), true, (failed) => {
       this.recycle(h.bytes);
       for (const f of failed) this.on.writeError(f.offset, f.length, f.error);
@@ -448,6 +452,7 @@ export class WriteQueue implements ClientStorage {
 
   /** Check held chunk h where it is, unpack it if packed, and write its raw bytes in place. */
   private async place(h: Held): Promise<void> {
+    h.bytes.fill(0, h.end, h.chunk.streamLength);
     const u = await unpack(h.chunk, h.bytes.subarray(0, h.chunk.streamLength));
     const done = (): void => { this.placing--; this.recycle(h.bytes); };
     if (!u.ok) {

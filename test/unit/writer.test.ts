@@ -362,6 +362,33 @@ test('write queue: past its memory for held chunks the oldest goes to the target
   assert.equal(q.queuedBytes, 0);
 });
 
+test('write queue: a chunk that goes to the target before it is whole has zeros in its holes, not the bytes of the chunk its buffer held before', async () => {
+  const SIZE = 256 << 10, PACKET = 1448;
+  const target = new MemoryTarget(4 * SIZE);
+  const q = new WriteQueue(target, events, 64 << 20, 2 * SIZE);
+  const streams = [0, 1, 2, 3].map((k) => Uint8Array.from({ length: SIZE }, (_, i) => 1 + ((i * 11 + k * 5 + (i >> 8)) % 255)));
+  const chunks: Chunk[] = streams.map((b, k) => ({ codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents: [{ offset: k * SIZE, length: SIZE }], digest: sha256(b), rawDigest: sha256(b) }));
+  q.known(chunks);
+  // Chunk 0 whole: checked, written, and its buffer goes back to the pool.
+  offerStream(q, chunks, streams, 0, 0, SIZE);
+  q.finish(0, chunks[0]!);
+  await q.drain();
+  // Chunk 1 (in chunk 0's buffer) lacks its second and last packets; chunks 2 and 3 need two more buffers,
+  // one past the memory for held chunks, so chunk 1 goes to the target as it stands.
+  offerStream(q, chunks, streams, 1, 0, PACKET);
+  offerStream(q, chunks, streams, 1, 2 * PACKET, SIZE - PACKET);
+  offerStream(q, chunks, streams, 2, 0, SIZE);
+  assert.equal(q.spilled, 0);
+  offerStream(q, chunks, streams, 3, 0, PACKET);
+  assert.equal(q.spilled, 1);
+  await q.drain();
+  const on = target.bytes.subarray(SIZE, 2 * SIZE);
+  assert.ok(on.subarray(PACKET, 2 * PACKET).every((b) => b === 0), 'a hole in the middle holds zeros');
+  assert.ok(on.subarray(SIZE - PACKET).every((b) => b === 0), 'the missing end holds zeros');
+  assert.ok(Buffer.from(on.subarray(0, PACKET)).equals(streams[1]!.subarray(0, PACKET)));
+  assert.ok(Buffer.from(on.subarray(2 * PACKET, SIZE - PACKET)).equals(streams[1]!.subarray(2 * PACKET, SIZE - PACKET)));
+});
+
 test('write queue: bytes said to lie past the stream of a held chunk send the whole chunk to the target, where it is read back', async () => {
   const SIZE = 64 << 10, PACKET = 1448;
   const target = new MemoryTarget(2 * SIZE);
