@@ -182,8 +182,7 @@ interface Write {
   answer?: (error: Error | undefined) => void;
 }
 
-/** A chunk whose stream bytes gather in memory, at their offsets in `bytes`. */
-/** A chunk gathering in memory. Its bytes [0, end) are those offered, or zeros where none was (yet). */
+/** A chunk whose stream bytes gather in memory, at their offsets in `bytes`: [0, end) are those offered, or zeros where none was (yet). */
 interface Held { readonly k: number; readonly chunk: Chunk; readonly bytes: Buffer; end: number }
 
 /** A check, to run once the first `after` writes ever queued have landed. */

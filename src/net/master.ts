@@ -164,7 +164,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   /** The page the last image bytes came from (-1: none since the cache was cleared). */
   let usedPage = -1;
   // The pass begins with the image's first pages: they are read while the master waits for its PCs,
-  // not once the first has joined (a read of 12 MiB then held the first datagrams back by 10-20 ms).
+  // not once the first has joined (a read of 12 MiB then held the first datagrams back by about 10 ms).
   if (!o.arriving) {
     cachedEpoch = sender.epoch;
     cache.load(0, 1, 2).catch(() => {});
