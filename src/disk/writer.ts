@@ -366,13 +366,18 @@ export class WriteQueue implements ClientStorage {
     return true;
   }
 
+  /** Held chunk h's stream bytes as they stand, zeros where none was offered. */
+  private stream(h: Held): Uint8Array {
+    h.bytes.fill(0, h.end, h.chunk.streamLength);
+    return h.bytes.subarray(0, h.chunk.streamLength);
+  }
+
   /** Held chunk h goes to the target as it stands; the rest of its bytes follow it there, and it is read back when whole. */
   private spill(h: Held): void {
     this.held.delete(h.k);
     this.onDisk.set(h.k);
     this.spilled++;
-    h.bytes.fill(0, h.end, h.chunk.streamLength);
-    this.writeChunk(h.chunk, h.bytes.subarray(0, h.chunk.streamLength), true, (failed) => {
+    this.writeChunk(h.chunk, this.stream(h), true, (failed) => {
       this.recycle(h.bytes);
       for (const f of failed) this.on.writeError(f.offset, f.length, f.error);
     });
@@ -451,8 +456,7 @@ export class WriteQueue implements ClientStorage {
 
   /** Check held chunk h where it is, unpack it if packed, and write its raw bytes in place. */
   private async place(h: Held): Promise<void> {
-    h.bytes.fill(0, h.end, h.chunk.streamLength);
-    const u = await unpack(h.chunk, h.bytes.subarray(0, h.chunk.streamLength));
+    const u = await unpack(h.chunk, this.stream(h));
     const done = (): void => { this.placing--; this.recycle(h.bytes); };
     if (!u.ok) {
       done();
