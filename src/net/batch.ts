@@ -29,6 +29,7 @@ const MMSGHDR = 64;
 const IOVEC = 16;
 const SOCKADDR_IN = 16;
 const MSG_DONTWAIT = 0x40;
+const AF_INET = 2;
 
 type RecvMmsg = (fd: number, vec: bigint, vlen: number, flags: number, timeout: bigint) => number;
 type SendMmsg = (fd: number, vec: bigint, vlen: number, flags: number) => number;
@@ -187,11 +188,11 @@ const POLL_MS = 1;
  * libuv would wake for every few datagrams and deliver the first of them through dgram. The
  * first tick that finds the socket empty hands it back to libuv. Datagrams wait up to a tick,
  * and the socket's receive buffer must hold what arrives while a timer is late: the caller
- * decides whether it is large enough.
+ * decides whether it is large enough. Several sockets that carry one stream (add()) are
+ * polled together: `read` empties them all.
  */
 export class Poller {
-  private readonly start: () => number;
-  private readonly stop: () => number;
+  private readonly handles: Array<{ start: () => number; stop: () => number }> = [];
   private readonly read: () => number;
   private timer: NodeJS.Timeout | undefined;
   /** Times polling began, and ticks that read the socket. */
@@ -200,33 +201,41 @@ export class Poller {
 
   /** A poller for `s`, or undefined where dgram's handle does not offer to stop and start reading. */
   static for(s: dgram.Socket, read: () => number): Poller | undefined {
-    const h = handleOf(s);
-    const start = h?.recvStart, stop = h?.recvStop;
-    if (typeof start !== 'function' || typeof stop !== 'function') return undefined;
-    const p = new Poller(() => start.call(h) as number, () => stop.call(h) as number, read);
-    s.once('close', () => p.end());
-    return p;
+    const p = new Poller(read);
+    return p.add(s) ? p : undefined;
   }
 
-  private constructor(start: () => number, stop: () => number, read: () => number) {
-    this.start = start;
-    this.stop = stop;
+  private constructor(read: () => number) {
     this.read = read;
+  }
+
+  /** Poll `s` too (`read` must empty it as well); false where its handle does not offer it. */
+  add(s: dgram.Socket): boolean {
+    const h = handleOf(s);
+    const start = h?.recvStart, stop = h?.recvStop;
+    if (typeof start !== 'function' || typeof stop !== 'function') return false;
+    this.handles.push({ start: () => start.call(h) as number, stop: () => stop.call(h) as number });
+    s.once('close', () => this.end());
+    return true;
   }
 
   get polling(): boolean { return this.timer !== undefined; }
 
   /** A datagram came through libuv: poll from now on, while datagrams keep coming. */
   busy(): void {
-    if (this.timer || this.stop() !== 0) return;
+    if (this.timer) return;
+    if (this.handles.some((h) => h.stop() !== 0)) return this.resume();
     this.spells++;
     this.timer = setInterval(() => {
       this.ticks++;
       if (this.read() > 0) return;
       this.end();
-      this.start();
+      this.resume();
     }, POLL_MS);
   }
+
+  /** libuv reads the sockets again. */
+  private resume(): void { for (const h of this.handles) h.start(); }
 
   private end(): void {
     clearInterval(this.timer);
@@ -240,7 +249,8 @@ const IPPROTO_UDP = 17, UDP_SEGMENT = 103;
 const MESSAGE = 65507;
 
 /**
- * Datagrams for a connected socket, sent in batches by sendmmsg.
+ * Datagrams sent in batches by sendmmsg: to where a connected socket is connected, or each to the
+ * address add() names (an unconnected socket).
  *
  * With `segment` (the size of a full DATA datagram), consecutive full datagrams share one
  * message, and the kernel cuts it into datagrams of that size (UDP segmentation offload,
@@ -256,8 +266,14 @@ export class BatchWriter {
   private readonly data: Uint8Array;
   private readonly meta: DataView;
   private readonly iovAt = BATCH * MMSGHDR;
+  private readonly nameAt = BATCH * (MMSGHDR + IOVEC);
+  private readonly metaAddress: bigint;
+  /** Each message's destination (undefined: the connected peer). */
+  private readonly dests: (Endpoint | undefined)[] = new Array<Endpoint | undefined>(BATCH).fill(undefined);
   /** The size of a full datagram, and how many share a message (1: no segmentation). */
   private readonly segment: number;
+  /** Whom the datagrams go to, as an error names it. */
+  private readonly whom: string;
   private perMessage = 1;
   /** Messages [head, count) are filled and not yet taken by the kernel; their datagrams and bytes. */
   private head = 0;
@@ -267,33 +283,35 @@ export class BatchWriter {
   /** Whether the last message can take another datagram. */
   private open = false;
   /** Datagrams taken out of their messages when segmentation was refused, still to go. */
-  private backlog: Uint8Array[] = [];
+  private backlog: Array<{ bytes: Uint8Array; to: Endpoint | undefined }> = [];
   /** Datagrams the kernel took, and the system calls that gave them. */
   sent = 0;
   calls = 0;
 
   /**
-   * A writer for the connected socket `s`, or undefined where batching is not available.
-   * `segment`: the size of a full datagram, to segment (0: a message per datagram).
+   * A writer for the socket `s`, or undefined where batching is not available. `segment`: the size
+   * of a full datagram, to segment (0: a message per datagram).
    */
-  static for(s: dgram.Socket, segment = 0, calls?: Partial<Ffi>): BatchWriter | undefined {
+  static for(s: dgram.Socket, segment = 0, calls?: Partial<Ffi>, whom = 'the group'): BatchWriter | undefined {
     const f = syscalls();
     const fd = descriptor(s);
-    return f && fd >= 0 ? new BatchWriter(fd, { ...f, ...calls }, segment) : undefined;
+    return f && fd >= 0 ? new BatchWriter(fd, { ...f, ...calls }, segment, whom) : undefined;
   }
 
-  private constructor(fd: number, f: Ffi, segment: number) {
+  private constructor(fd: number, f: Ffi, segment: number, whom: string) {
+    this.whom = whom;
     this.fd = fd;
     this.f = f;
     this.segment = segment;
     const data = new ArrayBuffer(BATCH * MESSAGE);
-    const meta = new ArrayBuffer(BATCH * (MMSGHDR + IOVEC) + 4);
+    const meta = new ArrayBuffer(BATCH * (MMSGHDR + IOVEC + SOCKADDR_IN) + 4);
     this.data = new Uint8Array(data);
     this.meta = new DataView(meta);
     const d = f.pointer(data), m = f.pointer(meta);
+    this.metaAddress = m;
     for (let i = 0; i < BATCH; i++) {
       const h = i * MMSGHDR, iov = this.iovAt + i * IOVEC;
-      // msg_name stays NULL: the socket is connected.
+      // msg_name stays NULL (the connected peer) until add() names a destination.
       this.meta.setBigUint64(h + 16, m + BigInt(iov), true); // msg_iov
       this.meta.setBigUint64(h + 24, 1n, true); // msg_iovlen
       this.meta.setBigUint64(iov, d + BigInt(i * MESSAGE), true); // iov_base
@@ -303,7 +321,7 @@ export class BatchWriter {
   }
 
   private setSegment(size: number): boolean {
-    const opt = BATCH * (MMSGHDR + IOVEC);
+    const opt = BATCH * (MMSGHDR + IOVEC + SOCKADDR_IN);
     this.meta.setInt32(opt, size, true);
     return this.f.setsockopt(this.fd, IPPROTO_UDP, UDP_SEGMENT, this.vec + BigInt(opt), 4) === 0;
   }
@@ -321,16 +339,19 @@ export class BatchWriter {
   /** Whether add() has room (flushing first when every message is filled). */
   get ready(): boolean { return this.backlog.length === 0 && (this.count < BATCH || this.open || this.flush()); }
 
-  /** Queue one datagram (its parts, copied). Only when `ready`. */
-  add(parts: readonly Uint8Array[]): void {
+  /**
+   * Queue one datagram (its parts, copied), to `to` (an IPv4 address; undefined: the connected peer).
+   * Only when `ready`.
+   */
+  add(parts: readonly Uint8Array[], to?: Endpoint): void {
     let length = 0;
     for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
     if (length > MESSAGE) throw new RangeError(`a datagram of ${length} bytes`);
-    // A message holds full datagrams, and may end with one shorter datagram.
-    const join = this.open && length <= this.segment;
+    // A message holds full datagrams to one destination, and may end with one shorter datagram.
+    const join = this.open && length <= this.segment && this.dests[this.count - 1] === to;
     if (!join && this.count === BATCH) throw new RangeError('add() without ready: every message waits for the socket');
     const k = join ? this.count - 1 : this.count++;
-    if (!join) { this.datagrams[k] = 0; this.bytes[k] = 0; }
+    if (!join) { this.datagrams[k] = 0; this.bytes[k] = 0; this.address(k, to); }
     let at = k * MESSAGE + this.bytes[k]!;
     for (let i = 0; i < parts.length; i++) { const p = parts[i]!; this.data.set(p, at); at += p.length; }
     this.bytes[k] = this.bytes[k]! + length;
@@ -338,6 +359,26 @@ export class BatchWriter {
     this.open = this.perMessage > 1 && length === this.segment && this.datagrams[k]! < this.perMessage;
     // iov_len: its upper half stays zero (a message is under 64 KiB), and a BigInt per datagram would be garbage.
     this.meta.setUint32(this.iovAt + k * IOVEC + 8, this.bytes[k]!, true);
+  }
+
+  /** Message k goes to `to` (undefined: msg_name NULL, the connected peer). */
+  private address(k: number, to: Endpoint | undefined): void {
+    if (this.dests[k] === to) return;
+    this.dests[k] = to;
+    const h = k * MMSGHDR;
+    if (!to) {
+      this.meta.setBigUint64(h, 0n, true);
+      this.meta.setUint32(h + 8, 0, true);
+      return;
+    }
+    const at = this.nameAt + k * SOCKADDR_IN;
+    const ip = to.address.split('.').map(Number);
+    if (ip.length !== 4 || ip.some((x) => !(x >= 0 && x <= 255))) throw new RangeError(`not an IPv4 address: ${to.address}`);
+    this.meta.setUint16(at, AF_INET, true); // sin_family, host order
+    this.meta.setUint16(at + 2, to.port, false); // sin_port, network order
+    for (let i = 0; i < 4; i++) this.meta.setUint8(at + 4 + i, ip[i]!);
+    this.meta.setBigUint64(h, this.metaAddress + BigInt(at), true); // msg_name
+    this.meta.setUint32(h + 8, SOCKADDR_IN, true); // msg_namelen
   }
 
   /** Hand what waits to the kernel; true when nothing is left waiting. */
@@ -353,7 +394,7 @@ export class BatchWriter {
           if (e === EAGAIN || e === ENOBUFS) return false;
           // The route cannot segment (a device without checksum offload, say): a datagram per message from now on.
           if ((e === EIO || e === EINVAL) && this.perMessage > 1) { this.unsegment(); continue; }
-          throw new Error(`cannot send to the group: ${errnoName(e)}`);
+          throw new Error(`cannot send to ${this.whom}: ${errnoName(e)}`);
         }
         this.calls++;
         for (let k = this.head; k < this.head + n; k++) this.sent += this.datagrams[k]!;
@@ -361,7 +402,7 @@ export class BatchWriter {
       }
       this.head = this.count = 0;
       if (this.backlog.length === 0) return true;
-      while (this.backlog.length > 0 && this.count < BATCH) this.add([this.backlog.shift()!]);
+      while (this.backlog.length > 0 && this.count < BATCH) { const d = this.backlog.shift()!; this.add([d.bytes], d.to); }
     }
   }
 
@@ -369,11 +410,11 @@ export class BatchWriter {
   private unsegment(): void {
     this.setSegment(0);
     this.perMessage = 1;
-    const split: Uint8Array[] = [];
+    const split: Array<{ bytes: Uint8Array; to: Endpoint | undefined }> = [];
     for (let k = this.head; k < this.count; k++) {
       for (let at = 0; at < this.bytes[k]!; at += this.segment) {
         const from = k * MESSAGE + at;
-        split.push(this.data.slice(from, from + Math.min(this.segment, this.bytes[k]! - at)));
+        split.push({ bytes: this.data.slice(from, from + Math.min(this.segment, this.bytes[k]! - at)), to: this.dests[k] });
       }
     }
     this.backlog = [...split, ...this.backlog];

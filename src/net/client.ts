@@ -13,7 +13,7 @@ import { Receiver } from '../session/receiver.ts';
 import { type Transmit, countsText } from '../session/types.ts';
 import type { Iface } from './iface.ts';
 import { Pump } from './pump.ts';
-import { closeAll, groupSocket, unicastSocket } from './udp.ts';
+import { BatchedInput, closeAll, groupSocket, unicastSocket } from './udp.ts';
 import type dgram from 'node:dgram';
 
 /** A target to write, and how a growable file learns the image's size. */
@@ -108,11 +108,13 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     pump?.input(transient && !isData(b) ? b.slice() : b, from, port);
   };
   // The unicast socket; then control/data, feedback, and the classic pair: the session's mode
-  // decides which carry traffic. The two that carry the image take their datagrams in batches.
+  // decides which carry traffic. Those that carry the image (the unicast socket: repairs for this
+  // PC alone) take their datagrams in batches, together.
   const sockets: dgram.Socket[] = [];
+  const image = new BatchedInput();
   try {
-    sockets.push(await unicastSocket(sockOpts, input));
-    for (let i = 0; i < 4; i++) sockets.push(await groupSocket(sockOpts, o.port + i, input, i % 2 === 0));
+    sockets.push(await unicastSocket(sockOpts, input, image));
+    for (let i = 0; i < 4; i++) sockets.push(await groupSocket(sockOpts, o.port + i, input, i % 2 === 0 ? image : undefined));
   } catch (e) {
     // The target is this function's to close, also when the session cannot start.
     closeAll(sockets);

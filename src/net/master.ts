@@ -19,11 +19,11 @@ import { type Transmit, countsText } from '../session/types.ts';
 import { type PxeOptions, startPxe } from '../boot/lab.ts';
 import { Records, recordSession } from '../boot/records.ts';
 import { type Iface, linkSpeed } from './iface.ts';
-import { BatchWriter } from './batch.ts';
+import { BatchWriter, syscalls } from './batch.ts';
 import { Pump } from './pump.ts';
 import type { Hub } from '../relay/hub.ts';
 import { type RelayReport, flatten, pcsOf } from '../relay/report.ts';
-import { closeAll, groupSender, groupSocket, unicastSocket } from './udp.ts';
+import { closeAll, groupSender, groupSocket, sendingSocket, unicastSocket } from './udp.ts';
 
 /** Repairs whose image bytes are read at once when a repair round reads small pages. */
 const PREFETCH_REPAIRS = 64;
@@ -156,7 +156,12 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const fb = await groupSocket(sockOpts, feedbackPort, input);
   const data = await groupSender(sockOpts, dataPort);
   // Full DATA datagrams share messages the kernel cuts up (UDP segmentation): see batch.ts.
-  const batch = BatchWriter.for(data, params.payloadSize + (seal ? SEAL_OVERHEAD : 0) + HEADER_LENGTH[MsgType.Data]);
+  const full = params.payloadSize + (seal ? SEAL_OVERHEAD : 0) + HEADER_LENGTH[MsgType.Data];
+  const batch = BatchWriter.for(data, full);
+  // Repairs for one PC (Caps.UnicastRepairs) leave in batches too, by a socket of their own: the
+  // control socket's datagrams must never be cut to a DATA datagram's size.
+  const pcs = sender.unicastRepairs && syscalls() ? await sendingSocket(sockOpts) : undefined;
+  const pcBatch = pcs && BatchWriter.for(pcs, full, undefined, 'a PC');
 
   // Each repair round reads the image afresh: a bad read, or a file the operator repaired,
   // is not served again from memory.
@@ -174,11 +179,12 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   // says so (dgram's datagrams then wait in Node, costlier).
   const send = (t: Transmit): boolean => {
     const toData = t.packet !== undefined && t.dest.kind === 'group' && t.dest.port === dataPort;
-    if (toData && batch ? !batch.ready : (toData ? data : tx).getSendQueueCount() > 0) return false;
+    const toPc = t.packet !== undefined && t.dest.kind === 'unicast' && pcBatch !== undefined;
+    if (toData && batch ? !batch.ready : toPc ? !pcBatch!.ready : (toData ? data : tx).getSendQueueCount() > 0) return false;
     if (t.auth) {
       const bytes = authBytes(t.auth.first, t.auth.count);
       if (!bytes) return false;
-      out(t, toData, [bytes]);
+      out(t, toData, toPc, [bytes]);
       return true;
     }
     let parts = t.parts;
@@ -189,14 +195,15 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     }
     // Sealed sessions: the header stays in the clear, the payload (manifest or image bytes) is sealed.
     if (seal && t.packet !== undefined) parts = [parts[0]!, seal.seal(t.packet, parts.slice(1))];
-    out(t, toData, parts);
+    out(t, toData, toPc, parts);
     return true;
   };
   // One function for every datagram, not a closure made per datagram (in a bundle that keeps
   // names, each closure made also costs a property definition: see scripts/appliance/sea.ts).
-  const out = (t: Transmit, toData: boolean, parts: Uint8Array[]): void => {
+  const out = (t: Transmit, toData: boolean, toPc: boolean, parts: Uint8Array[]): void => {
     if (toData && batch) batch.add(parts);
     else if (toData) data.send(parts);
+    else if (toPc && t.dest.kind === 'unicast') pcBatch!.add(parts, t.dest.to);
     else if (t.dest.kind === 'group') tx.send(parts, t.dest.port, o.group);
     else tx.send(parts, t.dest.to.port, t.dest.to.address);
   };
@@ -260,7 +267,9 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
       const lanOver = local || (hub !== undefined && hub.links.size > 0 && sender.clients.size === 0);
       if (lanOver && (!hub || hub.finished)) resolve();
     };
-    pump = new Pump(sender, { send, flush: batch && (() => batch.flush()) }, () => performance.now(), () => { local = true; check(); });
+    // Both writers flush every turn: one whose socket is full must not hold the other's datagrams back.
+    const flush = batch || pcBatch ? (): boolean => { const a = batch?.flush() ?? true; return (pcBatch?.flush() ?? true) && a; } : undefined;
+    pump = new Pump(sender, { send, flush }, () => performance.now(), () => { local = true; check(); });
     hub?.onChange(check);
   });
   if (o.arriving) {
@@ -331,7 +340,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   pump!.stop();
   clearInterval(progress);
   await pxe?.stop();
-  closeAll([tx, fb, data]);
+  closeAll(pcs ? [tx, fb, data, pcs] : [tx, fb, data]);
 
   const clients = [...sender.clients.values()];
   const seconds = (performance.now() - started) / 1000;
@@ -352,7 +361,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const remote = pcsOf(relays);
   log.info('finished', {
     ok, clients: clients.length + remote.length, verified: clients.filter((c) => c.state === 'verified').length + remote.filter((p) => p.state === 'verified').length, relays: relays.length || undefined, seconds: seconds.toFixed(1),
-    sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, inPass: s.passRepairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
+    sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, inPass: s.passRepairSent, toOnePc: s.unicastRepairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
     blocks: sender.geo.blocks, acksByLan: countsText(s.acksByLan), solicited: s.solicited, rejected: countsText(s.drops),
   });
   return { ok, clients, relays, seconds, sender };

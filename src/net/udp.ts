@@ -38,27 +38,53 @@ const bound = (s: dgram.Socket, port: number, address: string): Promise<void> =>
 const POLL_BUFFER = 4 << 20;
 
 /**
- * `batched`: after each datagram dgram delivers, take what else waits with recvmmsg, and poll the
- * socket while a stream lasts if its receive buffer allows (batch.ts).
+ * Sockets whose datagrams are taken in batches (batch.ts). After each datagram dgram delivers on
+ * one of them, what waits on all of them is taken with recvmmsg; while a stream lasts they are
+ * polled together (those whose receive buffer allows). A client's image comes on two: the group's
+ * data socket, and its own unicast socket for the repairs the master sends to it alone.
  */
-export async function groupSocket(o: SocketOptions, port: number, onMessage: Receive, batched = false): Promise<dgram.Socket> {
+export class BatchedInput {
+  private readonly readers: Array<() => number> = [];
+  private poller: Poller | undefined;
+
+  /** Take `s`'s datagrams, as those of `port`, in batches where the platform allows. */
+  add(s: dgram.Socket, port: number, onMessage: Receive): void {
+    const reader = BatchReader.for(s);
+    if (reader) {
+      const fromBatch = (b: Uint8Array, from: Endpoint): void => onMessage(b, from, port, true);
+      this.readers.push(() => reader.drain(fromBatch));
+      if (s.getRecvBufferSize() >= POLL_BUFFER) {
+        if (!this.poller) this.poller = Poller.for(s, () => this.drain());
+        else this.poller.add(s);
+      }
+    }
+    s.on('message', (msg, r) => {
+      onMessage(msg, { address: r.address, port: r.port }, port, false);
+      this.drain();
+      this.poller?.busy();
+    });
+  }
+
+  private drain(): number {
+    let n = 0;
+    for (const d of this.readers) n += d();
+    return n;
+  }
+}
+
+/** `batched`: the datagrams are taken in batches, with those of the other sockets of that input. */
+export async function groupSocket(o: SocketOptions, port: number, onMessage: Receive, batched?: BatchedInput): Promise<dgram.Socket> {
   const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
   await bound(s, port, o.group);
   s.addMembership(o.group, o.iface);
   trySize(() => s.setRecvBufferSize(o.rcvbuf));
-  const reader = batched ? BatchReader.for(s) : undefined;
-  const fromBatch = (b: Uint8Array, from: Endpoint): void => onMessage(b, from, port, true);
-  const poller = reader && s.getRecvBufferSize() >= POLL_BUFFER ? Poller.for(s, () => reader.drain(fromBatch)) : undefined;
-  s.on('message', (msg, r) => {
-    onMessage(msg, { address: r.address, port: r.port }, port, false);
-    reader?.drain(fromBatch);
-    poller?.busy();
-  });
+  if (batched) batched.add(s, port, onMessage);
+  else s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, port, false));
   return s;
 }
 
 /** A socket on an ephemeral port of the interface that sends to the group (TTL, loopback, buffer). */
-async function sendingSocket(o: SocketOptions): Promise<dgram.Socket> {
+export async function sendingSocket(o: SocketOptions): Promise<dgram.Socket> {
   const s = dgram.createSocket({ type: 'udp4' });
   await bound(s, 0, o.iface);
   s.setMulticastInterface(o.iface);
@@ -68,10 +94,12 @@ async function sendingSocket(o: SocketOptions): Promise<dgram.Socket> {
   return s;
 }
 
-export async function unicastSocket(o: SocketOptions, onMessage: Receive): Promise<dgram.Socket> {
+/** The socket a node sends from and is answered on (its datagrams come as those of port 0). */
+export async function unicastSocket(o: SocketOptions, onMessage: Receive, batched?: BatchedInput): Promise<dgram.Socket> {
   const s = await sendingSocket(o);
   trySize(() => s.setRecvBufferSize(o.rcvbuf));
-  s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, 0, false));
+  if (batched) batched.add(s, 0, onMessage);
+  else s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, 0, false));
   return s;
 }
 

@@ -97,6 +97,11 @@ export const Caps = {
   Signed: 0x0002,
   /** Every data payload is sealed (AES-256-GCM) under a key derived from a secret the clients must hold. */
   Sealed: 0x0004,
+  /**
+   * A repair that one client alone asked for goes to that client's address, not to the group; so clients
+   * suppress no request of theirs by the ones they hear (the repair they would wait for may not reach them).
+   */
+  UnicastRepairs: 0x0008,
 } as const;
 
 export interface AnnounceMsg {

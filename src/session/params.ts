@@ -59,6 +59,11 @@ export interface TransferParams {
   /** Ask the master to echo the highest ACKed block in DATA (cancels late ACK timers). */
   echoAcks: boolean;
   feedback: FeedbackPolicy;
+  /**
+   * Send a repair that one client alone asked for (before it went out) to that client only
+   * (Caps.UnicastRepairs; default mode, unsigned sessions).
+   */
+  unicastRepairs: boolean;
 }
 
 export const MBIT = 1_000_000 / 8;
@@ -84,6 +89,7 @@ export function defaultParams(mtu = 1500, maxRate = 1000 * MBIT): TransferParams
     maxBehind: 0,
     echoAcks: true,
     feedback: 'mtp',
+    unicastRepairs: true,
   };
 }
 
@@ -108,6 +114,7 @@ export function classicParams(): TransferParams {
     maxBehind: 0,
     echoAcks: false,
     feedback: 'mtp',
+    unicastRepairs: false,
   };
 }
 

@@ -261,7 +261,8 @@ export class Receiver {
         if (m.client !== this.cfg.id && !this.verifier && (!this.cfg.network || inNetwork(from.address, this.cfg.network))) this.acks?.ackedUpTo(m.block, now);
         return;
       case MsgType.RepairRequest:
-        if (m.client !== this.cfg.id && (m.epoch === a.epoch || a.mode === WireMode.Classic))
+        // What another client asks for comes to us too, unless the master sends a repair only to the one that asked.
+        if (m.client !== this.cfg.id && (m.epoch === a.epoch || a.mode === WireMode.Classic) && !(a.caps & Caps.UnicastRepairs))
           for (const r of m.ranges) this.heard.add(r.start, r.start + r.count);
         return;
       case MsgType.Join:

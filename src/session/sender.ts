@@ -21,7 +21,7 @@ import type { TransferParams } from './params.ts';
 import { RateController } from './rate.ts';
 import type { Rng } from './rng.ts';
 import { AdaptiveTimeout } from './timeout.ts';
-import { type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } from './types.ts';
+import { type Dest, type DropCounts, Emitter, type Endpoint, type Transmit, countDrop } from './types.ts';
 
 export interface SenderConfig {
   session: number;
@@ -107,6 +107,8 @@ export interface SenderStats {
   rangesRequested: number;
   /** Repairs sent during the pass (counted in repairSent too). */
   passRepairSent: number;
+  /** Repairs sent to the one client that asked for them, not to the group (counted in repairSent too). */
+  unicastRepairSent: number;
   /** ACK datagrams by the LAN they came from. */
   acksByLan: Record<string, number>;
   /** ANNOUNCEs sent because a SOLICIT asked for one. */
@@ -128,6 +130,8 @@ const PACE_CREDIT = 8;
 const ANNOUNCE_ECHO = 20;
 /** ms between two ANNOUNCEs that SOLICITs ask for, at least (anyone can send one: it must not make the master a multicast loudspeaker). */
 const SOLICIT_GAP = 20;
+/** In `askers`: a packet more than one client (or one the master cannot name) asked for. */
+const SEVERAL = 255;
 
 export class Sender {
   /** A JOIN from an active client this long after its last one is a restart, not a retry. */
@@ -139,7 +143,7 @@ export class Sender {
   readonly clients = new Map<ClientId, ClientRecord>();
   readonly stats: SenderStats = {
     dataSent: 0, repairSent: 0, authSent: 0, bytesSent: 0, ackDatagrams: 0, blocksAcked: 0, usefulAcks: 0, blocksTimedOut: 0,
-    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, passRepairSent: 0, acksByLan: {}, solicited: 0, drops: {},
+    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, passRepairSent: 0, unicastRepairSent: 0, acksByLan: {}, solicited: 0, drops: {},
   };
   readonly tout: AdaptiveTimeout;
   readonly rate: RateController;
@@ -176,6 +180,14 @@ export class Sender {
   private readonly lans: LanPolicy;
   // REPAIR
   private readonly wanted: Bitmap;
+  /**
+   * Unicast repairs: for each wanted packet, the slot of the one client that asked for it, or SEVERAL
+   * (0: not wanted). Empty when the session multicasts every repair.
+   */
+  private readonly askers: Uint8Array;
+  /** The clients by slot (1 up to SEVERAL - 1, in the order they joined); later ones have none, their repairs go to the group. */
+  private readonly bySlot: ClientRecord[] = [];
+  private readonly slotOf = new Map<ClientId, number>();
   private repairCursor = 0;
   private lastRequestAt = -Infinity;
   private repairBusy = false;
@@ -205,11 +217,17 @@ export class Sender {
     this.rate = new RateController(this.p.rate, Math.max(this.p.t0, 20));
     this.epochPaces = [this.rate.rate, this.rate.rate];
     this.wanted = new Bitmap(this.geo.packets);
+    // Signed sessions vouch for a block's packets with an AUTH to the group just before them; a repair
+    // on another path could overtake it, so they keep every repair on the group.
+    this.askers = new Uint8Array(this.unicastRepairs ? this.geo.packets : 0);
     this.urgent = new Bitmap(this.geo.manifestPackets);
     this.authEpoch = new Int32Array(cfg.signer ? this.geo.blocks : 0);
     // Spread the first announcement a little so that two masters started together do not beat in step.
     this.nextAnnounceAt = now + rng() * 10;
   }
+
+  /** Whether a repair one client alone asked for goes to that client only (Caps.UnicastRepairs). */
+  get unicastRepairs(): boolean { return this.p.mode === WireMode.Default && this.p.unicastRepairs && !this.cfg.signer; }
 
   get activeClients(): ClientRecord[] { return [...this.clients.values()].filter((c) => c.state === 'active'); }
   /** Every client that joined ended verified (and at least one joined). */
@@ -343,6 +361,10 @@ export class Sender {
         repaired: 0, rejected: 0, writeErrors: 0, acks: 0, requests: 0, reason: '',
       };
       this.clients.set(m.client, c);
+      if (this.bySlot.length + 1 < SEVERAL) {
+        this.bySlot.push(c);
+        this.slotOf.set(c.id, this.bySlot.length);
+      }
       this.lastJoinAt = now;
       this.events.emit({ type: 'joined', client: c, rejoined: false, at: now });
     } else if (c.state !== 'dropped' && (c.state !== 'active' || now - c.lastJoin > Sender.REJOIN_GAP)) {
@@ -469,7 +491,7 @@ export class Sender {
       // chunks complete (and are checked) while the pass runs. What the pass has not sent yet is no hole.
       for (const r of ranges) {
         const end = Math.min(r.start + r.count, this.cursor);
-        if (end > r.start) { this.stats.rangesRequested++; this.wanted.setRange(r.start, end); }
+        if (end > r.start) { this.stats.rangesRequested++; this.want(r.start, end, c); }
       }
       return;
     }
@@ -477,11 +499,23 @@ export class Sender {
     if (c && !asked) this.asked.set(c.id, asked = { now: new IntervalSet(), before: new IntervalSet() });
     for (const r of ranges) {
       this.stats.rangesRequested++;
-      this.wanted.setRange(r.start, r.start + r.count);
+      this.want(r.start, r.start + r.count, c);
       asked?.now.add(r.start, r.start + r.count);
     }
     this.lastRequestAt = now;
     if (this.wanted.count > 0) this.repairBusy = true;
+  }
+
+  /** Packets [start, end) are to be repaired, for `c` (undefined: a classic request, which names nobody). */
+  private want(start: number, end: number, c: ClientRecord | undefined): void {
+    this.wanted.setRange(start, end);
+    const askers = this.askers;
+    if (askers.length === 0) return;
+    const slot = (c && this.slotOf.get(c.id)) ?? SEVERAL;
+    for (let p = start; p < end; p++) {
+      const a = askers[p]!;
+      if (a !== slot) askers[p] = a === 0 ? slot : SEVERAL;
+    }
   }
 
   // ---- time -------------------------------------------------------------------------------
@@ -651,7 +685,7 @@ export class Sender {
     const signed = c.signer ? { key: c.signer.publicKey, seq: ++this.announceSeq, signature: new Uint8Array(SIGNATURE_BYTES) } : undefined;
     const bytes = encode({
       type: MsgType.Announce, session: c.session, phase: this.phase, mode: this.p.mode, kind: c.kind,
-      caps: c.signer ? c.caps | Caps.Signed : c.caps & ~Caps.Signed, ...(signed ? { signed } : {}),
+      caps: (c.signer ? c.caps | Caps.Signed : c.caps & ~Caps.Signed) | (this.unicastRepairs ? Caps.UnicastRepairs : 0), ...(signed ? { signed } : {}),
       imageSize: c.imageSize, targetSize: c.targetSize, sectorSize: c.sectorSize, payloadSize: this.p.payloadSize, blockPackets: this.p.blockPackets,
       manifestLength: c.manifest.length, manifestDigest: c.manifestDigest, epoch: this.epoch, segment: this.segment,
       segmentPackets: this.geo.segmentPackets === this.geo.packets ? 0 : this.geo.segmentPackets,
@@ -718,11 +752,18 @@ export class Sender {
     const auth = this.authFirst(packet, false, now);
     if (auth) return auth;
     const repair = packet !== this.cursor || this.phase === Phase.Repair;
+    let to: Endpoint | undefined;
     if (repair) {
       this.wanted.clear(packet);
       this.repairCursor = packet + 1;
       this.stats.repairSent++;
       if (this.phase === Phase.Transfer) this.stats.passRepairSent++;
+      if (this.askers.length > 0) {
+        const slot = this.askers[packet]!;
+        this.askers[packet] = 0;
+        to = slot !== SEVERAL ? this.bySlot[slot - 1]?.endpoint : undefined;
+        if (to) this.stats.unicastRepairSent++;
+      }
     } else {
       this.cursor++;
       this.stats.dataSent++;
@@ -730,7 +771,7 @@ export class Sender {
       // NACK-only: no block waits for an ACK, the pace alone sets the flow.
       if (last && this.p.feedback !== 'nack') this.outstanding.push({ block: this.geo.blockOf(packet), sentAt: now });
     }
-    const t = this.dataTransmit(packet, repair);
+    const t = this.dataTransmit(packet, repair, to);
     this.pace(now, t);
     return t;
   }
@@ -766,7 +807,8 @@ export class Sender {
     this.nextSendAt = Math.max(this.nextSendAt, now - PACE_CREDIT) + ((bytes + WIRE_OVERHEAD) / this.rate.rate) * 1000;
   }
 
-  private dataTransmit(packet: number, repair: boolean): Transmit {
+  /** DATA for `packet`, to the group, or to `to` only (a repair one client alone asked for). */
+  private dataTransmit(packet: number, repair: boolean, to?: Endpoint): Transmit {
     const span = this.geo.span(packet);
     let header: Uint8Array;
     if (this.p.mode === WireMode.Classic) {
@@ -779,7 +821,7 @@ export class Sender {
       const flags = (repair ? DataFlag.Repair : 0) | (this.geo.isLastOfBlock(packet) ? DataFlag.Last : 0);
       header = encodeDataHeader(this.cfg.session, flags, packet, this.p.echoAcks ? this.ackedBlock : NO_BLOCK);
     }
-    const dest = { kind: 'group', port: this.cfg.dataPort } as const;
+    const dest: Dest = to ? { kind: 'unicast', to } : { kind: 'group', port: this.cfg.dataPort };
     if (span.region === 'manifest') return { dest, packet, parts: [header, this.cfg.manifest.subarray(span.offset, span.offset + span.length)] };
     return { dest, packet, parts: [header], image: { offset: span.offset, length: span.length } };
   }

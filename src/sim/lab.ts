@@ -75,6 +75,8 @@ export interface SimClientResult {
   requestsSent: number;
   repaired: number;
   verifyFailures: number;
+  /** Datagrams that reached this client (any kind; each multicast copy counts). */
+  delivered: number;
 }
 
 export interface LabResult {
@@ -109,6 +111,8 @@ interface Node {
   alive: boolean;
   lastWake: number;
   spins: number;
+  /** Datagrams that reached it. */
+  delivered: number;
 }
 
 type Ev =
@@ -162,7 +166,7 @@ export function runLab(o: LabOptions): LabResult {
   const nodes: Node[] = [];
   const master: Node = {
     address: MASTER, ports: new Set([feedbackPort, MASTER_PORT]), port: new Port({ ...baseLink, loss: o.masterLoss ?? 0, burst: 1 }, 0),
-    machine: sender, wakeToken: 0, wakeAt: 0, alive: true, lastWake: -1, spins: 0,
+    machine: sender, wakeToken: 0, wakeAt: 0, alive: true, lastWake: -1, spins: 0, delivered: 0,
   };
   nodes.push(master);
 
@@ -221,9 +225,9 @@ export function runLab(o: LabOptions): LabResult {
     const host = (perLan.get(lan) ?? 0) + 2;
     perLan.set(lan, host - 1);
     const address = `10.${lan + 1}.${host >> 8}.${host & 255}`;
-    const node: Node = { address, ports: new Set([CONTROL, dataPort, feedbackPort, 50000]), port: new Port(link, lan, o.burst), machine: sender, wakeToken: 0, wakeAt: Infinity, alive: false, lastWake: -1, spins: 0 };
+    const node: Node = { address, ports: new Set([CONTROL, dataPort, feedbackPort, 50000]), port: new Port(link, lan, o.burst), machine: sender, wakeToken: 0, wakeAt: Infinity, alive: false, lastWake: -1, spins: 0, delivered: 0 };
     nodes.push(node);
-    const result: SimClientResult = { id, ok: false, identical: false, reason: 'never finished', finishedAt: NaN, acksSent: 0, requestsSent: 0, repaired: 0, verifyFailures: 0 };
+    const result: SimClientResult = { id, ok: false, identical: false, reason: 'never finished', finishedAt: NaN, acksSent: 0, requestsSent: 0, repaired: 0, verifyFailures: 0, delivered: 0 };
     let diskQueued = 0, diskAt = 0;
     results.push(result);
     const boot = (): void => {
@@ -276,11 +280,14 @@ export function runLab(o: LabOptions): LabResult {
       if (t !== undefined) at(t, { kind: 'deliver', node: e.node, bytes: e.bytes, from: e.from, port: e.port });
     } else if (e.node.alive) {
       if (e.node === master) feedbackAtMaster++;
+      e.node.delivered++;
       e.node.machine.onDatagram(e.bytes, e.from, e.port, now);
       step(e.node);
     }
     if (sender.finished && nodes.every((n) => n === master || !n.alive || n.machine.finished)) break;
   }
+  // The clients' nodes follow the master's, in the clients' order.
+  results.forEach((r, i) => { r.delivered = nodes[i + 1]!.delivered; });
   return {
     masterOk: sender.ok, finishedAt: now, timedOut, sender, clients: results, datagrams, wireBytes, feedbackAtMaster, passEndedAt,
     acksPerBlock: sender.stats.blocksAcked === 0 ? 0 : sender.stats.ackDatagrams / sender.stats.blocksAcked,

@@ -42,6 +42,8 @@ export interface Scenario {
   repairWait?: number;
   /** ms between a client's requests during the pass, 0 for none (default mode). */
   passRequests?: number;
+  /** false: every repair goes to the group, also one that only one client asked for (default mode). */
+  unicastRepairs?: boolean;
   seed: number;
 }
 
@@ -72,6 +74,10 @@ export interface Metrics {
   timeouts: number;
   /** Packets sent again (on request during the pass, or in the repair phase), per packet of the object. */
   repairShare: number;
+  /** Of them, the share sent to one client only. */
+  unicastShare: number;
+  /** Datagrams a client received (any kind), per packet of the object: the mean over the clients. */
+  receivedPerPacket: number;
   /** Bytes on the wire (headers included, every datagram once) per image byte. */
   wirePerByte: number;
   /** Simulated time and wall time of the run, ms. */
@@ -94,6 +100,7 @@ export function paramsOf(s: Scenario): TransferParams {
   if (s.payload !== undefined) p.payloadSize = s.payload;
   if (s.repairWait !== undefined) p.repairWait = s.repairWait;
   if (s.passRequests !== undefined) p.passRequests = s.passRequests;
+  if (s.unicastRepairs !== undefined) p.unicastRepairs = s.unicastRepairs;
   if (p.tMax < p.t0) p.tMax = p.t0;
   return p;
 }
@@ -129,7 +136,9 @@ export function measure(s: Scenario, r: LabResult, wall: number): Metrics {
     goodputMBps: (s.size * 2 ** 20) / 1e6 / (done / 1000),
     passMBps: (s.size * 2 ** 20) / 1e6 / ((r.passEndedAt - start) / 1000),
     acksPerBlock: st.ackDatagrams / geo.blocks, acks: st.ackDatagrams, requests: st.requestDatagrams, feedback: r.feedbackAtMaster,
-    timeouts: st.blocksTimedOut, repairShare: st.repairSent / geo.packets, wirePerByte: r.wireBytes / (s.size * 2 ** 20),
+    timeouts: st.blocksTimedOut, repairShare: st.repairSent / geo.packets,
+    unicastShare: st.repairSent === 0 ? 0 : st.unicastRepairSent / st.repairSent,
+    receivedPerPacket: r.clients.reduce((sum, c) => sum + c.delivered, 0) / r.clients.length / geo.packets, wirePerByte: r.wireBytes / (s.size * 2 ** 20),
     simulated: r.finishedAt, wall,
   };
 }

