@@ -9,6 +9,7 @@ import { decode, encode, readData } from '../../src/protocol/codec.ts';
 import { Caps, DataFlag, ImageKind, MsgType, Phase } from '../../src/protocol/messages.ts';
 import { MBIT, defaultParams } from '../../src/session/params.ts';
 import { seeded } from '../../src/session/rng.ts';
+import { Receiver } from '../../src/session/receiver.ts';
 import { Sender } from '../../src/session/sender.ts';
 import type { Dest, Endpoint } from '../../src/session/types.ts';
 import { runLab } from '../../src/sim/lab.ts';
@@ -18,9 +19,9 @@ const image = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff);
 const built = manifestOfBytes(image, ImageKind.Disk, 64 << 10);
 const SESSION = 0x7e57;
 
-function sender(o: { signed?: boolean } = {}): Sender {
+function sender(o: { signed?: boolean; mbit?: number; unicastRepairs?: boolean } = {}): Sender {
   // 100 Mbit/s: the pass of 200 packets takes 16 ms, and the requests below come while it runs.
-  const params = { ...defaultParams(1500, 100 * MBIT), payloadSize: 1000, blockPackets: 16 };
+  const params = { ...defaultParams(1500, (o.mbit ?? 100) * MBIT), payloadSize: 1000, blockPackets: 16, unicastRepairs: o.unicastRepairs ?? true };
   return new Sender({
     session: SESSION, params, kind: ImageKind.Disk, name: 'img', caps: 0, manifest: built.bytes, manifestDigest: built.digest,
     imageSize: image.length, targetSize: image.length, sectorSize: 512, controlPort: 7700, dataPort: 7700, feedbackPort: 7701,
@@ -113,4 +114,44 @@ test('6 PCs at 5% loss (simulator): a PC receives little more than the image, ag
   const s = one.sender.stats;
   assert.ok(s.unicastRepairSent > 0.9 * s.repairSent, `${s.unicastRepairSent} of ${s.repairSent} repairs went to one PC`);
   assert.equal(group.sender.stats.unicastRepairSent, 0);
+});
+
+test('a PC of a session with unicast repairs asks for its holes though it heard another PC ask for them; otherwise it leaves them to the other\'s repair', () => {
+  /**
+   * What the PC asks for in the pass's first 120 ms, having lost packets 20 and 42, and heard another PC
+   * ask for 42. (A hole is asked for again 100 ms on if still open, suppressed or not: 42 goes at about
+   * 35 ms. One loss per request interval: a PC that lost more than 12% of one asks for none of it.)
+   */
+  const asked = (unicastRepairs: boolean): Set<number> => {
+    // 10 Mbit/s: the pass takes 160 ms, and the PC asks (every 10-30 ms) while it runs.
+    const tx = sender({ mbit: 10, unicastRepairs });
+    const rx = new Receiver({ id: A.id, name: 'pc-a', capacity: image.length, kind: ImageKind.Disk, controlPort: 7700, autoConfirm: true },
+      { offer: () => true, known: () => {}, finish: () => {}, flush: () => {} }, seeded(2), 0);
+    join(tx, B, 0); // the other PC: it joined, and is silent from then on
+    const master = { address: '10.0.0.1', port: 5000 };
+    const out = new Set<number>();
+    for (let now = 0; now < 120; now += 0.5) {
+      tx.onTimer(now);
+      for (let t = tx.poll(now); t; t = tx.poll(now)) {
+        if (t.packet === 20 || t.packet === 42) {
+          // The other PC lost 42 too; the master has not heard it ask yet, this PC has.
+          if (t.packet === 42) rx.onDatagram(encode({ type: MsgType.RepairRequest, session: SESSION, client: B.id, epoch: tx.epoch, ranges: [{ start: 42, count: 1 }] }), B.at, 7701, now);
+          continue;
+        }
+        const img = t.image ? [image.subarray(t.image.offset, t.image.offset + t.image.length)] : [];
+        rx.onDatagram(Buffer.concat([...t.parts, ...img]), master, 7700, now);
+      }
+      rx.onTimer(now);
+      for (let t = rx.poll(); t; t = rx.poll()) {
+        const b = Buffer.concat(t.parts);
+        const m = decode(b);
+        if (m.type === MsgType.RepairRequest) for (const r of m.ranges) for (let p = r.start; p < r.start + r.count; p++) out.add(p);
+        tx.onDatagram(b, A.at, t.dest.kind === 'group' ? t.dest.port : 7700, now);
+      }
+    }
+    return out;
+  };
+  const unicast = asked(true), group = asked(false);
+  assert.deepEqual([...unicast].sort((a, b) => a - b), [20, 42], 'with unicast repairs');
+  assert.deepEqual([...group], [20], 'with repairs to the group');
 });
