@@ -130,8 +130,56 @@ const PACE_CREDIT = 8;
 const ANNOUNCE_ECHO = 20;
 /** ms between two ANNOUNCEs that SOLICITs ask for, at least (anyone can send one: it must not make the master a multicast loudspeaker). */
 const SOLICIT_GAP = 20;
-/** In `askers`: a packet more than one client (or one the master cannot name) asked for. */
+/** In `Askers`: a packet more than one client (or one the master cannot name) asked for. */
 const SEVERAL = 255;
+
+/**
+ * Unicast repairs: for each wanted packet, the slot of the one client that asked for it, or SEVERAL
+ * (0: not wanted). A byte per packet, in pages that exist only while a packet of theirs is wanted: a
+ * master of a 1 TB image without loss holds none of the 690 MB a byte for every packet would take.
+ */
+export class Askers {
+  static readonly PAGE = 1 << 16;
+  private readonly pages: (Uint8Array | undefined)[];
+  /** Packets of each page that someone asked for. */
+  private readonly used: Uint32Array;
+
+  constructor(packets: number) {
+    const n = Math.ceil(packets / Askers.PAGE);
+    this.pages = new Array<Uint8Array | undefined>(n).fill(undefined);
+    this.used = new Uint32Array(n);
+  }
+
+  /** Pages held now. */
+  get held(): number { return this.pages.reduce((n, p) => n + (p ? 1 : 0), 0); }
+
+  /** Packets [start, end) were asked for by `slot` (SEVERAL: by someone the master cannot name). */
+  add(start: number, end: number, slot: number): void {
+    for (let p = start; p < end;) {
+      const k = Math.floor(p / Askers.PAGE), base = k * Askers.PAGE;
+      const page = this.pages[k] ??= new Uint8Array(Askers.PAGE);
+      const stop = Math.min(end, base + Askers.PAGE);
+      let used = this.used[k]!;
+      for (; p < stop; p++) {
+        const a = page[p - base]!;
+        if (a === 0) { page[p - base] = slot; used++; } else if (a !== slot) page[p - base] = SEVERAL;
+      }
+      this.used[k] = used;
+    }
+  }
+
+  /** Who asked for `packet` (0: nobody), which is then nobody's. */
+  take(packet: number): number {
+    const k = Math.floor(packet / Askers.PAGE), page = this.pages[k];
+    if (!page) return 0;
+    const i = packet - k * Askers.PAGE, a = page[i]!;
+    if (a !== 0) {
+      page[i] = 0;
+      if (--this.used[k]! === 0) this.pages[k] = undefined;
+    }
+    return a;
+  }
+}
 
 export class Sender {
   /** A JOIN from an active client this long after its last one is a restart, not a retry. */
@@ -180,11 +228,8 @@ export class Sender {
   private readonly lans: LanPolicy;
   // REPAIR
   private readonly wanted: Bitmap;
-  /**
-   * Unicast repairs: for each wanted packet, the slot of the one client that asked for it, or SEVERAL
-   * (0: not wanted). Empty when the session multicasts every repair.
-   */
-  private readonly askers: Uint8Array;
+  /** Who asked for each wanted packet (undefined: the session sends every repair to the group). */
+  private readonly askers: Askers | undefined;
   /** The clients by slot (1 up to SEVERAL - 1, in the order they joined); later ones have none, their repairs go to the group. */
   private readonly bySlot: ClientRecord[] = [];
   private readonly slotOf = new Map<ClientId, number>();
@@ -219,7 +264,7 @@ export class Sender {
     this.wanted = new Bitmap(this.geo.packets);
     // Signed sessions vouch for a block's packets with an AUTH to the group just before them; a repair
     // on another path could overtake it, so they keep every repair on the group.
-    this.askers = new Uint8Array(this.unicastRepairs ? this.geo.packets : 0);
+    this.askers = this.unicastRepairs ? new Askers(this.geo.packets) : undefined;
     this.urgent = new Bitmap(this.geo.manifestPackets);
     this.authEpoch = new Int32Array(cfg.signer ? this.geo.blocks : 0);
     // Spread the first announcement a little so that two masters started together do not beat in step.
@@ -509,13 +554,7 @@ export class Sender {
   /** Packets [start, end) are to be repaired, for `c` (undefined: a classic request, which names nobody). */
   private want(start: number, end: number, c: ClientRecord | undefined): void {
     this.wanted.setRange(start, end);
-    const askers = this.askers;
-    if (askers.length === 0) return;
-    const slot = (c && this.slotOf.get(c.id)) ?? SEVERAL;
-    for (let p = start; p < end; p++) {
-      const a = askers[p]!;
-      if (a !== slot) askers[p] = a === 0 ? slot : SEVERAL;
-    }
+    this.askers?.add(start, end, (c && this.slotOf.get(c.id)) ?? SEVERAL);
   }
 
   // ---- time -------------------------------------------------------------------------------
@@ -758,9 +797,8 @@ export class Sender {
       this.repairCursor = packet + 1;
       this.stats.repairSent++;
       if (this.phase === Phase.Transfer) this.stats.passRepairSent++;
-      if (this.askers.length > 0) {
-        const slot = this.askers[packet]!;
-        this.askers[packet] = 0;
+      if (this.askers) {
+        const slot = this.askers.take(packet);
         to = slot !== SEVERAL ? this.bySlot[slot - 1]?.endpoint : undefined;
         if (to) this.stats.unicastRepairSent++;
       }

@@ -10,7 +10,7 @@ import { Caps, DataFlag, ImageKind, MsgType, Phase } from '../../src/protocol/me
 import { MBIT, defaultParams } from '../../src/session/params.ts';
 import { seeded } from '../../src/session/rng.ts';
 import { Receiver } from '../../src/session/receiver.ts';
-import { Sender } from '../../src/session/sender.ts';
+import { Askers, Sender } from '../../src/session/sender.ts';
 import type { Dest, Endpoint } from '../../src/session/types.ts';
 import { runLab } from '../../src/sim/lab.ts';
 import { assertAllIdentical } from './labs.ts';
@@ -76,6 +76,20 @@ test('a repair one PC alone asked for goes to that PC; one two PCs asked for goe
   ask(tx, B, 2, 1, 4.25);
   const again = run(tx, 4.25, 4.5).filter((d) => d.repair);
   assert.deepEqual(again.map((d) => [d.packet, d.dest]), [[2, { kind: 'unicast', to: B.at }]]);
+});
+
+test('who asked for what: a byte per packet, in pages held only while a packet of theirs is wanted', () => {
+  const P = Askers.PAGE;
+  const a = new Askers(10 * P);
+  assert.equal(a.held, 0, 'pages held before any request');
+  a.add(P - 2, P + 2, 1); // across a page boundary
+  a.add(P, P + 3, 2); // P and P+1 also wanted by slot 2, P+2 by slot 2 alone
+  a.add(5 * P, 5 * P + 1, 255);
+  assert.equal(a.held, 3);
+  assert.deepEqual([P - 2, P - 1, P, P + 1, P + 2, 5 * P].map((p) => a.take(p)), [1, 1, 255, 255, 2, 255]);
+  assert.equal(a.take(P - 2), 0, 'a packet sent is nobody\'s');
+  assert.equal(a.take(7 * P), 0, 'a packet of a page never asked for');
+  assert.equal(a.held, 0, 'pages still held once every wanted packet went');
 });
 
 test('the ANNOUNCE carries Caps.UnicastRepairs, except in a signed session, whose repairs all go to the group', () => {
