@@ -78,9 +78,14 @@ export async function groupSocket(o: SocketOptions, port: number, onMessage: Rec
   await bound(s, port, o.group);
   s.addMembership(o.group, o.iface);
   trySize(() => s.setRecvBufferSize(o.rcvbuf));
+  listen(s, port, onMessage, batched);
+  return s;
+}
+
+/** `s`'s datagrams go to `onMessage` as those of `port`: in batches with `batched`'s other sockets, or one by one. */
+function listen(s: dgram.Socket, port: number, onMessage: Receive, batched: BatchedInput | undefined): void {
   if (batched) batched.add(s, port, onMessage);
   else s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, port, false));
-  return s;
 }
 
 /** A socket on an ephemeral port of the interface that sends to the group (TTL, loopback, buffer). */
@@ -98,8 +103,7 @@ export async function sendingSocket(o: SocketOptions): Promise<dgram.Socket> {
 export async function unicastSocket(o: SocketOptions, onMessage: Receive, batched?: BatchedInput): Promise<dgram.Socket> {
   const s = await sendingSocket(o);
   trySize(() => s.setRecvBufferSize(o.rcvbuf));
-  if (batched) batched.add(s, 0, onMessage);
-  else s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, 0, false));
+  listen(s, 0, onMessage, batched);
   return s;
 }
 
