@@ -16,7 +16,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, mkdirSync, openSync, closeSync, rmSync, rmdirSync, writeFileSync, writeSync } from 'node:fs';
+import { createReadStream, mkdirSync, openSync, closeSync, readFileSync, rmSync, rmdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildSea } from '../scripts/appliance/sea.ts';
@@ -269,6 +269,39 @@ function summarise(tool: Tool, runs: Result[]): Summary {
   };
 }
 
+// Memory the guest frees, some VMs hand back to their host (virtio-balloon free page reporting), and
+// the host backs such a page again only when the guest next touches it. On the machine of
+// bench/RESULTS.md's tables of 2026-12-05 from 22:08 UTC, dd wrote fresh tmpfs pages at 5.6-8.0 s per
+// GiB once the first GiB was used, and pages the guest had kept at 0.15-0.19 s per GiB. Every tool's
+// receivers write to this tmpfs: with six receivers, the copy into fresh pages took 58% of the host's
+// CPU (perf), and the rows measured the VM, not the tools. So, where the kernel offers it, the bench
+// stops the reporting while it runs (an order above the largest a free block can have) and touches
+// the tmpfs's memory before the first run; at the end the old order is back.
+const REPORTING = '/sys/module/page_reporting/parameters/page_reporting_order';
+const NO_REPORTING = '11';
+
+/** Stop free page reporting; returns what undoes it (nothing to undo where the kernel has none). */
+function holdFreedMemory(): () => void {
+  let before: string;
+  try { before = readFileSync(REPORTING, 'utf8').trim(); } catch { return () => {}; }
+  if (before === NO_REPORTING) return () => {};
+  writeFileSync(REPORTING, NO_REPORTING);
+  return () => { try { writeFileSync(REPORTING, before); } catch { /* the module went */ } };
+}
+
+/** Write `bytes` of zeros into a file on the tmpfs and delete it; MB/s. */
+function touch(bytes: number): number {
+  const file = join(FS, 'touch');
+  const buf = Buffer.alloc(16 << 20);
+  const t0 = performance.now();
+  const fd = openSync(file, 'w');
+  for (let done = 0; done < bytes; done += buf.length) writeSync(fd, buf, 0, Math.min(buf.length, bytes - done));
+  closeSync(fd);
+  const ms = performance.now() - t0;
+  rmSync(file);
+  return bytes / 1e3 / ms;
+}
+
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
 
@@ -280,12 +313,15 @@ async function main(): Promise<void> {
   sh('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil((SIZE * (maxReceivers + 1)) / 2 ** 20) + 256}m`, 'mustb-fs', FS]);
   const hosts = ['s', ...Array.from({ length: maxReceivers }, (_, i) => `r${i + 1}`)];
   let lab: NetLab | undefined;
+  const release = holdFreedMemory();
   // The tmpfs goes, and then its (empty) mount point: the bench leaves nothing behind in /tmp.
   const unmount = (): void => { try { sh('umount', [FS]); rmdirSync(FS); } catch { /* not mounted */ } };
-  const interrupted = (): void => { lab?.destroy(); unmount(); process.exit(130); };
+  const interrupted = (): void => { lab?.destroy(); unmount(); release(); process.exit(130); };
   process.on('SIGINT', interrupted);
   process.on('SIGTERM', interrupted);
   try {
+    const fresh = touch(SIZE * (maxReceivers + 1));
+    const kept = touch(SIZE * (maxReceivers + 1));
     const fd = openSync(PAYLOAD, 'w');
     const buf = Buffer.alloc(4 << 20);
     for (let done = 0; done < SIZE; done += buf.length) writeSync(fd, randomFillSync(buf), 0, Math.min(buf.length, SIZE - done));
@@ -296,6 +332,7 @@ async function main(): Promise<void> {
     await sleep(2100);
     console.log(`bench/line: ${SIZE / 2 ** 20} MiB payload on tmpfs, ${RUNS} run(s) per tool and row, medians; ${new Date().toISOString()}`);
     console.log(`machine: ${sh('nproc', []).trim()} cores, ${sh('uname', ['-r']).trim()}, node ${process.version}; udpcast ${version('udp-sender')}, uftp ${version('uftp')}`);
+    console.log(`memory: the tmpfs's ${(SIZE * (maxReceivers + 1)) / 2 ** 30} GiB written at ${fresh.toFixed(0)} MB/s, then again at ${kept.toFixed(0)} MB/s`);
     const table: string[] = [];
     const head = '| receivers, loss | tool | wall s | goodput MB/s | vs udpcast | vs uftp | sender CPU s/GiB | receiver CPU s/GiB | datagrams sent | feedback at sender | bytes beyond payload | failures |';
     table.push(head, `|${'---|'.repeat(12)}`);
@@ -337,6 +374,7 @@ async function main(): Promise<void> {
   } finally {
     lab?.destroy();
     unmount();
+    release();
   }
 }
 
