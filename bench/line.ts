@@ -202,7 +202,10 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
     await sleep(300);
     const ids = receivers.map((r) => lab.address(r)).join(',');
     const jumbo = row.jumbo ? ['-b', String(JUMBO_BLOCK)] : [];
-    sender = start(lab, 's', ['uftp', '-I', 'eth0', '-p', String(port), '-R', '950000', '-B', String(8 << 20), '-H', ids, ...jumbo, PAYLOAD]);
+    // uftp sends at the rate it is given (Kbps): a little under a shaped link's, or, on a link with no
+    // limit, as fast as its interface takes (-1), as MUST and udpcast do there.
+    const rate = row.rate(-1) > 0 ? String(row.rate(-1) * 950) : '-1';
+    sender = start(lab, 's', ['uftp', '-I', 'eth0', '-p', String(port), '-R', rate, '-B', String(8 << 20), '-H', ids, ...jumbo, PAYLOAD]);
   }
   const judged = row.judged ?? ((): boolean => true);
   let why: string | undefined;
