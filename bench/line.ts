@@ -190,7 +190,9 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
     // MUST paces to the speed the interface reports. A real 1 Gbit/s NIC says 1000; a veth says
     // 10000 whatever tbf does to it, so the master is told the lab's link speed, as it would read it.
     const link = row.rate(-1) > 0 ? ['--rate', String(row.rate(-1))] : [];
-    sender = start(lab, 's', [must, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), '--records', join(FS, 'records.json'), ...link, ...jumbo, ...MUST_ARGS]);
+    // Its records and its kept manifests go on the tmpfs, and with it when the bench ends.
+    const keep = ['--records', join(FS, 'records.json'), '--hash-cache', join(FS, 'manifests')];
+    sender = start(lab, 's', [must, 'master', '--image', PAYLOAD, '--min-clients', N, '--iface', 'eth0', '--port', String(port), ...keep, ...link, ...jumbo, ...MUST_ARGS]);
     startReceivers((i) => [must, 'client', '--target', files[i]!, '--yes', '--iface', 'eth0', '--port', String(port), '--name', receivers[i]!]);
   } else if (tool === 'udpcast') {
     const jumbo = row.jumbo ? ['--blocksize', String(JUMBO_BLOCK)] : [];

@@ -67,7 +67,7 @@ async function realRun(lab: NetLab, dir: string, must: string, s: Scenario): Pro
   for (const c of CLIENTS) lab.setLoss(c, s.loss);
   port += 4;
   const common = ['--iface', 'eth0', '--port', String(port), '--json'];
-  const master = run(lab, 'm', must, ['master', '--image', img, '--min-clients', String(s.clients), '--rate', String(s.rate), '--records', join(dir, 'records.json'), ...common]);
+  const master = run(lab, 'm', must, ['master', '--image', img, '--min-clients', String(s.clients), '--rate', String(s.rate), '--records', join(dir, 'records.json'), '--hash-cache', join(dir, 'manifests'), ...common]);
   const clients = CLIENTS.slice(0, s.clients).map((c) => run(lab, c, must, ['client', '--target', join(dir, `${c}.img`), '--yes', '--name', c, ...common]));
   const ends = await Promise.all(clients);
   const m = await master;

@@ -53,7 +53,7 @@ interface Result { seconds: number; relayStats: string[] }
 
 async function once(c: Campus, l: Layout): Promise<Result> {
   const all = [...l.masterPcs, ...l.relays.flatMap((r) => r.pcs)];
-  const master = must(['master', image, '--iface', 'eth0', '--rate', RATE, '--min-clients', String(l.masterPcs.length), '--records', join(dir, 'records.json')], { wrap: c.wrap('m') });
+  const master = must(['master', image, '--iface', 'eth0', '--rate', RATE, '--min-clients', String(l.masterPcs.length), '--records', join(dir, 'records.json'), '--hash-cache', join(dir, 'manifests')], { wrap: c.wrap('m') });
   await waitFor(master, / master serving /, 60_000);
   const relays = l.relays.map((r) => must(['relay', '--upstream', c.address(r.upstream), '--iface', 'eth0', '--name', r.name, '--rate', RATE, '--min-clients', String(r.pcs.length)], { wrap: c.wrap(r.name) }));
   for (const r of relays) await waitFor(r, / serving image=/, 60_000);
