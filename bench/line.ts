@@ -294,14 +294,19 @@ function holdFreedMemory(): () => void {
   return () => { try { writeFileSync(REPORTING, before); } catch { /* the module went */ } };
 }
 
+/** Write `bytes` to `path`, 4 MiB at a time, each as `next` leaves the buffer. */
+function writeBytes(path: string, bytes: number, next: (buf: Buffer) => Buffer = (buf) => buf): void {
+  const fd = openSync(path, 'w');
+  const buf = Buffer.alloc(4 << 20);
+  for (let done = 0; done < bytes; done += buf.length) writeSync(fd, next(buf), 0, Math.min(buf.length, bytes - done));
+  closeSync(fd);
+}
+
 /** Write `bytes` of zeros into a file on the tmpfs and delete it; MB/s. */
 function touch(bytes: number): number {
   const file = join(FS, 'touch');
-  const buf = Buffer.alloc(16 << 20);
   const t0 = performance.now();
-  const fd = openSync(file, 'w');
-  for (let done = 0; done < bytes; done += buf.length) writeSync(fd, buf, 0, Math.min(buf.length, bytes - done));
-  closeSync(fd);
+  writeBytes(file, bytes);
   const ms = performance.now() - t0;
   rmSync(file);
   return bytes / 1e3 / ms;
@@ -321,16 +326,14 @@ async function main(): Promise<void> {
   const release = holdFreedMemory();
   // The tmpfs goes, and then its (empty) mount point: the bench leaves nothing behind in /tmp.
   const unmount = (): void => { try { sh('umount', [FS]); rmdirSync(FS); } catch { /* not mounted */ } };
-  const interrupted = (): void => { lab?.destroy(); unmount(); release(); process.exit(130); };
+  const cleanUp = (): void => { lab?.destroy(); unmount(); release(); };
+  const interrupted = (): void => { cleanUp(); process.exit(130); };
   process.on('SIGINT', interrupted);
   process.on('SIGTERM', interrupted);
   try {
     const fresh = touch(SIZE * (maxReceivers + 1));
     const kept = touch(SIZE * (maxReceivers + 1));
-    const fd = openSync(PAYLOAD, 'w');
-    const buf = Buffer.alloc(4 << 20);
-    for (let done = 0; done < SIZE; done += buf.length) writeSync(fd, randomFillSync(buf), 0, Math.min(buf.length, SIZE - done));
-    closeSync(fd);
+    writeBytes(PAYLOAD, SIZE, randomFillSync);
     // The master keeps no manifest of a file changed less than 2 s before it hashed it (the file
     // may still be changing): at that age, only MUST's first run hashes the payload, and a median
     // of 3 leaves it out (younger, the first two runs hashed it).
@@ -377,9 +380,7 @@ async function main(): Promise<void> {
     console.log(`\n${table.join('\n')}`);
     console.log('\nratios: the anchor\'s time over MUST\'s (above 1: MUST is faster); rows with a slow receiver compare the time until the other receivers are done.');
   } finally {
-    lab?.destroy();
-    unmount();
-    release();
+    cleanUp();
   }
 }
 
