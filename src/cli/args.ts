@@ -146,6 +146,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       'repair-wait': { type: 'number', arg: 'MS', help: 'longest random wait before a repair request' },
       'pass-requests': { type: 'number', arg: 'MS', help: 'default mode: ms between a client\'s requests during the pass, 0 for none (repairs only after the pass, as the paper)' },
       'group-repairs': { type: 'boolean', help: 'default mode: every repair to the group, also one that only one client asked for' },
+      'plain-repairs': { type: 'boolean', help: 'default mode: no coded repairs, each repair carries one packet' },
       seed: { type: 'number', arg: 'N', help: 'seed of every random choice (default 1): the same seed, the same run' },
       json: net.json!,
     },

@@ -51,6 +51,7 @@ export function scenarioOf(o: Options): Scenario {
   s.protocol = protocol as Scenario['protocol'];
   s.feedback = feedback;
   if (o.flag('group-repairs')) s.unicastRepairs = false;
+  if (o.flag('plain-repairs')) s.codedRepairs = false;
   const shape = o.str('artp-shape');
   if (shape) s.artpShape = shape as 'uniform' | 'exp';
   if (s.payload !== undefined && s.protocol === 'default' && s.payload > s.mtu - 52) throw new UsageError(`simulate: --payload ${s.payload} does not fit a datagram at MTU ${s.mtu} (at most ${s.mtu - 52})`);
@@ -69,7 +70,7 @@ export async function simulate(o: Options): Promise<number> {
       `${s.burst > 1 ? ` in bursts of ${s.burst}` : ''}${s.lans > 1 ? `, ${s.lans} LANs` : ''}; ${s.protocol} mode, feedback ${s.feedback}, seed ${s.seed}`);
     console.log(`${m.ok ? 'ok' : 'FAILED'}: done in ${f(m.done)} ms (${f(m.goodputMBps)} MB/s)${s.slow ? `, the others in ${f(m.doneOthers)} ms` : ''}; first pass ${f(m.pass)} ms (${f(m.passMBps)} MB/s)`);
     console.log(`feedback at the master: ${m.feedback} datagrams, ${m.acks} ACKs (${f(m.acksPerBlock, 2)} per block), ${m.requests} repair requests; ${m.timeouts} time-outs`);
-    console.log(`repair: ${f(m.repairShare * 100)}% of the packets sent again (${f(m.unicastShare * 100)}% of them to one client only);` +
+    console.log(`repair: datagrams for ${f(m.repairShare * 100)}% of the packets (${f(m.unicastShare * 100)}% of them to one client only, ${f(m.codedShare * 100)}% coded);` +
       ` a client received ${f(m.receivedPerPacket, 3)} datagrams per packet; on the wire ${f(m.wirePerByte, 3)} bytes per image byte; simulated ${f(m.simulated / 1000, 2)} s in ${f(m.wall / 1000, 2)} s`);
   }
   return m.ok ? 0 : 1;

@@ -366,6 +366,12 @@ export class WriteQueue implements ClientStorage {
     return true;
   }
 
+  /** Chunk k's stream bytes [at, at+length) while the chunk is held and they were offered up to there (ClientStorage.inMemory). */
+  inMemory(k: number, at: number, length: number): Uint8Array | undefined {
+    const h = this.held.get(k);
+    return h && at + length <= h.end ? h.bytes.subarray(at, at + length) : undefined;
+  }
+
   /** Held chunk h's stream bytes as they stand, zeros where none was offered. */
   private stream(h: Held): Uint8Array {
     h.bytes.fill(0, h.end, h.chunk.streamLength);

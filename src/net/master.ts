@@ -7,11 +7,12 @@ import type { ManifestCache } from '../disk/manifest-cache.ts';
 import { type ByteSource, PageCache } from '../disk/source.ts';
 import { openImage } from '../image/format.ts';
 import { type Logger, bytes } from '../log/logger.ts';
-import type { FileEntry } from '../protocol/manifest.ts';
+import { type FileEntry, Layout } from '../protocol/manifest.ts';
 import { type Signer, buildAuth, fingerprint } from '../protocol/auth.ts';
 import { SEAL_OVERHEAD, SessionSeal } from '../protocol/secret.ts';
 import { HEADER_LENGTH } from '../protocol/codec.ts';
 import { Caps, type ImageKind, MsgType, Phase, phaseName } from '../protocol/messages.ts';
+import { xorInto } from '../protocol/xor.ts';
 import { MBIT, type TransferParams, classicParams, defaultParams } from '../session/params.ts';
 import type { LanPolicy } from '../session/lans.ts';
 import { type ClientRecord, Sender } from '../session/sender.ts';
@@ -144,7 +145,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     session, params, kind: m.kind, name: o.name, caps: (o.image.mapped ? Caps.Mapped : 0) | (o.secret ? Caps.Sealed : 0), manifest: built.bytes, manifestDigest: built.digest,
     imageSize: stream.size, targetSize: m.targetSize, sectorSize: m.sectorSize, controlPort: o.port, dataPort, feedbackPort,
     minClients: o.minClients, waitAfterJoin: o.wait === undefined ? undefined : o.wait * 1000, linger: 1500,
-    persistent: o.pxe !== undefined, signer: o.signer, ttl: o.ttl, lans: o.lans,
+    persistent: o.pxe !== undefined, signer: o.signer, ttl: o.ttl, lans: o.lans, layout: new Layout(m),
   }, Math.random, performance.now());
 
   const cache = new PageCache(stream);
@@ -191,7 +192,11 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     if (t.image) {
       const bytes = imageBytes(t.image.offset, t.image.length);
       if (!bytes) return false;
-      parts = parts.length === 1 && bytes.length === 1 ? [parts[0]!, bytes[0]!] : [...parts, ...bytes];
+      if (t.xor) {
+        const coded = codedPayload(bytes, t.xor);
+        if (!coded) return false;
+        parts = [parts[0]!, coded];
+      } else parts = parts.length === 1 && bytes.length === 1 ? [parts[0]!, bytes[0]!] : [...parts, ...bytes];
     }
     // Sealed sessions: the header stays in the clear, the payload (manifest or image bytes) is sealed.
     if (seal && t.packet !== undefined) parts = [parts[0]!, seal.seal(t.packet, parts.slice(1))];
@@ -206,6 +211,20 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     else if (toPc && t.dest.kind === 'unicast') pcBatch!.add(parts, t.dest.to);
     else if (t.dest.kind === 'group') tx.send(parts, t.dest.port, o.group);
     else tx.send(parts, t.dest.to.port, t.dest.to.address);
+  };
+
+  /** A coded repair's payload: `first`'s bytes XOR those of each range; undefined until all are read. */
+  const codedPayload = (first: Uint8Array[], ranges: NonNullable<Transmit['xor']>): Uint8Array | undefined => {
+    const others = ranges.map((r) => imageBytes(r.offset, r.length));
+    if (others.some((b) => !b)) return undefined;
+    const out = new Uint8Array(ranges[0]!.length);
+    let at = 0;
+    for (const b of first) { out.set(b, at); at += b.length; }
+    for (const views of others) {
+      at = 0;
+      for (const b of views!) { xorInto(out, at, b); at += b.length; }
+    }
+    return out;
   };
 
   /**
@@ -361,7 +380,7 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
   const remote = pcsOf(relays);
   log.info('finished', {
     ok, clients: clients.length + remote.length, verified: clients.filter((c) => c.state === 'verified').length + remote.filter((p) => p.state === 'verified').length, relays: relays.length || undefined, seconds: seconds.toFixed(1),
-    sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, inPass: s.passRepairSent, toOnePc: s.unicastRepairSent, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
+    sent: bytes(s.bytesSent), data: s.dataSent, repairs: s.repairSent, inPass: s.passRepairSent, toOnePc: s.unicastRepairSent, coded: s.codedSent, inCoded: s.codedPackets, acks: s.ackDatagrams, ackedBlocks: s.blocksAcked, timeouts: s.blocksTimedOut,
     blocks: sender.geo.blocks, acksByLan: countsText(s.acksByLan), solicited: s.solicited, rejected: countsText(s.drops),
   });
   return { ok, clients, relays, seconds, sender };

@@ -5,7 +5,7 @@ import { DecodeError, Reader, Writer, utf8 } from './bytes.ts';
 import {
   type AckMsg, type AnnounceMsg, type AuthMsg, type ClientId, type DataMsg, type DoneAckMsg, type DoneMsg, type DropMsg,
   type JoinMsg, type Message, type RepairRequestMsg, type SolicitMsg, type StatusMsg, type WelcomeMsg,
-  Caps, ClientPhase, DoneResult, ImageKind, MsgType, Phase, WireMode,
+  CODED_SPAN, Caps, ClientPhase, DataFlag, DoneResult, MAX_CODED, ImageKind, MsgType, Phase, WireMode,
 } from './messages.ts';
 
 export const MAGIC = 0x4d55; // "MU"
@@ -112,6 +112,41 @@ export function encodeDataHeader(session: number, flags: number, packet: number,
   putU32(b, 14, packet - high * 0x1_0000_0000);
   putU32(b, 18, ackedBlock);
   return b;
+}
+
+/**
+ * Header of a coded repair (DataFlag.Coded): `packet` is the first of the packets its payload is the
+ * XOR of, `others` the rest, ascending, each at most CODED_SPAN after it. Their offsets from `packet`
+ * take the acked-block and reserved fields, one byte each, zeros after the last.
+ */
+export function encodeCodedHeader(session: number, packet: number, others: readonly number[]): Uint8Array {
+  if (others.length === 0 || others.length > MAX_CODED - 1) throw new Error(`a coded repair carries 2 to ${MAX_CODED} packets, not ${others.length + 1}`);
+  const b = encodeDataHeader(session, DataFlag.Repair | DataFlag.Coded, packet, 0);
+  let last = packet;
+  others.forEach((q, i) => {
+    if (q <= last || q - packet > CODED_SPAN) throw new Error(`coded repair of ${packet}: packet ${q} is out of order or more than ${CODED_SPAN} after it`);
+    b[18 + i] = q - packet;
+    last = q;
+  });
+  return b;
+}
+
+/**
+ * The packets a coded repair's payload is the XOR of, into `out` (the first is `h.packet`); false when
+ * the offsets are not ascending from 1 with zeros after the last, or name fewer than two packets.
+ */
+export function codedMembers(b: Uint8Array, h: DataHead, out: number[]): boolean {
+  out.length = 0;
+  out.push(h.packet);
+  let prev = 0;
+  for (let i = 18; i < 18 + MAX_CODED - 1; i++) {
+    const d = b[i]!;
+    if (d === 0) { prev = CODED_SPAN + 1; continue; }
+    if (d <= prev) return false;
+    out.push(h.packet + d);
+    prev = d;
+  }
+  return out.length > 1;
 }
 const putU32 = (b: Uint8Array, i: number, v: number): void => { b[i] = v >>> 24; b[i + 1] = (v >>> 16) & 0xff; b[i + 2] = (v >>> 8) & 0xff; b[i + 3] = v & 0xff; };
 

@@ -23,7 +23,18 @@ export const DataFlag = {
   Last: 0x01,
   /** A retransmission in the repair phase: never acknowledged. */
   Repair: 0x02,
+  /**
+   * With REPAIR: the payload is the XOR of several packets' payloads, each lost by a different client
+   * (Caps.CodedRepairs). The packet number names the first; the acked-block and reserved fields hold
+   * the others as offsets from it (codedMembers in codec.ts).
+   */
+  Coded: 0x04,
 } as const;
+
+/** Packets one coded repair carries at most: the first, and one for each offset byte of the header. */
+export const MAX_CODED = 7;
+/** How far after the first packet the others of a coded repair may lie (an offset is one byte). */
+export const CODED_SPAN = 255;
 
 export const Phase = {
   Waiting: 1,
@@ -102,6 +113,11 @@ export const Caps = {
    * suppress no request of theirs by the ones they hear (the repair they would wait for may not reach them).
    */
   UnicastRepairs: 0x0008,
+  /**
+   * JOIN: this client decodes coded repairs (DataFlag.Coded). A master sends them only while every
+   * client that joined says so; one that does not would take the XOR for the first packet.
+   */
+  CodedRepairs: 0x0010,
 } as const;
 
 export interface AnnounceMsg {

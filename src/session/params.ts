@@ -64,6 +64,12 @@ export interface TransferParams {
    * (Caps.UnicastRepairs; default mode, unsigned sessions).
    */
   unicastRepairs: boolean;
+  /**
+   * Send packets that different clients alone lost, in one chunk, as one coded repair to the group: the
+   * XOR of their payloads, from which each of those clients takes its own (DataFlag.Coded; default mode,
+   * unsigned and unsealed sessions whose clients all decode them).
+   */
+  codedRepairs: boolean;
 }
 
 export const MBIT = 1_000_000 / 8;
@@ -90,6 +96,7 @@ export function defaultParams(mtu = 1500, maxRate = 1000 * MBIT): TransferParams
     echoAcks: true,
     feedback: 'mtp',
     unicastRepairs: true,
+    codedRepairs: true,
   };
 }
 
@@ -115,6 +122,7 @@ export function classicParams(): TransferParams {
     echoAcks: false,
     feedback: 'mtp',
     unicastRepairs: false,
+    codedRepairs: false,
   };
 }
 

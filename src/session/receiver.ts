@@ -9,8 +9,9 @@
 import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
 import { DecodeError } from '../protocol/bytes.ts';
 import { type Verifier, fingerprint, packetHash, trailerValid, verifierOf } from '../protocol/auth.ts';
-import { type DataHead, PACKET_HASH_BYTES, decode, encode, isData, readData } from '../protocol/codec.ts';
+import { type DataHead, PACKET_HASH_BYTES, codedMembers, decode, encode, isData, readData } from '../protocol/codec.ts';
 import { SEAL_OVERHEAD, SessionSeal } from '../protocol/secret.ts';
+import { xorInto } from '../protocol/xor.ts';
 import { type Chunk, type Extent, type Manifest, Layout, decodeManifest, isIdentity, sha256 } from '../protocol/manifest.ts';
 import {
   type AnnounceMsg, type AuthMsg, type ClientId, type Message, type PacketRange,
@@ -37,6 +38,12 @@ export interface ClientStorage {
    * manifest is known, `k` and `at` say the bytes are chunk k's stream from byte `at`.
    */
   offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom?: number, k?: number, at?: number): boolean;
+  /**
+   * Chunk k's stream bytes [at, at+length), if storage holds them in memory as offered (a coded repair
+   * is decoded with them); undefined if it does not (the chunk went to the target, or was checked).
+   * Storage that holds nothing in memory need not have it.
+   */
+  inMemory?(k: number, at: number, length: number): Uint8Array | undefined;
   /** The manifest arrived, with these chunks: from now on every offer names its chunk. */
   known(chunks: readonly Chunk[]): void;
   /**
@@ -101,6 +108,8 @@ export interface ReceiverStats {
   furthest: number;
   duplicates: number;
   repaired: number;
+  /** Packets taken from coded repairs (counted in `repaired` too). */
+  decoded: number;
   queueFull: number;
   requestsSent: number;
   rangesRequested: number;
@@ -140,7 +149,7 @@ export class Receiver {
   readonly cfg: ReceiverConfig;
   readonly events = new Emitter<ClientEvent>();
   readonly stats: ReceiverStats = {
-    received: 0, furthest: 0, duplicates: 0, repaired: 0, queueFull: 0, requestsSent: 0, rangesRequested: 0,
+    received: 0, furthest: 0, duplicates: 0, repaired: 0, decoded: 0, queueFull: 0, requestsSent: 0, rangesRequested: 0,
     verifyFailures: 0, writeErrors: 0, drops: {},
   };
   phase: ClientPhase = ClientPhase.Searching;
@@ -174,6 +183,9 @@ export class Receiver {
   private verifying = new Bitmap(0);
   /** The DATA header being handled (one record, reused: DATA is nearly every datagram). */
   private readonly head: DataHead = { session: 0, flags: 0, packet: 0, ackedBlock: 0, at: 0 };
+  /** The packets of the coded repair at hand, and the packet decoded from it. */
+  private readonly codedBuf: number[] = [];
+  private codedOut: Uint8Array | undefined;
   private readonly refusals = new Map<number, number>();
   // Signed sessions: the key in force, the last ANNOUNCE sequence number, and the packet hashes AUTH vouched for, by block.
   private verifier: Verifier | undefined;
@@ -449,6 +461,7 @@ export class Receiver {
     if (!this.confirmed) return void countDrop(this.stats.drops, 'unconfirmed');
     if (this.ended) return void countDrop(this.stats.drops, 'phase');
     if (h.packet >= geo.packets) return void countDrop(this.stats.drops, 'field');
+    if (h.flags & DataFlag.Coded) return this.onCoded(h, bytes, now);
     const span = geo.span(h.packet);
     if (bytes.length - h.at !== span.length + (this.seal ? SEAL_OVERHEAD : 0)) return void countDrop(this.stats.drops, 'length');
     if (this.verifier) {
@@ -488,6 +501,43 @@ export class Receiver {
     this.stats.received++;
     if (repair) this.stats.repaired++;
     this.mark(h.packet, now);
+  }
+
+  /**
+   * A coded repair: if this client lacks exactly one of its packets and holds the others in memory,
+   * their XOR with the payload is that packet, taken as a repair. Lacking none, it is a duplicate;
+   * lacking more, or not holding the others, it is dropped (`undecodable`) and the packets are asked
+   * for again. Sessions that sign or seal send none.
+   */
+  private onCoded(h: DataHead, bytes: Uint8Array, now: number): void {
+    const geo = this.geo!, have = this.have!, layout = this.layout, P = this.announce!.payloadSize;
+    const members = this.codedBuf;
+    if (this.verifier || this.seal || !codedMembers(bytes, h, members)) return void countDrop(this.stats.drops, 'field');
+    if (bytes.length - h.at !== P) return void countDrop(this.stats.drops, 'length');
+    let missing = -1;
+    for (const q of members) {
+      const span = q < geo.packets ? geo.span(q) : undefined;
+      if (span?.region !== 'image' || span.length !== P) return void countDrop(this.stats.drops, 'field');
+      if (have.has(q)) continue;
+      if (missing >= 0) return void countDrop(this.stats.drops, 'undecodable');
+      missing = q;
+    }
+    this.lastRepairAt = now;
+    if (missing < 0) { this.stats.duplicates++; return; }
+    if (!layout) return void countDrop(this.stats.drops, 'undecodable');
+    const out = this.codedOut ??= new Uint8Array(P);
+    out.set(bytes.subarray(h.at));
+    for (const q of members) {
+      if (q === missing) continue;
+      const offset = geo.span(q).offset;
+      for (const piece of layout.pieces(offset, P)) {
+        const k = piece.chunk, held = this.storage.inMemory?.(k, offset + piece.from - layout.start(k), piece.length);
+        if (!held) return void countDrop(this.stats.drops, 'undecodable');
+        xorInto(out, piece.from, held);
+      }
+    }
+    this.stats.decoded++;
+    this.onData({ session: h.session, flags: DataFlag.Repair, packet: missing, ackedBlock: NO_BLOCK, at: 0 }, out, now);
   }
 
   /** A mapped stream can be placed only through its manifest. */
@@ -712,7 +762,7 @@ export class Receiver {
     if (!this.confirmed) return;
     if (!this.welcomed && now >= this.nextJoinAt) {
       this.send(this.unicast(encode({
-        type: MsgType.Join, session: a.session, client: this.cfg.id, caps: 0, prefix: this.cfg.network ? parseCidr(this.cfg.network)?.prefix ?? 0 : 0,
+        type: MsgType.Join, session: a.session, client: this.cfg.id, caps: a.mode === WireMode.Default ? Caps.CodedRepairs : 0, prefix: this.cfg.network ? parseCidr(this.cfg.network)?.prefix ?? 0 : 0,
         capacity: Math.min(this.capacity, Number.MAX_SAFE_INTEGER), have: this.have!.count, mac: this.cfg.mac ?? '00:00:00:00:00:00', name: this.cfg.name,
       })));
       this.nextJoinAt = now + retryAfter(this.joinSent++);

@@ -8,11 +8,12 @@
 import { CLASSIC_UNIT, Top, decodeClassic, encodeClassicHeader } from '../protocol/classic.ts';
 import { DecodeError } from '../protocol/bytes.ts';
 import { type Signer, signTrailer } from '../protocol/auth.ts';
-import { PACKET_HASH_BYTES, SIGNATURE_BYTES, decode, encode, encodeDataHeader } from '../protocol/codec.ts';
+import { HEADER_LENGTH, PACKET_HASH_BYTES, SIGNATURE_BYTES, decode, encode, encodeCodedHeader, encodeDataHeader } from '../protocol/codec.ts';
 import {
   type AckMsg, type ClientId, type JoinMsg, type Message, type PacketRange, type StatusMsg,
-  Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MsgType, NO_BLOCK, Phase, WireMode,
+  CODED_SPAN, Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MAX_CODED, MsgType, NO_BLOCK, Phase, WireMode,
 } from '../protocol/messages.ts';
+import type { Layout } from '../protocol/manifest.ts';
 import { Bitmap } from './bitmap.ts';
 import { Geometry } from './geometry.ts';
 import { IntervalSet } from './intervals.ts';
@@ -54,6 +55,11 @@ export interface SenderConfig {
   ttl?: number;
   /** How clients' LANs are told apart for the intra-campus rule (default: learned from their addresses). */
   lans?: LanPolicy;
+  /**
+   * Where the manifest's chunks lie in the stream. A coded repair takes packets of one chunk only (a
+   * client holds a chunk it lacks a packet of in memory); without it the session sends none.
+   */
+  layout?: Layout;
 }
 
 export type ClientState = 'active' | 'verified' | 'failed' | 'lost' | 'dropped';
@@ -66,6 +72,8 @@ export interface ClientRecord {
   /** The client's LAN (a network in CIDR form): a block needs one ACK from each LAN with a client imaging. */
   lan: string;
   capacity: number;
+  /** Capabilities its JOIN named (Caps.CodedRepairs). */
+  caps: number;
   state: ClientState;
   phase: ClientPhase;
   joinedAt: number;
@@ -109,6 +117,9 @@ export interface SenderStats {
   passRepairSent: number;
   /** Repairs sent to the one client that asked for them, not to the group (counted in repairSent too). */
   unicastRepairSent: number;
+  /** Coded repairs sent (each counted once in repairSent), and the packets they carried. */
+  codedSent: number;
+  codedPackets: number;
   /** ACK datagrams by the LAN they came from. */
   acksByLan: Record<string, number>;
   /** ANNOUNCEs sent because a SOLICIT asked for one. */
@@ -130,6 +141,12 @@ const PACE_CREDIT = 8;
 const ANNOUNCE_ECHO = 20;
 /** ms between two ANNOUNCEs that SOLICITs ask for, at least (anyone can send one: it must not make the master a multicast loudspeaker). */
 const SOLICIT_GAP = 20;
+/**
+ * In the pass, a repair that could go coded waits until every client had its turn to ask for its holes
+ * around it: clients ask every passRequests ms on average, at most 1.5 times that apart (receiver.ts),
+ * for the holes up to the block before the newest they heard of.
+ */
+const CODED_HOLD = 1.5;
 /** In `Askers`: a packet more than one client (or one the master cannot name) asked for. */
 const SEVERAL = 255;
 
@@ -168,6 +185,12 @@ export class Askers {
     }
   }
 
+  /** Who asked for `packet` (0: nobody). */
+  peek(packet: number): number {
+    const k = Math.floor(packet / Askers.PAGE);
+    return this.pages[k]?.[packet - k * Askers.PAGE] ?? 0;
+  }
+
   /** Who asked for `packet` (0: nobody), which is then nobody's. */
   take(packet: number): number {
     const k = Math.floor(packet / Askers.PAGE), page = this.pages[k];
@@ -191,7 +214,7 @@ export class Sender {
   readonly clients = new Map<ClientId, ClientRecord>();
   readonly stats: SenderStats = {
     dataSent: 0, repairSent: 0, authSent: 0, bytesSent: 0, ackDatagrams: 0, blocksAcked: 0, usefulAcks: 0, blocksTimedOut: 0,
-    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, passRepairSent: 0, unicastRepairSent: 0, acksByLan: {}, solicited: 0, drops: {},
+    staleAcks: 0, requestDatagrams: 0, rangesRequested: 0, passRepairSent: 0, unicastRepairSent: 0, codedSent: 0, codedPackets: 0, acksByLan: {}, solicited: 0, drops: {},
   };
   readonly tout: AdaptiveTimeout;
   readonly rate: RateController;
@@ -234,6 +257,10 @@ export class Sender {
   private readonly bySlot: ClientRecord[] = [];
   private readonly slotOf = new Map<ClientId, number>();
   private repairCursor = 0;
+  /** No packet below this is wanted (where a pass that holds its repairs looks for the next). */
+  private lowWanted = 0;
+  /** Every client that joined decodes coded repairs. */
+  private allDecode = true;
   private lastRequestAt = -Infinity;
   private repairBusy = false;
   /** What each client asked for in this epoch, and in the one before: how the pace is measured in the repair phase. */
@@ -269,6 +296,15 @@ export class Sender {
     this.authEpoch = new Int32Array(cfg.signer ? this.geo.blocks : 0);
     // Spread the first announcement a little so that two masters started together do not beat in step.
     this.nextAnnounceAt = now + rng() * 10;
+  }
+
+  /**
+   * Whether packets that different clients alone asked for, in one chunk, go as one coded repair
+   * (DataFlag.Coded). Sealed payloads are sealed one by one, and a client keeps them opened: an XOR of
+   * sealed payloads would not give it its packet.
+   */
+  get codedRepairs(): boolean {
+    return this.askers !== undefined && this.p.codedRepairs && this.allDecode && this.cfg.layout !== undefined && (this.cfg.caps & Caps.Sealed) === 0;
   }
 
   /** Whether a repair one client alone asked for goes to that client only (Caps.UnicastRepairs). */
@@ -401,7 +437,7 @@ export class Sender {
     let c = this.clients.get(m.client);
     if (!c) {
       c = {
-        id: m.client, name: m.name, mac: m.mac, endpoint: from, lan: lanOf(this.lans, from.address, m.prefix), capacity: m.capacity, state: 'active', phase: ClientPhase.Waiting,
+        id: m.client, name: m.name, mac: m.mac, endpoint: from, lan: lanOf(this.lans, from.address, m.prefix), capacity: m.capacity, caps: m.caps, state: 'active', phase: ClientPhase.Waiting,
         joinedAt: now, lastHeard: now, lastJoin: now, doneAt: undefined, have: m.have, needSegment: this.segment, chunksVerified: 0,
         repaired: 0, rejected: 0, writeErrors: 0, acks: 0, requests: 0, reason: '',
       };
@@ -414,12 +450,13 @@ export class Sender {
       this.events.emit({ type: 'joined', client: c, rejoined: false, at: now });
     } else if (c.state !== 'dropped' && (c.state !== 'active' || now - c.lastJoin > Sender.REJOIN_GAP)) {
       // The same machine again (crash, power cycle, restart): it is working again, whatever it said before.
-      Object.assign(c, { state: 'active', phase: ClientPhase.Waiting, doneAt: undefined, reason: '', name: m.name, mac: m.mac, capacity: m.capacity, have: m.have, needSegment: this.segment });
+      Object.assign(c, { state: 'active', phase: ClientPhase.Waiting, doneAt: undefined, reason: '', name: m.name, mac: m.mac, capacity: m.capacity, caps: m.caps, have: m.have, needSegment: this.segment });
       this.events.emit({ type: 'joined', client: c, rejoined: true, at: now });
     }
     c.lastHeard = now;
     c.lastJoin = now;
     c.endpoint = from;
+    this.allDecode &&= (c.caps & Caps.CodedRepairs) !== 0;
     c.lan = lanOf(this.lans, from.address, m.prefix);
     if (c.state === 'active' && m.capacity < this.cfg.targetSize) {
       // It cannot take the image; it says so itself with DONE, but it must not count towards --min-clients.
@@ -554,6 +591,7 @@ export class Sender {
   /** Packets [start, end) are to be repaired, for `c` (undefined: a classic request, which names nobody). */
   private want(start: number, end: number, c: ClientRecord | undefined): void {
     this.wanted.setRange(start, end);
+    if (start < this.lowWanted) this.lowWanted = start;
     this.askers?.add(start, end, (c && this.slotOf.get(c.id)) ?? SEVERAL);
   }
 
@@ -799,6 +837,12 @@ export class Sender {
       if (this.phase === Phase.Transfer) this.stats.passRepairSent++;
       if (this.askers) {
         const slot = this.askers.take(packet);
+        const others = slot !== SEVERAL && this.codedRepairs ? this.partners(packet, slot) : undefined;
+        if (others) {
+          const t = this.codedTransmit(packet, others);
+          this.pace(now, t);
+          return t;
+        }
         to = slot !== SEVERAL ? this.bySlot[slot - 1]?.endpoint : undefined;
         if (to) this.stats.unicastRepairSent++;
       }
@@ -818,9 +862,38 @@ export class Sender {
   private nextDataPacket(): number {
     // Repairs first, in both phases; in the pass they are holes behind the cursor (and need no window).
     if (this.wanted.count > 0 && (this.phase === Phase.Transfer || this.phase === Phase.Repair)) {
-      const p = this.wanted.find(true, this.repairCursor);
-      return p >= 0 ? p : this.wanted.find(true, 0);
+      if (!this.holding) {
+        const p = this.wanted.find(true, this.repairCursor);
+        return p >= 0 ? p : this.wanted.find(true, 0);
+      }
+      // Repairs that may go coded wait until the other clients had their turn to ask (CODED_HOLD);
+      // new data goes meanwhile, and when none can, whatever is wanted.
+      const edge = this.ripeEdge();
+      const p = this.wanted.find(true, this.lowWanted, Math.max(this.lowWanted, edge));
+      if (p >= 0) return (this.lowWanted = p);
+      this.lowWanted = Math.max(this.lowWanted, edge);
+      const fresh = this.passPacket();
+      return fresh >= 0 ? fresh : this.wanted.find(true, 0);
     }
+    return this.passPacket();
+  }
+
+  /**
+   * The pass holds its repairs back (CODED_HOLD): coded repairs can be made, by a pace, for two clients
+   * or more. Unpaced, the hold would be no time at all.
+   */
+  private get holding(): boolean {
+    return this.phase === Phase.Transfer && this.rate.paced && this.p.passRequests > 0 && this.bySlot.length > 1 && this.codedRepairs;
+  }
+
+  /** Packets below this have been passed long enough ago that every client had its turn to ask for them. */
+  private ripeEdge(): number {
+    const wire = this.p.payloadSize + HEADER_LENGTH[MsgType.Data] + WIRE_OVERHEAD;
+    return this.cursor - Math.ceil((this.rate.rate * CODED_HOLD * this.p.passRequests) / 1000 / wire) - 2 * this.p.blockPackets;
+  }
+
+  /** The pass's next new packet, ignoring pacing; -1 if none is allowed now. */
+  private passPacket(): number {
     if (this.phase === Phase.Transfer) {
       if (this.cursor >= this.geo.segmentEnd(this.segment)) return -1;
       const oldest = this.outstanding[0]?.block ?? this.geo.blockOf(this.cursor);
@@ -843,6 +916,44 @@ export class Sender {
     // A late wake-up makes up at most PACE_CREDIT ms, so it sends a burst, not a flood.
     // The link carries the Ethernet, IP and UDP headers too: pace what goes on the wire, not only the payload.
     this.nextSendAt = Math.max(this.nextSendAt, now - PACE_CREDIT) + ((bytes + WIRE_OVERHEAD) / this.rate.rate) * 1000;
+  }
+
+  /**
+   * Wanted packets to go coded with `packet`, which client `slot` alone asked for: packets of its chunk,
+   * within CODED_SPAN after it, each asked for by another client alone (a different one each), so that
+   * each of those clients lacks one of them only. Undefined if there is none.
+   */
+  private partners(packet: number, slot: number): number[] | undefined {
+    const P = this.p.payloadSize, span = this.geo.span(packet);
+    if (span.region !== 'image' || span.length !== P) return undefined;
+    const layout = this.cfg.layout!, chunkEnd = layout.end(layout.chunkAt(span.offset));
+    if (span.offset + P > chunkEnd) return undefined;
+    // Packets that lie wholly in the chunk: the last ends at or before its end.
+    const end = Math.min(packet + CODED_SPAN + 1, this.geo.manifestPackets + Math.floor(chunkEnd / P));
+    const others: number[] = [], slots = [slot];
+    for (let q = this.wanted.find(true, packet + 1, end); q >= 0 && others.length < MAX_CODED - 1; q = this.wanted.find(true, q + 1, end)) {
+      const s = this.askers!.peek(q);
+      if (s === SEVERAL || slots.includes(s)) continue;
+      others.push(q);
+      slots.push(s);
+    }
+    return others.length > 0 ? others : undefined;
+  }
+
+  /** One coded repair to the group: the XOR of `packet` and `others`, which are then wanted no more. */
+  private codedTransmit(packet: number, others: number[]): Transmit {
+    for (const q of others) {
+      this.wanted.clear(q);
+      this.askers!.take(q);
+    }
+    this.stats.codedSent++;
+    this.stats.codedPackets += others.length + 1;
+    const span = this.geo.span(packet);
+    return {
+      dest: { kind: 'group', port: this.cfg.dataPort }, packet, parts: [encodeCodedHeader(this.cfg.session, packet, others)],
+      image: { offset: span.offset, length: span.length },
+      xor: others.map((q) => ({ offset: this.geo.span(q).offset, length: span.length })),
+    };
   }
 
   /** DATA for `packet`, to the group, or to `to` only (a repair one client alone asked for). */

@@ -12,6 +12,8 @@ export interface Transmit {
   dest: Dest;
   parts: Uint8Array[];
   image?: { offset: number; length: number };
+  /** A coded repair: image bytes the driver XORs into `image`'s, each range as long as it. */
+  xor?: Array<{ offset: number; length: number }>;
   /** Set on DATA: the object packet it carries (the driver seals payloads by it). */
   packet?: number;
   /** An AUTH for object packets [first, first+count): the driver hashes their payloads and signs. */

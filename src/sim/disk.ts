@@ -14,6 +14,8 @@ export interface SimDisk {
   check(k: number, chunk: Chunk): boolean;
   /** The disk holds the image. */
   identical(): boolean;
+  /** What the disk holds at [offset, offset+length) (the light disk: the image, which every right write put there). */
+  read(offset: number, length: number): Uint8Array;
 }
 
 export class BytesDisk implements SimDisk {
@@ -43,6 +45,8 @@ export class BytesDisk implements SimDisk {
   }
 
   identical(): boolean { return Buffer.compare(this.disk, this.image) === 0; }
+
+  read(offset: number, length: number): Uint8Array { return this.disk.subarray(offset, offset + length); }
 }
 
 export class LightDisk implements SimDisk {
@@ -74,4 +78,6 @@ export class LightDisk implements SimDisk {
   }
 
   identical(): boolean { return this.unchecked.size === 0 && this.damaged.size === 0; }
+
+  read(offset: number, length: number): Uint8Array { return this.image.subarray(offset, offset + length); }
 }

@@ -5,7 +5,8 @@
 // and no timers: a run of 50 clients over a few MiB takes a second or so.
 
 import { manifestOfBytes } from '../disk/manifest-build.ts';
-import { DEFAULT_CHUNK_SIZE, sha256 } from '../protocol/manifest.ts';
+import { DEFAULT_CHUNK_SIZE, Layout, sha256 } from '../protocol/manifest.ts';
+import { xorInto } from '../protocol/xor.ts';
 import { type ClientId, ImageKind, Phase, WireMode } from '../protocol/messages.ts';
 import { Receiver } from '../session/receiver.ts';
 import { Sender } from '../session/sender.ts';
@@ -74,6 +75,8 @@ export interface SimClientResult {
   acksSent: number;
   requestsSent: number;
   repaired: number;
+  /** Packets it took from coded repairs (counted in `repaired` too). */
+  decoded: number;
   verifyFailures: number;
   /** Datagrams that reached this client (any kind; each multicast copy counts). */
   delivered: number;
@@ -145,7 +148,7 @@ export function runLab(o: LabOptions): LabResult {
 
   const image = sampleImage(o.imageSize, o.seed);
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const { bytes: manifest } = manifestOfBytes(image, ImageKind.Disk, chunkSize);
+  const { bytes: manifest, manifest: decoded } = manifestOfBytes(image, ImageKind.Disk, chunkSize);
   const p = o.params;
   const dataPort = p.mode === WireMode.Classic ? CONTROL + 2 : CONTROL;
   const feedbackPort = dataPort + 1;
@@ -157,6 +160,7 @@ export function runLab(o: LabOptions): LabResult {
     session: 0x5e55_1000, params: p, kind: ImageKind.Disk, name: 'sim', caps: 0, manifest, manifestDigest: sha256(manifest),
     imageSize: o.imageSize, targetSize: o.imageSize, sectorSize: 512, controlPort: CONTROL, dataPort, feedbackPort,
     minClients: o.minClients ?? o.clients.filter((c) => !c.startAt).length, waitAfterJoin: undefined, linger: 1500,
+    layout: new Layout(decoded),
   }, fork(), 0);
   let passEndedAt = NaN;
   sender.events.on((e) => {
@@ -176,6 +180,7 @@ export function runLab(o: LabOptions): LabResult {
     let off = 0;
     for (const part of t.parts) { bytes.set(part, off); off += part.length; }
     if (t.image) bytes.set(image.subarray(t.image.offset, t.image.offset + t.image.length), off);
+    for (const r of t.xor ?? []) xorInto(bytes, off, image.subarray(r.offset, r.offset + r.length));
     const from: Endpoint = { address: src.address, port: src === master ? MASTER_PORT : 50000 };
     const port = t.dest.kind === 'group' ? t.dest.port : t.dest.to.port;
     const targets = t.dest.kind === 'group'
@@ -227,7 +232,7 @@ export function runLab(o: LabOptions): LabResult {
     const address = `10.${lan + 1}.${host >> 8}.${host & 255}`;
     const node: Node = { address, ports: new Set([CONTROL, dataPort, feedbackPort, 50000]), port: new Port(link, lan, o.burst), machine: sender, wakeToken: 0, wakeAt: Infinity, alive: false, lastWake: -1, spins: 0, delivered: 0 };
     nodes.push(node);
-    const result: SimClientResult = { id, ok: false, identical: false, reason: 'never finished', finishedAt: NaN, acksSent: 0, requestsSent: 0, repaired: 0, verifyFailures: 0, delivered: 0 };
+    const result: SimClientResult = { id, ok: false, identical: false, reason: 'never finished', finishedAt: NaN, acksSent: 0, requestsSent: 0, repaired: 0, decoded: 0, verifyFailures: 0, delivered: 0 };
     let diskQueued = 0, diskAt = 0;
     results.push(result);
     const boot = (): void => {
@@ -246,8 +251,10 @@ export function runLab(o: LabOptions): LabResult {
           disk.write(offset, b.subarray(from, from + length));
           return true;
         },
-        // The simulated disk is memory already: a chunk is checked where it was written.
+        // The simulated disk is memory already: a chunk is checked where it was written, and what it
+        // holds of a chunk is there (the simulator serves raw images: chunk k starts at k chunks).
         known: () => {},
+        inMemory: (k, at, length) => disk.read(k * chunkSize + at, length),
         finish: (k, c) => at(now + 0.01, { kind: 'call', fn: () => { r.onChunkChecked(k, disk.check(k, c), now); step(node); } }),
         flush: () => at(now + 0.01, { kind: 'call', fn: () => { r.onFlushed(now); step(node); } }),
       }, fork(), now);
@@ -255,7 +262,7 @@ export function runLab(o: LabOptions): LabResult {
         if (e.type !== 'finished') return;
         Object.assign(result, {
           ok: e.ok, reason: e.reason, finishedAt: e.at, identical: disk.identical(),
-          acksSent: r.acks?.sent ?? 0, requestsSent: r.stats.requestsSent, repaired: r.stats.repaired, verifyFailures: r.stats.verifyFailures,
+          acksSent: r.acks?.sent ?? 0, requestsSent: r.stats.requestsSent, repaired: r.stats.repaired, decoded: r.stats.decoded, verifyFailures: r.stats.verifyFailures,
         });
       });
       node.machine = r;

@@ -44,6 +44,8 @@ export interface Scenario {
   passRequests?: number;
   /** false: every repair goes to the group, also one that only one client asked for (default mode). */
   unicastRepairs?: boolean;
+  /** false: no coded repairs, every repair carries one packet (default mode). */
+  codedRepairs?: boolean;
   seed: number;
 }
 
@@ -72,10 +74,12 @@ export interface Metrics {
   /** Every datagram that reached the master. */
   feedback: number;
   timeouts: number;
-  /** Packets sent again (on request during the pass, or in the repair phase), per packet of the object. */
+  /** Repair datagrams (on request during the pass, or in the repair phase; a coded one counts once), per packet of the object. */
   repairShare: number;
   /** Of them, the share sent to one client only. */
   unicastShare: number;
+  /** Share of those repair datagrams that were coded (each carrying several packets). */
+  codedShare: number;
   /** Datagrams a client received (any kind), per packet of the object: the mean over the clients. */
   receivedPerPacket: number;
   /** Bytes on the wire (headers included, every datagram once) per image byte. */
@@ -101,6 +105,7 @@ export function paramsOf(s: Scenario): TransferParams {
   if (s.repairWait !== undefined) p.repairWait = s.repairWait;
   if (s.passRequests !== undefined) p.passRequests = s.passRequests;
   if (s.unicastRepairs !== undefined) p.unicastRepairs = s.unicastRepairs;
+  if (s.codedRepairs !== undefined) p.codedRepairs = s.codedRepairs;
   if (p.tMax < p.t0) p.tMax = p.t0;
   return p;
 }
@@ -138,6 +143,7 @@ export function measure(s: Scenario, r: LabResult, wall: number): Metrics {
     acksPerBlock: st.ackDatagrams / geo.blocks, acks: st.ackDatagrams, requests: st.requestDatagrams, feedback: r.feedbackAtMaster,
     timeouts: st.blocksTimedOut, repairShare: st.repairSent / geo.packets,
     unicastShare: st.repairSent === 0 ? 0 : st.unicastRepairSent / st.repairSent,
+    codedShare: st.repairSent === 0 ? 0 : st.codedSent / st.repairSent,
     receivedPerPacket: r.clients.reduce((sum, c) => sum + c.delivered, 0) / r.clients.length / geo.packets, wirePerByte: r.wireBytes / (s.size * 2 ** 20),
     simulated: r.finishedAt, wall,
   };

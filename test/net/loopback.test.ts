@@ -34,13 +34,16 @@ async function lab(protocol: string, mib: number, clients: number, loss: number)
   for (const t of targets) assert.equal(await sha256File(t), img.digest, `${t} differs from the image`);
   assert.match(m.out, new RegExp(`finished ok=true clients=${clients} verified=${clients}`));
   if (protocol !== 'default' || loss === 0) return;
-  // Unicast repairs (PROTOCOL.md 6): most repairs went to the one PC that asked for it, so a PC receives
-  // few of the repairs the others asked for (with repairs to the group, nearly all of them). On a busy
-  // host, PCs that start late ask for the same packets at once: 75% went to one PC in one CI run.
-  const [repairs, toOne] = [/ repairs=(\d+)/, / toOnePc=(\d+)/].map((r) => Number(r.exec(m.out)?.[1]));
-  assert.ok(repairs! > 0 && toOne! >= 0.5 * repairs!, `${toOne} of ${repairs} repairs went to one PC`);
+  // Unicast and coded repairs (PROTOCOL.md 6): most repairs went to the one PC that asked for it, or
+  // carried packets that different PCs lost in one datagram, so a PC receives few repairs it has no use
+  // for (with repairs to the group, nearly all of the others'). On a busy host, PCs that start late ask
+  // for the same packets at once: 75% went to one PC in one CI run.
+  const [repairs, toOne, coded] = [/ repairs=(\d+)/, / toOnePc=(\d+)/, / coded=(\d+)/].map((r) => Number(r.exec(m.out)?.[1]));
+  assert.ok(coded! > 0, `no coded repair: ${m.out.slice(-600)}`);
+  assert.ok(repairs! > 0 && toOne! + coded! >= 0.5 * repairs!, `${toOne} of ${repairs} repairs went to one PC, ${coded} were coded`);
   for (const [i, r] of results.entries()) {
-    const [repaired, duplicates] = [/ repaired=(\d+)/, / duplicates=(\d+)/].map((x) => Number(x.exec(r.out)?.[1]));
+    const [repaired, decoded, duplicates] = [/ repaired=(\d+)/, / decoded=(\d+)/, / duplicates=(\d+)/].map((x) => Number(x.exec(r.out)?.[1]));
+    assert.ok(decoded! > 0, `client ${i} took no packet from a coded repair`);
     assert.ok(duplicates! <= 0.5 * (repairs! - repaired!), `client ${i}: ${duplicates} duplicates, ${repaired} of the ${repairs} repairs its own`);
   }
 }

@@ -345,8 +345,13 @@ test('write queue: past its memory for held chunks the oldest goes to the target
   // Chunks 0 and 1 each lack their second packet; chunk 2 needs a third buffer.
   for (const k of [0, 1]) { offerStream(q, chunks, streams, k, 0, PACKET); offerStream(q, chunks, streams, k, 2 * PACKET, SIZE); }
   assert.equal(q.spilled, 0);
+  // What a held chunk holds can be had from memory (a client decodes coded repairs with it).
+  assert.equal(Buffer.compare(q.inMemory(1, 2 * PACKET, PACKET)!, streams[1]!.subarray(2 * PACKET, 3 * PACKET)), 0);
+  assert.equal(q.inMemory(2, 0, PACKET), undefined, 'a chunk nothing of which came');
   offerStream(q, chunks, streams, 2, 0, SIZE);
   assert.equal(q.spilled, 1);
+  assert.equal(q.inMemory(0, 2 * PACKET, PACKET), undefined, 'a chunk gone to the target');
+  assert.equal(Buffer.compare(q.inMemory(2, SIZE - PACKET, PACKET)!, streams[2]!.subarray(SIZE - PACKET)), 0);
   q.finish(2, chunks[2]!);
   for (const k of [0, 1]) offerStream(q, chunks, streams, k, PACKET, 2 * PACKET);
   q.finish(0, chunks[0]!);
