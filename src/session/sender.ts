@@ -160,6 +160,8 @@ export class Askers {
   private readonly pages: (Uint8Array | undefined)[];
   /** Packets of each page that someone asked for. */
   private readonly used: Uint32Array;
+  /** The slots that asked for a packet marked SEVERAL, if they are all named (coded repairs combine by them). */
+  private readonly several = new Map<number, number[]>();
 
   constructor(packets: number) {
     const n = Math.ceil(packets / Askers.PAGE);
@@ -179,16 +181,23 @@ export class Askers {
       let used = this.used[k]!;
       for (; p < stop; p++) {
         const a = page[p - base]!;
-        if (a === 0) { page[p - base] = slot; used++; } else if (a !== slot) page[p - base] = SEVERAL;
+        if (a === 0) { page[p - base] = slot; used++; continue; }
+        if (a === slot && slot !== SEVERAL) continue;
+        page[p - base] = SEVERAL;
+        const named = this.several.get(p);
+        if (slot === SEVERAL || (a === SEVERAL && !named)) this.several.delete(p);
+        else if (!named) this.several.set(p, [a, slot]);
+        else if (!named.includes(slot)) named.push(slot);
       }
       this.used[k] = used;
     }
   }
 
-  /** Who asked for `packet` (0: nobody). */
-  peek(packet: number): number {
+  /** The slots of those who asked for `packet`; undefined if nobody did, or one the master cannot name. */
+  slotsOf(packet: number): readonly number[] | undefined {
     const k = Math.floor(packet / Askers.PAGE);
-    return this.pages[k]?.[packet - k * Askers.PAGE] ?? 0;
+    const a = this.pages[k]?.[packet - k * Askers.PAGE] ?? 0;
+    return a === 0 ? undefined : a === SEVERAL ? this.several.get(packet) : [a];
   }
 
   /** Who asked for `packet` (0: nobody), which is then nobody's. */
@@ -199,6 +208,7 @@ export class Askers {
     if (a !== 0) {
       page[i] = 0;
       if (--this.used[k]! === 0) this.pages[k] = undefined;
+      if (a === SEVERAL) this.several.delete(packet);
     }
     return a;
   }
@@ -836,8 +846,9 @@ export class Sender {
       this.stats.repairSent++;
       if (this.phase === Phase.Transfer) this.stats.passRepairSent++;
       if (this.askers) {
+        const askers = this.codedRepairs ? this.askers.slotsOf(packet) : undefined;
         const slot = this.askers.take(packet);
-        const others = slot !== SEVERAL && this.codedRepairs ? this.partners(packet, slot) : undefined;
+        const others = askers && this.partners(packet, askers);
         if (others) {
           const t = this.codedTransmit(packet, others);
           this.pace(now, t);
@@ -873,7 +884,7 @@ export class Sender {
       if (p >= 0) return (this.lowWanted = p);
       this.lowWanted = Math.max(this.lowWanted, edge);
       const fresh = this.passPacket();
-      return fresh >= 0 ? fresh : this.wanted.find(true, 0);
+      return fresh >= 0 ? fresh : this.wanted.find(true, this.lowWanted);
     }
     return this.passPacket();
   }
@@ -919,23 +930,23 @@ export class Sender {
   }
 
   /**
-   * Wanted packets to go coded with `packet`, which client `slot` alone asked for: packets of its chunk,
-   * within CODED_SPAN after it, each asked for by another client alone (a different one each), so that
+   * Wanted packets to go coded with `packet`, which the clients in slots `askers` asked for: packets of
+   * its chunk, within CODED_SPAN after it, asked for by other clients (no client by two of them), so that
    * each of those clients lacks one of them only. Undefined if there is none.
    */
-  private partners(packet: number, slot: number): number[] | undefined {
+  private partners(packet: number, askers: readonly number[]): number[] | undefined {
     const P = this.p.payloadSize, span = this.geo.span(packet);
     if (span.region !== 'image' || span.length !== P) return undefined;
     const layout = this.cfg.layout!, chunkEnd = layout.end(layout.chunkAt(span.offset));
     if (span.offset + P > chunkEnd) return undefined;
     // Packets that lie wholly in the chunk: the last ends at or before its end.
     const end = Math.min(packet + CODED_SPAN + 1, this.geo.manifestPackets + Math.floor(chunkEnd / P));
-    const others: number[] = [], slots = [slot];
+    const others: number[] = [], slots = [...askers];
     for (let q = this.wanted.find(true, packet + 1, end); q >= 0 && others.length < MAX_CODED - 1; q = this.wanted.find(true, q + 1, end)) {
-      const s = this.askers!.peek(q);
-      if (s === SEVERAL || slots.includes(s)) continue;
+      const theirs = this.askers!.slotsOf(q);
+      if (!theirs || theirs.some((s) => slots.includes(s))) continue;
       others.push(q);
-      slots.push(s);
+      slots.push(...theirs);
     }
     return others.length > 0 ? others : undefined;
   }

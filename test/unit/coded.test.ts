@@ -117,24 +117,25 @@ function scene(o: Parameters<typeof master>[0], caps: number[], asks: number[][]
 /** Packet i of those wholly in chunk k (the manifest's packets come first). */
 const C = (k: number, i: number): number => Math.ceil(built.bytes.length / P) + Math.ceil((k * 65536) / P) + i;
 
-test('packets that different PCs alone lost in one chunk go as one coded repair to the group; the rest go as before', () => {
+test('packets of one chunk that different PCs lost go as one coded repair to the group, no PC lacking two of them; the rest go as before', () => {
   const sent = scene({}, [Caps.CodedRepairs, Caps.CodedRepairs, Caps.CodedRepairs], [
     [C(0, 3), C(0, 9), C(1, 2)], // PC 1
     [C(0, 5), C(0, 9), C(1, 40)], // PC 2: C(0,9) lost by two PCs
-    [C(0, 7), C(0, 60)], // PC 3
+    [C(0, 7), C(0, 60), C(2, 5)], // PC 3
   ]);
   const coded = sent.filter((s) => s.packets.length > 1);
   const byPacket = new Map(sent.flatMap((s) => s.packets.map((p) => [p, s] as const)));
   // Every packet asked for goes exactly once.
-  assert.deepEqual([...byPacket.keys()].sort((a, b) => a - b), [C(0, 3), C(0, 5), C(0, 7), C(0, 9), C(0, 60), C(1, 2), C(1, 40)].sort((a, b) => a - b));
-  assert.equal(sent.reduce((n, s) => n + s.packets.length, 0), 7);
+  assert.deepEqual([...byPacket.keys()].sort((a, b) => a - b), [C(0, 3), C(0, 5), C(0, 7), C(0, 9), C(0, 60), C(1, 2), C(1, 40), C(2, 5)].sort((a, b) => a - b));
+  assert.equal(sent.reduce((n, s) => n + s.packets.length, 0), 8);
+  assert.equal(coded.length, 3);
   assert.ok(coded.every((s) => s.to === 'group'), 'coded repairs go to the group');
-  // Chunk 0: one from each PC in the first; PC 3's second goes with nothing (the others have none left there).
+  // Chunk 0: one of each PC's in the first; the one PCs 1 and 2 both lost goes with PC 3's other one.
   assert.deepEqual(byPacket.get(C(0, 3))!.packets, [C(0, 3), C(0, 5), C(0, 7)]);
-  assert.deepEqual(byPacket.get(C(0, 9)), { packets: [C(0, 9)], to: 'group' }, 'a packet two PCs lost is no partner');
+  assert.deepEqual(byPacket.get(C(0, 9))!.packets, [C(0, 9), C(0, 60)]);
   // Chunk 1: PC 1's and PC 2's, 38 packets apart, in one.
   assert.deepEqual(byPacket.get(C(1, 2))!.packets, [C(1, 2), C(1, 40)]);
-  assert.deepEqual(byPacket.get(C(0, 60)), { packets: [C(0, 60)], to: '10.0.0.4' }, 'alone in its chunk: to its PC');
+  assert.deepEqual(byPacket.get(C(2, 5)), { packets: [C(2, 5)], to: '10.0.0.4' }, 'alone in its chunk: to its PC');
 });
 
 test('no coded repair across chunks, in a sealed session, without the layout, or while a PC that joined does not decode them', () => {

@@ -86,6 +86,12 @@ test('who asked for what: a byte per packet, in pages held only while a packet o
   a.add(P, P + 3, 2); // P and P+1 also wanted by slot 2, P+2 by slot 2 alone
   a.add(5 * P, 5 * P + 1, 255);
   assert.equal(a.held, 3);
+  // Who they are, for coded repairs: both for P and P+1; nobody the master can name for 5P.
+  a.add(P + 1, P + 2, 2);
+  a.add(P + 1, P + 2, 3);
+  assert.deepEqual([P - 2, P, P + 1, P + 2, 5 * P, 6 * P].map((p) => a.slotsOf(p)), [[1], [1, 2], [1, 2, 3], [2], undefined, undefined]);
+  a.add(P, P + 1, 255);
+  assert.equal(a.slotsOf(P), undefined, 'one the master cannot name asked too');
   assert.deepEqual([P - 2, P - 1, P, P + 1, P + 2, 5 * P].map((p) => a.take(p)), [1, 1, 255, 255, 2, 255]);
   assert.equal(a.take(P - 2), 0, 'a packet sent is nobody\'s');
   assert.equal(a.take(7 * P), 0, 'a packet of a page never asked for');
