@@ -248,6 +248,8 @@ export class Sender {
   private lastJoinAt = -Infinity;
   /** When a SOLICIT last had an ANNOUNCE sent. */
   private lastSolicitedAt = -Infinity;
+  /** When the ANNOUNCE a SOLICIT asked for is due (Infinity: none is). */
+  private solicitAt = Infinity;
   private startRequested = false;
   private doneAt = 0;
   // TRANSFER
@@ -370,12 +372,11 @@ export class Sender {
       if (!(e instanceof DecodeError)) throw e;
       return this.reject(e.reason, from, now);
     }
-    // A client that knows no session yet asks for an ANNOUNCE; one answers every client that asked meanwhile.
+    // A client that knows no session yet asks for an ANNOUNCE: at once, or, SOLICIT_GAP after the last
+    // one a SOLICIT asked for, one that answers every client that asked meanwhile. (A client asks as soon
+    // as it listens: one that asks just after an answer left did not hear it.)
     if (m.type === MsgType.Solicit) {
-      if (this.finished || now - this.lastSolicitedAt < SOLICIT_GAP) return;
-      this.lastSolicitedAt = now;
-      this.stats.solicited++;
-      this.control.push(this.announcement());
+      if (!this.finished) this.solicitAt = Math.min(this.solicitAt, Math.max(now, this.lastSolicitedAt + SOLICIT_GAP));
       return;
     }
     if (m.session !== this.cfg.session) return this.reject('session', from, now);
@@ -809,6 +810,12 @@ export class Sender {
       this.echoAt = Infinity;
       return this.announcement();
     }
+    if (now >= this.solicitAt) {
+      this.solicitAt = Infinity;
+      this.lastSolicitedAt = now;
+      this.stats.solicited++;
+      return this.announcement();
+    }
     if (now >= this.nextAnnounceAt) {
       this.nextAnnounceAt = now + this.p.announceInterval;
       for (const [id, left] of this.dropRepeats) {
@@ -990,7 +997,7 @@ export class Sender {
   nextWake(now: number): number {
     if (this.control.length > 0) return now;
     if (this.finished) return Infinity;
-    let t = Math.min(this.nextAnnounceAt, this.echoAt, now + 250);
+    let t = Math.min(this.nextAnnounceAt, this.echoAt, this.solicitAt, now + 250);
     if (this.phase === Phase.Waiting && this.cfg.waitAfterJoin !== undefined && this.lastJoinAt > -Infinity)
       t = Math.min(t, this.lastJoinAt + this.cfg.waitAfterJoin);
     if (this.phase === Phase.Transfer && this.outstanding.length > 0) t = Math.min(t, this.outstanding[0]!.sentAt + this.tout.value);

@@ -2,7 +2,10 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -16,11 +19,17 @@ export interface Run {
 
 // A test that fails before it stops its processes must not leave them holding the file's run open.
 const live = new Set<ChildProcess>();
-after(() => { for (const c of live) c.kill('SIGKILL'); });
+/** Where the masters of this test file keep their manifests (as root the default is /var/cache/must, which a test must not fill). */
+let hashCache: string | undefined;
+after(() => {
+  for (const c of live) c.kill('SIGKILL');
+  if (hashCache) rmSync(hashCache, { recursive: true, force: true });
+});
 
-/** Start `must ARGS` (optionally through a wrapper such as `ip netns exec NS`). */
+/** Start `must ARGS` (optionally through a wrapper such as `ip netns exec NS`). A master keeps its manifests in the test's own directory unless ARGS name one. */
 export function must(args: string[], o: { wrap?: string[]; env?: Record<string, string> } = {}): Run {
-  const cmd = [...(o.wrap ?? []), process.execPath, '--disable-warning=ExperimentalWarning', MAIN, ...args];
+  const cache = args[0] === 'master' && !args.includes('--hash-cache') ? ['--hash-cache', hashCache ??= mkdtempSync(join(tmpdir(), 'must-hash-cache-'))] : [];
+  const cmd = [...(o.wrap ?? []), process.execPath, '--disable-warning=ExperimentalWarning', MAIN, ...args, ...cache];
   const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
   live.add(child);
   child.on('exit', () => live.delete(child));

@@ -59,18 +59,21 @@ test('the master answers a SOLICIT with an ANNOUNCE at once, at most one per 20 
   const pc = { address: '10.0.0.2', port: 6000 };
   tx.onDatagram(solicit, pc, 7701, 201);
   assert.deepEqual(sent(tx, 201), [MsgType.Announce], 'no ANNOUNCE for the SOLICIT');
-  // A second client asking 9 ms later hears the same answer; one asking 21 ms later gets its own.
+  // A second client asking 9 ms later did not hear that answer (it asks as soon as it listens): it gets
+  // one 20 ms after the first, which also answers a third asking meanwhile; a fourth, 21 ms on, its own.
   tx.onDatagram(encode({ type: MsgType.Solicit, session: 0, client: '00000000000000c2' }), pc, 7701, 210);
   assert.deepEqual(sent(tx, 210), []);
-  tx.onDatagram(encode({ type: MsgType.Solicit, session: 0, client: '00000000000000c3' }), pc, 7701, 222);
-  assert.deepEqual(sent(tx, 222), [MsgType.Announce]);
+  tx.onDatagram(encode({ type: MsgType.Solicit, session: 0, client: '00000000000000c3' }), pc, 7701, 215);
+  assert.deepEqual(announcesUpTo(211, 221), [221]);
+  tx.onDatagram(encode({ type: MsgType.Solicit, session: 0, client: '00000000000000c4' }), pc, 7701, 242);
+  assert.deepEqual(sent(tx, 242), [MsgType.Announce]);
   // A flood gets one ANNOUNCE per 20 ms, no more.
   let answered = 0;
-  for (let now = 223; now < 423; now++) {
+  for (let now = 243; now < 443; now++) {
     for (let i = 0; i < 10; i++) tx.onDatagram(solicit, pc, 7701, now);
     answered += sent(tx, now).filter((t) => t === MsgType.Announce).length;
   }
   assert.ok(answered <= 10, `${answered} ANNOUNCEs in 200 ms of SOLICITs`);
-  assert.equal(tx.stats.solicited, 2 + answered);
+  assert.equal(tx.stats.solicited, 3 + answered);
   assert.deepEqual(tx.stats.drops, {}, 'a SOLICIT counted as a bad datagram');
 });
