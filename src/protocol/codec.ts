@@ -5,7 +5,7 @@ import { DecodeError, Reader, Writer, utf8 } from './bytes.ts';
 import {
   type AckMsg, type AnnounceMsg, type AuthMsg, type ClientId, type DataMsg, type DoneAckMsg, type DoneMsg, type DropMsg,
   type JoinMsg, type Message, type RepairRequestMsg, type SolicitMsg, type StatusMsg, type WelcomeMsg,
-  CODED_SPAN, Caps, ClientPhase, DataFlag, DoneResult, MAX_CODED, ImageKind, MsgType, Phase, WireMode,
+  CODED_SPAN, Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MAX_CODED, MsgType, Phase, WireMode,
 } from './messages.ts';
 
 export const MAGIC = 0x4d55; // "MU"

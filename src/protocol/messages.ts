@@ -24,9 +24,9 @@ export const DataFlag = {
   /** A retransmission in the repair phase: never acknowledged. */
   Repair: 0x02,
   /**
-   * With REPAIR: the payload is the XOR of several packets' payloads, each lost by a different client
-   * (Caps.CodedRepairs). The packet number names the first; the acked-block and reserved fields hold
-   * the others as offsets from it (codedMembers in codec.ts).
+   * With REPAIR: the payload is the XOR of several packets' payloads, no client having asked for two of
+   * them (Caps.CodedRepairs). The packet number names the first; the acked-block and reserved fields
+   * hold the others as offsets from it (codedMembers in codec.ts).
    */
   Coded: 0x04,
 } as const;

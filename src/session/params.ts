@@ -65,9 +65,9 @@ export interface TransferParams {
    */
   unicastRepairs: boolean;
   /**
-   * Send packets that different clients alone lost, in one chunk, as one coded repair to the group: the
-   * XOR of their payloads, from which each of those clients takes its own (DataFlag.Coded; default mode,
-   * unsigned and unsealed sessions whose clients all decode them).
+   * Send packets of one chunk that different clients asked for (no client two of them) as one coded
+   * repair to the group: the XOR of their payloads, from which each of those clients takes its own
+   * (DataFlag.Coded; default mode, unsigned and unsealed sessions whose clients all decode them).
    */
   codedRepairs: boolean;
 }
