@@ -72,8 +72,6 @@ export interface ClientRecord {
   /** The client's LAN (a network in CIDR form): a block needs one ACK from each LAN with a client imaging. */
   lan: string;
   capacity: number;
-  /** Capabilities its JOIN named (Caps.CodedRepairs). */
-  caps: number;
   state: ClientState;
   phase: ClientPhase;
   joinedAt: number;
@@ -448,7 +446,7 @@ export class Sender {
     let c = this.clients.get(m.client);
     if (!c) {
       c = {
-        id: m.client, name: m.name, mac: m.mac, endpoint: from, lan: lanOf(this.lans, from.address, m.prefix), capacity: m.capacity, caps: m.caps, state: 'active', phase: ClientPhase.Waiting,
+        id: m.client, name: m.name, mac: m.mac, endpoint: from, lan: lanOf(this.lans, from.address, m.prefix), capacity: m.capacity, state: 'active', phase: ClientPhase.Waiting,
         joinedAt: now, lastHeard: now, lastJoin: now, doneAt: undefined, have: m.have, needSegment: this.segment, chunksVerified: 0,
         repaired: 0, rejected: 0, writeErrors: 0, acks: 0, requests: 0, reason: '',
       };
@@ -461,13 +459,13 @@ export class Sender {
       this.events.emit({ type: 'joined', client: c, rejoined: false, at: now });
     } else if (c.state !== 'dropped' && (c.state !== 'active' || now - c.lastJoin > Sender.REJOIN_GAP)) {
       // The same machine again (crash, power cycle, restart): it is working again, whatever it said before.
-      Object.assign(c, { state: 'active', phase: ClientPhase.Waiting, doneAt: undefined, reason: '', name: m.name, mac: m.mac, capacity: m.capacity, caps: m.caps, have: m.have, needSegment: this.segment });
+      Object.assign(c, { state: 'active', phase: ClientPhase.Waiting, doneAt: undefined, reason: '', name: m.name, mac: m.mac, capacity: m.capacity, have: m.have, needSegment: this.segment });
       this.events.emit({ type: 'joined', client: c, rejoined: true, at: now });
     }
     c.lastHeard = now;
     c.lastJoin = now;
     c.endpoint = from;
-    this.allDecode &&= (c.caps & Caps.CodedRepairs) !== 0;
+    this.allDecode &&= (m.caps & Caps.CodedRepairs) !== 0;
     c.lan = lanOf(this.lans, from.address, m.prefix);
     if (c.state === 'active' && m.capacity < this.cfg.targetSize) {
       // It cannot take the image; it says so itself with DONE, but it must not count towards --min-clients.
