@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSea } from '../scripts/appliance/sea.ts';
+import { dataPayloadFor } from '../src/protocol/codec.ts';
 import { BASE, type Scenario, simulate } from '../src/sim/scenario.ts';
 import { type NetLab, createLab, isRoot } from '../test/net/netns.ts';
 
@@ -89,7 +90,7 @@ async function realRun(lab: NetLab, dir: string, must: string, s: Scenario): Pro
 function simRun(s: Scenario, seed: number): Measured {
   const m = simulate({ ...s, seed });
   if (!m.ok) throw new Error(`simulated run (seed ${seed}) did not end verified`);
-  const packets = Math.ceil((s.size * 2 ** 20) / 1448);
+  const packets = Math.ceil((s.size * 2 ** 20) / (s.payload ?? dataPayloadFor(s.mtu)));
   return { done: m.done, pass: m.pass, acks: m.acks, timeouts: m.timeouts, repairs: Math.round(m.repairShare * packets) };
 }
 

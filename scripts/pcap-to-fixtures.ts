@@ -1,7 +1,7 @@
 // Reads a pcap of a MUST session on loopback (Ethernet framing) and prints, as JSON,
 // the first datagram of each message type with the fields a test checks.
 import { readFileSync } from 'node:fs';
-import { decode } from '../src/protocol/codec.ts';
+import { HEADER_LENGTH, decode } from '../src/protocol/codec.ts';
 import { MsgType } from '../src/protocol/messages.ts';
 
 const pcap = readFileSync(process.argv[2]!);
@@ -20,7 +20,7 @@ for (let off = 24; off + 16 <= pcap.length;) {
   if (seen.has(m.type)) continue;
   const fields: Record<string, number | string> = {};
   for (const [k, v] of Object.entries(m)) if (typeof v === 'number' || typeof v === 'string') fields[k] = v;
-  if (m.type === MsgType.Data) payload = payload.subarray(0, 24 + 64);
+  if (m.type === MsgType.Data) payload = payload.subarray(0, HEADER_LENGTH[MsgType.Data] + 64);
   seen.set(m.type, { hex: payload.toString('hex'), type: m.type, fields });
 }
 console.log(JSON.stringify([...seen.values()].sort((a, b) => a.type - b.type), null, 1));

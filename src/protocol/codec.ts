@@ -5,11 +5,11 @@ import { DecodeError, Reader, Writer, utf8 } from './bytes.ts';
 import {
   type AckMsg, type AnnounceMsg, type AuthMsg, type ClientId, type DataMsg, type DoneAckMsg, type DoneMsg, type DropMsg,
   type JoinMsg, type Message, type RepairRequestMsg, type SolicitMsg, type StatusMsg, type WelcomeMsg,
-  CODED_SPAN, Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MAX_CODED, MsgType, Phase, WireMode,
+  CODED_LIMIT, CODED_SPAN, Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MAX_CODED, MsgType, NO_BLOCK, Phase, WireMode,
 } from './messages.ts';
 
 export const MAGIC = 0x4d55; // "MU"
-export const VERSION = 1;
+export const VERSION = 2;
 export const COMMON_HEADER = 12;
 export const DIGEST_BYTES = 32;
 /** ANNOUNCE header length when the target size follows the fixed fields (Caps.Mapped). */
@@ -26,7 +26,7 @@ export const RANGE_BYTES = 10;
 
 /** Fixed header length of each type (the hlen a version-1 sender writes, and the least a reader accepts). */
 export const HEADER_LENGTH: Record<MsgType, number> = {
-  [MsgType.Data]: 24,
+  [MsgType.Data]: 20,
   [MsgType.Ack]: 28,
   [MsgType.Announce]: 96,
   [MsgType.Join]: 48,
@@ -93,8 +93,14 @@ export function readData(b: Uint8Array, h: DataHead): void {
   if (hlen === b.length) throw new DecodeError('length', 'data without payload');
   h.flags = b[5]!;
   h.session = u32At(b, 8);
-  h.packet = ((b[12]! << 8) | b[13]!) * 0x1_0000_0000 + u32At(b, 14);
-  h.ackedBlock = u32At(b, 18);
+  if (h.flags & DataFlag.Coded) {
+    // A coded repair's first packet is below 2^32; bytes 6-7 and the acked block hold its offsets.
+    h.packet = u32At(b, 12);
+    h.ackedBlock = NO_BLOCK;
+  } else {
+    h.packet = ((b[6]! << 8) | b[7]!) * 0x1_0000_0000 + u32At(b, 12);
+    h.ackedBlock = u32At(b, 16);
+  }
   h.at = hlen;
 }
 const u32At = (b: Uint8Array, i: number): number => ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
@@ -106,26 +112,31 @@ const u32At = (b: Uint8Array, i: number): number => ((b[i]! << 24) | (b[i + 1]! 
 export function encodeDataHeader(session: number, flags: number, packet: number, ackedBlock: number): Uint8Array {
   const b = new Uint8Array(HEADER_LENGTH[MsgType.Data]);
   b[0] = MAGIC >> 8; b[1] = MAGIC & 0xff; b[2] = VERSION; b[3] = MsgType.Data; b[4] = b.length; b[5] = flags;
-  putU32(b, 8, session);
   const high = Math.floor(packet / 0x1_0000_0000);
-  b[12] = high >> 8; b[13] = high & 0xff;
-  putU32(b, 14, packet - high * 0x1_0000_0000);
-  putU32(b, 18, ackedBlock);
+  b[6] = high >> 8; b[7] = high & 0xff;
+  putU32(b, 8, session);
+  putU32(b, 12, packet - high * 0x1_0000_0000);
+  putU32(b, 16, ackedBlock);
   return b;
 }
 
+/** Where a coded repair's offsets go, in order: the acked block's four bytes, then the packet number's high two. */
+const CODED_OFFSETS = [16, 17, 18, 19, 6, 7] as const;
+
 /**
  * Header of a coded repair (DataFlag.Coded): `packet` is the first of the packets its payload is the
- * XOR of, `others` the rest, ascending, each at most CODED_SPAN after it. Their offsets from `packet`
- * take the acked-block and reserved fields, one byte each, zeros after the last.
+ * XOR of, below CODED_LIMIT; `others` the rest, ascending, each at most CODED_SPAN after it. Their
+ * offsets from `packet` take the acked-block field and the packet number's high bytes, one byte each,
+ * zeros after the last.
  */
 export function encodeCodedHeader(session: number, packet: number, others: readonly number[]): Uint8Array {
   if (others.length === 0 || others.length > MAX_CODED - 1) throw new Error(`a coded repair carries 2 to ${MAX_CODED} packets, not ${others.length + 1}`);
+  if (packet >= CODED_LIMIT) throw new Error(`coded repair of ${packet}: its first packet must be below ${CODED_LIMIT}`);
   const b = encodeDataHeader(session, DataFlag.Repair | DataFlag.Coded, packet, 0);
   let last = packet;
   others.forEach((q, i) => {
     if (q <= last || q - packet > CODED_SPAN) throw new Error(`coded repair of ${packet}: packet ${q} is out of order or more than ${CODED_SPAN} after it`);
-    b[18 + i] = q - packet;
+    b[CODED_OFFSETS[i]!] = q - packet;
     last = q;
   });
   return b;
@@ -139,7 +150,7 @@ export function codedMembers(b: Uint8Array, h: DataHead, out: number[]): boolean
   out.length = 0;
   out.push(h.packet);
   let prev = 0;
-  for (let i = 18; i < 18 + MAX_CODED - 1; i++) {
+  for (const i of CODED_OFFSETS) {
     const d = b[i]!;
     if (d === 0) { prev = CODED_SPAN + 1; continue; }
     if (d <= prev) return false;

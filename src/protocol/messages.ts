@@ -25,8 +25,8 @@ export const DataFlag = {
   Repair: 0x02,
   /**
    * With REPAIR: the payload is the XOR of several packets' payloads, no client having asked for two of
-   * them (Caps.CodedRepairs). The packet number names the first; the acked-block and reserved fields
-   * hold the others as offsets from it (codedMembers in codec.ts).
+   * them (Caps.CodedRepairs). The packet number names the first (below CODED_LIMIT); the acked-block
+   * field and the packet number's high bytes hold the others as offsets from it (codedMembers in codec.ts).
    */
   Coded: 0x04,
 } as const;
@@ -35,6 +35,8 @@ export const DataFlag = {
 export const MAX_CODED = 7;
 /** How far after the first packet the others of a coded repair may lie (an offset is one byte). */
 export const CODED_SPAN = 255;
+/** A coded repair names its first packet in 32 bits (the high 16 carry offsets): later packets are repaired one by one. */
+export const CODED_LIMIT = 2 ** 32;
 
 export const Phase = {
   Waiting: 1,

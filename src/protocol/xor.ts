@@ -3,7 +3,7 @@
 
 /**
  * dst[at, at+src.length) ^= src. Four bytes at a time where both sides sit on a 4-byte boundary
- * (payloads of 1,448 bytes in pages and buffers that start on one do), byte by byte where not.
+ * (payloads of 1,452 bytes in pages and buffers that start on one do), byte by byte where not.
  */
 export function xorInto(dst: Uint8Array, at: number, src: Uint8Array): void {
   const n = src.length;

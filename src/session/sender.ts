@@ -11,7 +11,7 @@ import { type Signer, signTrailer } from '../protocol/auth.ts';
 import { HEADER_LENGTH, PACKET_HASH_BYTES, SIGNATURE_BYTES, decode, encode, encodeCodedHeader, encodeDataHeader } from '../protocol/codec.ts';
 import {
   type AckMsg, type ClientId, type JoinMsg, type Message, type PacketRange, type StatusMsg,
-  CODED_SPAN, Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MAX_CODED, MsgType, NO_BLOCK, Phase, WireMode,
+  CODED_LIMIT, CODED_SPAN, Caps, ClientPhase, DataFlag, DoneResult, ImageKind, MAX_CODED, MsgType, NO_BLOCK, Phase, WireMode,
 } from '../protocol/messages.ts';
 import type { Layout } from '../protocol/manifest.ts';
 import { Bitmap } from './bitmap.ts';
@@ -937,11 +937,12 @@ export class Sender {
   /**
    * Wanted packets to go coded with `packet`, which the clients in slots `askers` asked for: packets of
    * its chunk, within CODED_SPAN after it, asked for by other clients (no client by two of them), so that
-   * each of those clients lacks one of them only. Undefined if there is none.
+   * each of those clients lacks one of them only. Undefined if there is none, or if `packet` is not
+   * below CODED_LIMIT.
    */
   private partners(packet: number, askers: readonly number[]): number[] | undefined {
     const P = this.p.payloadSize, span = this.geo.span(packet);
-    if (span.region !== 'image' || span.length !== P) return undefined;
+    if (span.region !== 'image' || span.length !== P || packet >= CODED_LIMIT) return undefined;
     const layout = this.cfg.layout!, chunkEnd = layout.end(layout.chunkAt(span.offset));
     if (span.offset + P > chunkEnd) return undefined;
     // Packets that lie wholly in the chunk: the last ends at or before its end.

@@ -4,6 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { dataPayloadFor } from '../protocol/codec.ts';
 import { type Metrics, type Scenario, simulate } from './scenario.ts';
 
 export async function runAll(scenarios: Scenario[], workers = availableParallelism(), onDone?: (i: number, m: Metrics) => void): Promise<Metrics[]> {
@@ -35,6 +36,6 @@ export async function runAll(scenarios: Scenario[], workers = availableParalleli
 
 /** Rough cost of a run: datagrams times receivers (stop and wait sends 512-byte packets, and waits). */
 function cost(s: Scenario): number {
-  const payload = s.payload ?? (s.protocol === 'classic' ? 512 : 1448);
+  const payload = s.payload ?? (s.protocol === 'classic' ? 512 : dataPayloadFor(s.mtu));
   return ((s.size * 2 ** 20) / payload) * (s.clients + (s.slow > 0 ? 1 : 0)) * (1 + s.loss / 10);
 }

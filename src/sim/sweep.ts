@@ -3,6 +3,7 @@
 // drawn from the sweep's seed (the same seeds for every x and series of an experiment:
 // the curves differ by the parameter, not by luck).
 
+import { dataPayloadFor } from '../protocol/codec.ts';
 import type { FeedbackPolicy } from '../session/params.ts';
 import { runAll } from './pool.ts';
 import { BASE, type Metrics, type Scenario } from './scenario.ts';
@@ -139,7 +140,7 @@ export function experiments(): Experiment[] {
     },
     {
       id: 'payload', title: 'Packet size: goodput and bytes on the wire',
-      x: { label: 'payload, bytes', values: [256, 512, 1024, 1448, 8948], set: (payload) => ({ payload, mtu: payload > 1448 ? 9000 : 1500 }), log: true },
+      x: { label: 'payload, bytes', values: [256, 512, 1024, dataPayloadFor(1500), dataPayloadFor(9000)], set: (payload) => ({ payload, mtu: payload > dataPayloadFor(1500) ? 9000 : 1500 }), log: true },
       series: [{ label: '1% loss', set: {} }, { label: '5% loss', set: { loss: 5 } }],
       metrics: [{ key: 'goodputMBps', label: 'goodput to the end, MB/s' }, { key: 'wirePerByte', label: 'wire bytes per image byte' }, { key: 'passMBps', label: 'first pass, MB/s of image' }],
       reps: 3,

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { sampleDisk } from '../../src/demo/sample.ts';
+import { dataPayloadFor } from '../../src/protocol/codec.ts';
 import { freePort, must, sha256, sleep, waitFor } from './helpers.ts';
 import { type NetLab, createLab, isRoot } from './netns.ts';
 
@@ -80,7 +81,7 @@ test('the master dies mid-transfer and is started again: the client follows the 
   assert.equal(m.code, 0, m.out.slice(-2000));
   // It kept the first session's packets: the new master saw it join holding some, and it did not take the image twice.
   const have = Number(/joined client=pc .*have=(\d+)/.exec(m.out)?.[1] ?? 0);
-  const packets = Math.ceil((32 << 20) / 1448);
+  const packets = Math.ceil((32 << 20) / dataPayloadFor(1500));
   assert.ok(have > packets / 10, `the client joined the new master holding ${have} of ${packets} packets`);
   const received = Number(/verified client=pc .*received=(\d+)/.exec(c.out)?.[1]);
   assert.ok(received < packets * 1.2, `received ${received} packets for ${packets}`);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { DecodeError } from '../../src/protocol/bytes.ts';
-import { ANNOUNCE_MAPPED_HLEN, HEADER_LENGTH, decode, encode, encodeDataHeader, rangesPerRequest } from '../../src/protocol/codec.ts';
+import { ANNOUNCE_MAPPED_HLEN, HEADER_LENGTH, VERSION, decode, encode, encodeDataHeader, rangesPerRequest } from '../../src/protocol/codec.ts';
 import { type DataMsg, type Message, DataFlag, MsgType, NO_BLOCK } from '../../src/protocol/messages.ts';
 import { seeded } from '../../src/session/rng.ts';
 
@@ -63,6 +63,9 @@ test('DATA: header and payload round trip, payload is a view', () => {
   for (const [session, packet, acked] of [[0xfedcba98, 0x1_2345_6789, 77], [0, 0, 0], [1, 2 ** 48 - 1, 0xfffffffe]] as const) {
     const d = decode(new Uint8Array([...encodeDataHeader(session, 0, packet, acked), 1]));
     assert.deepEqual(d.type === MsgType.Data && [d.session, d.packet, d.ackedBlock, d.flags], [session, packet, acked, 0]);
+    // Where docs/PROTOCOL.md 3.1 puts them: the packet number's high 16 bits in the common header's bytes 6-7.
+    const b = Buffer.from(encodeDataHeader(session, 0, packet, acked));
+    assert.deepEqual([b.readUInt32BE(8), b.readUInt16BE(6) * 2 ** 32 + b.readUInt32BE(12), b.readUInt32BE(16), b[4]], [session, packet, acked, 20]);
   }
 });
 
@@ -154,7 +157,7 @@ test('the codec agrees with the reference decoder on 5,000 random messages', () 
     const bytes = Buffer.from(encode(m));
     const ref = reference(bytes);
     assert.equal(ref.magic, 0x4d55);
-    assert.equal(ref.version, 1);
+    assert.equal(ref.version, VERSION);
     assert.equal(ref.hlen, m.type === MsgType.Announce && m.caps & 1 ? ANNOUNCE_MAPPED_HLEN : HEADER_LENGTH[m.type]);
     const { magic: _m, version: _v, hlen: _h, ...fields } = ref;
     const mine: Record<string, unknown> = { ...decode(bytes) };
@@ -186,7 +189,8 @@ test('wrong magic, version, type and header length are refused by reason', () =>
   const bad = (i: number, v: number): Uint8Array => { const b = Uint8Array.from(good); b[i] = v; return b; };
   const reason = (b: Uint8Array): string => { try { decode(b); return 'accepted'; } catch (e) { return (e as DecodeError).reason; } };
   assert.equal(reason(bad(0, 0x00)), 'magic');
-  assert.equal(reason(bad(2, 2)), 'version');
+  assert.equal(reason(bad(2, VERSION + 1)), 'version');
+  assert.equal(reason(bad(2, VERSION - 1)), 'version');
   assert.equal(reason(bad(3, 99)), 'type');
   assert.equal(reason(bad(4, 12)), 'length');
   assert.equal(reason(bad(4, 200)), 'short');

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { manifestOfBytes } from '../../src/disk/manifest-build.ts';
 import { type DataHead, codedMembers, encode, encodeCodedHeader, readData } from '../../src/protocol/codec.ts';
 import { Layout } from '../../src/protocol/manifest.ts';
-import { CODED_SPAN, Caps, DataFlag, ImageKind, MAX_CODED, MsgType } from '../../src/protocol/messages.ts';
+import { CODED_SPAN, Caps, DataFlag, ImageKind, MAX_CODED, MsgType, NO_BLOCK } from '../../src/protocol/messages.ts';
 import { xorInto } from '../../src/protocol/xor.ts';
 import { MBIT, defaultParams } from '../../src/session/params.ts';
 import { Receiver } from '../../src/session/receiver.ts';
@@ -28,17 +28,26 @@ test('a coded repair names its packets in the header: the first, then up to six 
   assert.equal(h.packet, 1000);
   assert.ok(codedMembers(b, h, out));
   assert.deepEqual(out, [1000, 1001, 1040, 1255]);
-  const full = Array.from({ length: MAX_CODED - 1 }, (_, i) => 2000 + 10 * (i + 1));
-  assert.ok(codedMembers(encodeCodedHeader(9, 2000, full), { ...h, packet: 2000 }, out));
-  assert.equal(out.length, MAX_CODED);
+  // Six offsets: the last two lie where a plain DATA has the packet number's high bytes.
+  const full = Array.from({ length: MAX_CODED - 1 }, (_, i) => 2 ** 32 - 100 + 10 * (i + 1));
+  const fullHeader = encodeCodedHeader(9, 2 ** 32 - 100, full);
+  readData(new Uint8Array([...fullHeader, 0]), h);
+  assert.equal(h.packet, 2 ** 32 - 100);
+  assert.equal(h.ackedBlock, NO_BLOCK, 'a coded repair echoes no acked block');
+  assert.ok(codedMembers(fullHeader, h, out));
+  assert.deepEqual(out, [2 ** 32 - 100, ...full]);
+  assert.throws(() => encodeCodedHeader(9, 2 ** 32, [2 ** 32 + 1]), /below 4294967296/);
   assert.throws(() => encodeCodedHeader(9, 1000, []), /2 to 7 packets/);
   assert.throws(() => encodeCodedHeader(9, 1000, [1000 + CODED_SPAN + 1]), /more than 255 after/);
   assert.throws(() => encodeCodedHeader(9, 1000, [1005, 1003]), /out of order/);
-  // Descending, repeated, a gap in the list, or no second packet: not a coded repair.
-  for (const offsets of [[5, 3], [4, 4], [3, 0, 7], [0, 0]]) {
+  // Descending, repeated, a gap in the list (also across the two places of the offsets), or no second
+  // packet: not a coded repair. The offsets' bytes, in order (docs/PROTOCOL.md 3.1).
+  const at = [16, 17, 18, 19, 6, 7];
+  readData(new Uint8Array([...b, 0]), h);
+  for (const offsets of [[5, 3], [4, 4], [3, 0, 7], [0, 0], [1, 2, 3, 4, 4], [1, 2, 3, 0, 5]]) {
     const bad = encodeCodedHeader(9, 1000, [1001]);
-    bad.fill(0, 18, 24);
-    bad.set(offsets, 18);
+    for (const i of at) bad[i] = 0;
+    offsets.forEach((d, i) => { bad[at[i]!] = d; });
     assert.equal(codedMembers(bad, h, out), false, `offsets ${offsets}`);
   }
 });
@@ -236,7 +245,7 @@ test('a coded repair a PC cannot use is dropped and counted: it lacks two of its
   let forged = false;
   const { rxs, disks } = lockstep(staggered(), (b, tx) => {
     const bad = b.slice();
-    bad[19] = bad[18]!; // a repeated offset (or a second one where there was none)
+    bad[17] = bad[16]!; // a repeated offset (or a second one where there was none)
     if (forged) return [bad, b];
     forged = true;
     // Before the first coded repair: one for the last two packets PC 1 lost (repairs go lowest first, so
