@@ -6,7 +6,9 @@
 // Receiving, recvmmsg(2) takes up to BATCH datagrams per system call into buffers allocated
 // once. libuv still watches the socket: its callback delivers the first datagram of a wake-up
 // as usual, and then drain() takes what waits (a few milliseconds of traffic at most). While
-// a stream lasts, a Poller takes the socket from libuv and empties it on a timer.
+// a stream lasts, a Poller takes the socket from libuv and empties it on a timer, and the kernel
+// may then hand over datagrams of one flow coalesced (UDP_GRO): a message of up to 64 KiB that
+// holds several datagrams of one size, which the reader cuts apart again.
 //
 // Sending, add() copies each datagram into a slot and flush() hands them all to sendmmsg(2)
 // at once (the driver flushes after each turn of its machine).
@@ -22,14 +24,19 @@ import type { Endpoint } from '../session/types.ts';
 const BATCH = 64;
 /** Datagrams per drain() at most: about 6 ms of a 1 Gbit/s stream of full datagrams. */
 export const DRAIN_LIMIT = 8 * BATCH;
-/** Bytes per datagram slot: a jumbo frame's UDP payload (9000 - 28) fits; longer ones arrive cut and fail decoding. */
-const SLOT = 9216;
+/** Bytes per message slot: the largest UDP message, as coalesced datagrams arrive (UDP_GRO). */
+const SLOT = 65536;
 /** struct mmsghdr on x86-64/aarch64 Linux: msghdr (56 bytes) then msg_len (4), padded to 64. */
 const MMSGHDR = 64;
 const IOVEC = 16;
 const SOCKADDR_IN = 16;
+/** CMSG_SPACE(sizeof(int)): a control message header (16 bytes) and an int, padded to 8. */
+const CMSG = 24;
+/** Datagrams of one slot whose views are kept for reuse (a coalesced message holds at most 44 full ones). */
+const VIEWS_PER_SLOT = 48;
 const MSG_DONTWAIT = 0x40;
 const AF_INET = 2;
+const IPPROTO_UDP = 17, UDP_GRO = 104;
 
 type RecvMmsg = (fd: number, vec: bigint, vlen: number, flags: number, timeout: bigint) => number;
 type SendMmsg = (fd: number, vec: bigint, vlen: number, flags: number) => number;
@@ -94,10 +101,19 @@ export class BatchReader {
   private lastAddr = -1;
   private lastPort = -1;
   private lastFrom: Endpoint = { address: '', port: 0 };
-  private readonly views: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(BATCH).fill(undefined);
-  /** Datagrams taken by recvmmsg, and the system calls that took them. */
+  private readonly views: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(BATCH * VIEWS_PER_SLOT).fill(undefined);
+  private readonly setsockopt: SetSockOpt;
+  /** Where the control messages start in `meta`; the int setsockopt reads, and its address. */
+  private readonly cmsgAt: number;
+  private readonly flag: DataView;
+  private readonly flagAt: bigint;
+  /** Whether the kernel may coalesce datagrams (UDP_GRO is on); messages asked for per call meanwhile. */
+  private coalescing = false;
+  private vlen = BATCH;
+  /** Datagrams taken by recvmmsg, the system calls that took them, and the messages that held several. */
   datagrams = 0;
   calls = 0;
+  coalesced = 0;
 
   /** A reader for `s`, or undefined where batching is not available (dgram alone then). */
   static for(s: dgram.Socket): BatchReader | undefined {
@@ -109,11 +125,14 @@ export class BatchReader {
   private constructor(fd: number, f: Ffi) {
     this.fd = fd;
     this.call = f.recvmmsg;
+    this.setsockopt = f.setsockopt;
+    // The slots are touched only as far as messages fill them: 4 MiB of address space, little of it in use
+    // while datagrams come one by one.
     const data = new ArrayBuffer(BATCH * SLOT);
-    const meta = new ArrayBuffer(BATCH * (MMSGHDR + IOVEC + SOCKADDR_IN));
+    const meta = new ArrayBuffer(BATCH * (MMSGHDR + IOVEC + SOCKADDR_IN + CMSG) + 8);
     this.data = new Uint8Array(data);
     this.meta = new DataView(meta);
-    const iovAt = BATCH * MMSGHDR, nameAt = iovAt + BATCH * IOVEC;
+    const iovAt = BATCH * MMSGHDR, nameAt = iovAt + BATCH * IOVEC, cmsgAt = nameAt + BATCH * SOCKADDR_IN, flagAt = cmsgAt + BATCH * CMSG;
     this.names = new Uint8Array(meta, nameAt, BATCH * SOCKADDR_IN);
     const d = f.pointer(data), m = f.pointer(meta);
     for (let i = 0; i < BATCH; i++) {
@@ -122,11 +141,30 @@ export class BatchReader {
       this.meta.setUint32(h + 8, SOCKADDR_IN, true); // msg_namelen
       this.meta.setBigUint64(h + 16, m + BigInt(iov), true); // msg_iov
       this.meta.setBigUint64(h + 24, 1n, true); // msg_iovlen
+      this.meta.setBigUint64(h + 32, m + BigInt(cmsgAt + i * CMSG), true); // msg_control
       this.meta.setBigUint64(iov, d + BigInt(i * SLOT), true); // iov_base
       this.meta.setBigUint64(iov + 8, BigInt(SLOT), true); // iov_len
     }
+    this.flag = new DataView(meta, flagAt, 4);
+    this.flagAt = m + BigInt(flagAt);
+    this.cmsgAt = cmsgAt;
     // `data` and `meta` live as long as the views over them, which live as long as the reader.
     this.vec = m;
+  }
+
+  /**
+   * Let the kernel coalesce datagrams of one flow into one message (UDP_GRO, Linux 5.0), or stop it;
+   * whether it now does. Only while nothing but this reader takes the socket's datagrams: dgram would
+   * take a coalesced message for one datagram. A message coalesced before it stops is still one: the
+   * caller drains the socket after turning it off, before dgram reads again.
+   */
+  coalesce(on: boolean): boolean {
+    if (on === this.coalescing) return on;
+    this.flag.setInt32(0, on ? 1 : 0, true);
+    if (this.setsockopt(this.fd, IPPROTO_UDP, UDP_GRO, this.flagAt, 4) !== 0) return this.coalescing;
+    this.coalescing = on;
+    this.vlen = BATCH;
+    return on;
   }
 
   /**
@@ -141,27 +179,55 @@ export class BatchReader {
   drain(on: BatchReceive): number {
     const before = this.datagrams;
     while (this.datagrams - before < DRAIN_LIMIT) {
-      // msg_namelen is in/out: the kernel writes back the length it used.
-      for (let i = 0; i < BATCH; i++) this.meta.setUint32(i * MMSGHDR + 8, SOCKADDR_IN, true);
-      const got = this.call(this.fd, this.vec, BATCH, MSG_DONTWAIT, 0n);
+      // msg_namelen and msg_controllen are in/out: the kernel writes back the lengths it used.
+      const vlen = this.vlen, control = this.coalescing ? BigInt(CMSG) : 0n;
+      for (let i = 0; i < vlen; i++) {
+        this.meta.setUint32(i * MMSGHDR + 8, SOCKADDR_IN, true);
+        this.meta.setBigUint64(i * MMSGHDR + 40, control, true);
+      }
+      const got = this.call(this.fd, this.vec, vlen, MSG_DONTWAIT, 0n);
       if (got <= 0) break; // EAGAIN: empty (any other error is dgram's to report)
       this.calls++;
-      this.datagrams += got;
-      for (let i = 0; i < got; i++) on(this.view(i, Math.min(this.meta.getUint32(i * MMSGHDR + 56, true), SLOT)), this.from(i));
-      if (got < BATCH) break;
+      let taken = 0;
+      for (let i = 0; i < got; i++) {
+        const len = Math.min(this.meta.getUint32(i * MMSGHDR + 56, true), SLOT), from = this.from(i);
+        const size = this.coalescing ? this.segmentSize(i, len) : len;
+        if (size >= len) {
+          on(this.view(i, 0, 0, len), from);
+          taken++;
+          continue;
+        }
+        this.coalesced++;
+        for (let at = 0, k = 0; at < len; at += size, k++, taken++) on(this.view(i, k, at, Math.min(size, len - at)), from);
+      }
+      this.datagrams += taken;
+      // About BATCH datagrams a call: coalesced messages hold many each.
+      if (this.coalescing) this.vlen = Math.max(1, Math.min(BATCH, Math.round((BATCH * got) / taken)));
+      if (got < vlen) break;
     }
     return this.datagrams - before;
   }
 
+  /** The size of the datagrams coalesced into message i (UDP_GRO's control message), or `len` if it holds one. */
+  private segmentSize(i: number, len: number): number {
+    const c = this.cmsgAt + i * CMSG;
+    // cmsg_len (8 bytes), cmsg_level, cmsg_type, then the int.
+    if (this.meta.getBigUint64(i * MMSGHDR + 40, true) < 20n || this.meta.getInt32(c + 8, true) !== IPPROTO_UDP || this.meta.getInt32(c + 12, true) !== UDP_GRO) return len;
+    const size = this.meta.getInt32(c + 16, true);
+    return size > 0 ? size : len;
+  }
+
   /**
-   * Slot i's first `len` bytes. A stream's datagrams are mostly of one size, so each slot keeps
-   * its last view and hands it out again while the size holds (a view per datagram was a
-   * typed-array allocation for the collector, 741,000 per GiB).
+   * Datagram k of slot i: its `len` bytes from `at`. A stream's datagrams are mostly of one size, so
+   * each place keeps its last view and hands it out again while the size holds (a view per datagram
+   * was a typed-array allocation for the collector, 741,000 per GiB).
    */
-  private view(i: number, len: number): Uint8Array {
-    const v = this.views[i];
+  private view(i: number, k: number, at: number, len: number): Uint8Array {
+    const start = i * SLOT + at;
+    if (k >= VIEWS_PER_SLOT) return this.data.subarray(start, start + len);
+    const j = i * VIEWS_PER_SLOT + k, v = this.views[j];
     if (v !== undefined && v.length === len) return v;
-    return this.views[i] = this.data.subarray(i * SLOT, i * SLOT + len);
+    return this.views[j] = this.data.subarray(start, start + len);
   }
 
   /** The sender of slot i (sockaddr_in: family, port and address in network order). */
@@ -189,7 +255,9 @@ const POLL_MS = 1;
  * first tick that finds the socket empty hands it back to libuv. Datagrams wait up to a tick,
  * and the socket's receive buffer must hold what arrives while a timer is late: the caller
  * decides whether it is large enough. Several sockets that carry one stream (add()) are
- * polled together: `read` empties them all.
+ * polled together: `read` empties them all. `coalesce` is told when polling starts (true) and
+ * ends (false): only while it lasts may the kernel coalesce datagrams (BatchReader.coalesce),
+ * and once it is told to stop, `read` empties the sockets once more before libuv reads again.
  */
 export class Poller {
   private readonly handles: Array<{ start: () => number; stop: () => number }> = [];
@@ -200,13 +268,16 @@ export class Poller {
   ticks = 0;
 
   /** A poller for `s`, or undefined where dgram's handle does not offer to stop and start reading. */
-  static for(s: dgram.Socket, read: () => number): Poller | undefined {
-    const p = new Poller(read);
+  static for(s: dgram.Socket, read: () => number, coalesce?: (on: boolean) => void): Poller | undefined {
+    const p = new Poller(read, coalesce);
     return p.add(s) ? p : undefined;
   }
 
-  private constructor(read: () => number) {
+  private readonly coalesce: ((on: boolean) => void) | undefined;
+
+  private constructor(read: () => number, coalesce: ((on: boolean) => void) | undefined) {
     this.read = read;
+    this.coalesce = coalesce;
   }
 
   /** Poll `s` too (`read` must empty it as well); false where its handle does not offer it. */
@@ -226,6 +297,7 @@ export class Poller {
     if (this.timer) return;
     if (this.handles.some((h) => h.stop() !== 0)) return this.resume();
     this.spells++;
+    this.coalesce?.(true);
     this.timer = setInterval(() => {
       this.ticks++;
       if (this.read() > 0) return;
@@ -234,8 +306,14 @@ export class Poller {
     }, POLL_MS);
   }
 
-  /** libuv reads the sockets again. */
-  private resume(): void { for (const h of this.handles) h.start(); }
+  /** libuv reads the sockets again, once nothing coalesced waits on them. */
+  private resume(): void {
+    if (this.coalesce) {
+      this.coalesce(false);
+      this.read();
+    }
+    for (const h of this.handles) h.start();
+  }
 
   private end(): void {
     clearInterval(this.timer);
@@ -244,7 +322,7 @@ export class Poller {
 }
 
 const EAGAIN = 11, EINTR = 4, EIO = 5, EINVAL = 22, ENOBUFS = 105;
-const IPPROTO_UDP = 17, UDP_SEGMENT = 103;
+const UDP_SEGMENT = 103;
 /** Bytes of one message: a UDP datagram's limit (65535 less IPv4 and UDP headers), rounded down. */
 const MESSAGE = 65507;
 

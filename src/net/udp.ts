@@ -45,6 +45,8 @@ const POLL_BUFFER = 4 << 20;
  */
 export class BatchedInput {
   private readonly readers: Array<() => number> = [];
+  /** The readers of the polled sockets: only they may take coalesced datagrams. */
+  private readonly polled: BatchReader[] = [];
   private poller: Poller | undefined;
 
   /** Take `s`'s datagrams, as those of `port`, in batches where the platform allows. */
@@ -54,8 +56,8 @@ export class BatchedInput {
       const fromBatch = (b: Uint8Array, from: Endpoint): void => onMessage(b, from, port, true);
       this.readers.push(() => reader.drain(fromBatch));
       if (s.getRecvBufferSize() >= POLL_BUFFER) {
-        if (!this.poller) this.poller = Poller.for(s, () => this.drain());
-        else this.poller.add(s);
+        const polled = this.poller ? this.poller.add(s) : (this.poller = Poller.for(s, () => this.drain(), (on) => { for (const r of this.polled) r.coalesce(on); })) !== undefined;
+        if (polled) this.polled.push(reader);
       }
     }
     s.on('message', (msg, r) => {

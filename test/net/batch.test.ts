@@ -204,3 +204,52 @@ test('polled receive: a stream in bursts comes through recvmmsg, and libuv gets 
   }
   assert.equal(poller.polling, false, 'still polling a closed socket');
 });
+
+test('polled receive with coalescing: datagrams sent segmented come as one message each, cut apart again, and one by one once polling ends', { timeout: 20_000 }, async () => {
+  const { rx, tx } = await pair();
+  const reader = BatchReader.for(rx)!;
+  const FULL = 1472;
+  const writer = BatchWriter.for(tx, FULL)!;
+  assert.ok(writer.segmenting > 1, 'the kernel refused UDP_SEGMENT');
+  // Runs of full datagrams broken by short ones, as a master's DATA goes.
+  const N = 3000;
+  const size = (i: number): number => (i % 97 === 96 ? 200 + (i % 700) : FULL);
+  const datagram = (i: number): Buffer => { const b = Buffer.alloc(size(i), (i * 13) & 255); b.writeUInt16BE(i, 0); return b; };
+  const got: Buffer[] = [];
+  let wanted = N, done!: () => void;
+  let all = new Promise<void>((r) => { done = r; });
+  const take = (b: Uint8Array): void => { got.push(Buffer.from(b)); if (got.length === wanted) done(); };
+  const poller = Poller.for(rx, () => reader.drain(take), (on) => reader.coalesce(on));
+  let woken = 0;
+  try {
+    assert.ok(poller);
+    rx.on('message', (msg) => { woken++; take(msg); reader.drain(take); poller.busy(); });
+    const send = async (from: number, to: number): Promise<void> => {
+      for (let i = from; i < to; i++) {
+        while (!writer.ready) await new Promise((r) => setImmediate(r));
+        writer.add([datagram(i)]);
+        if (i % 200 === 199) { writer.flush(); await new Promise((r) => setTimeout(r, 1)); }
+      }
+      while (!writer.flush()) await new Promise((r) => setImmediate(r));
+    };
+    await send(0, N);
+    await Promise.race([all, new Promise((r) => setTimeout(r, 10_000))]);
+    assert.equal(got.length, N, `${got.length} datagrams came for ${N}`);
+    for (let i = 0; i < N; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} differs (${got[i]!.length} bytes)`);
+    assert.ok(reader.coalesced > 0, 'the kernel coalesced nothing: UDP_GRO did not take');
+    // Quiet: polling ends and coalescing with it; a message of three datagrams then comes through libuv as three.
+    while (poller.polling) await new Promise((r) => setTimeout(r, 2));
+    const before = { woken, coalesced: reader.coalesced };
+    wanted = N + 3;
+    all = new Promise<void>((r) => { done = r; });
+    await send(N, N + 3);
+    await Promise.race([all, new Promise((r) => setTimeout(r, 2000))]);
+    assert.equal(got.length, N + 3, 'the datagrams after a quiet spell never came');
+    for (let i = N; i < N + 3; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} after the quiet spell differs (${got[i]!.length} bytes)`);
+    assert.ok(woken > before.woken, 'the datagrams after a quiet spell did not come through libuv');
+    assert.equal(reader.coalesced, before.coalesced);
+  } finally {
+    tx.close();
+    await new Promise<void>((r) => rx.close(r));
+  }
+});
