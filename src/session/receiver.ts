@@ -127,6 +127,13 @@ const DONE_TRIES = 12;
  * (or a lost answer) would otherwise keep this PC, and the master's "all verified", waiting half a second.
  */
 const retryAfter = (sent: number): number => Math.min(RETRY_INTERVAL, 50 << Math.min(sent, 4));
+/**
+ * SOLICITs a client sends at most while it has heard no ANNOUNCE: at its start, then after gaps of 50, 100, 200 and
+ * 400 ms. One lost SOLICIT or answer (on a lossy link, or a master a moment from listening) would
+ * otherwise keep this PC, and a session that waits for it, waiting for the master's next periodic
+ * ANNOUNCE; past these the periodic ANNOUNCEs suffice.
+ */
+const SOLICIT_TRIES = 5;
 /** Times one chunk may fail its check before this client gives up on the session. */
 const MAX_REFUSALS = 10;
 /** Failed writes after which the target is given up on. */
@@ -213,6 +220,8 @@ export class Receiver {
   private doneSent = 0;
   private nextDoneAt = 0;
   private doneAcked = false;
+  private solicitSent = 0;
+  private nextSolicitAt = 0;
 
   constructor(cfg: ReceiverConfig, storage: ClientStorage, rng: Rng, now: number) {
     this.cfg = cfg;
@@ -221,7 +230,12 @@ export class Receiver {
     this.rng = rng;
     this.lastHeardMaster = now;
     // A master already serving need not be waited for until its next ANNOUNCE: ask it for one now.
-    this.send({ dest: { kind: 'group', port: cfg.controlPort + 1 }, parts: [encode({ type: MsgType.Solicit, session: 0, client: cfg.id })] });
+    this.solicit(now);
+  }
+
+  private solicit(now: number): void {
+    this.send({ dest: { kind: 'group', port: this.cfg.controlPort + 1 }, parts: [encode({ type: MsgType.Solicit, session: 0, client: this.cfg.id })] });
+    this.nextSolicitAt = ++this.solicitSent < SOLICIT_TRIES ? now + retryAfter(this.solicitSent - 1) : Infinity;
   }
 
   private tunables(mode: WireMode): TransferParams {
@@ -754,7 +768,11 @@ export class Receiver {
   // ---- time -------------------------------------------------------------------------------
 
   onTimer(now: number): void {
-    if (this.finished || !this.announce) return;
+    if (this.finished) return;
+    if (!this.announce) {
+      if (now >= this.nextSolicitAt) this.solicit(now);
+      return;
+    }
     const a = this.announce;
     if (now - this.lastHeardMaster > (this.cfg.masterTimeout ?? 120_000)) {
       return this.fail(`the master at ${this.master?.address} has been silent for ${Math.round((now - this.lastHeardMaster) / 1000)} s`, now, false);
@@ -945,6 +963,7 @@ export class Receiver {
     if (this.finished) return Infinity;
     // Only timers that onTimer() services may pull the wake-up forward, or the driver spins.
     let t = now + 100;
+    if (!this.announce) t = Math.min(t, this.nextSolicitAt);
     if (this.confirmed && !this.welcomed) t = Math.min(t, this.nextJoinAt);
     if (this.confirmed && this.ended) {
       if (this.welcomed) t = Math.min(t, this.nextDoneAt);

@@ -45,6 +45,29 @@ test('a starting client asks for an ANNOUNCE on the feedback port, and another c
   assert.deepEqual(rx.stats.drops, {}, 'another client\'s SOLICIT counted as a bad datagram');
 });
 
+test('a client that hears no ANNOUNCE asks again after 50, 100, 200 and 400 ms more, then leaves it to the periodic ANNOUNCEs; one that hears one stops', () => {
+  const rx = receiver('00000000000000c1');
+  const solicitsUpTo = (r: Receiver, from: number, to: number): number[] => {
+    const at: number[] = [];
+    for (let now = from; now <= to; now++) {
+      r.onTimer(now);
+      for (let t = r.poll(); t; t = r.poll()) if (decode(Buffer.concat(t.parts)).type === MsgType.Solicit) at.push(now);
+    }
+    return at;
+  };
+  assert.deepEqual(solicitsUpTo(rx, 0, 3000), [0, 50, 150, 350, 750]);
+  // One that hears the master's ANNOUNCE before its second SOLICIT sends no more.
+  const tx = sender();
+  tx.onDatagram(encode({ type: MsgType.Solicit, session: 0, client: '00000000000000c2' }), { address: '10.0.0.3', port: 6000 }, 7701, 0);
+  tx.onTimer(0);
+  let announce: Uint8Array | undefined;
+  for (let t = tx.poll(0); t; t = tx.poll(0)) if (Buffer.concat(t.parts)[3] === MsgType.Announce) announce = Buffer.concat(t.parts);
+  assert.ok(announce, 'the master sent no ANNOUNCE');
+  const heard = receiver('00000000000000c2');
+  heard.onDatagram(announce, { address: '10.0.0.1', port: 7000 }, 7700, 10);
+  assert.deepEqual(solicitsUpTo(heard, 0, 3000), [0]);
+});
+
 test('the master answers a SOLICIT with an ANNOUNCE at once, at most one per 20 ms, and counts them', () => {
   const tx = sender();
   const announcesUpTo = (from: number, to: number): number[] => {
