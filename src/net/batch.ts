@@ -32,6 +32,7 @@ const IOVEC = 16;
 const SOCKADDR_IN = 16;
 /** CMSG_SPACE(sizeof(int)): a control message header (16 bytes) and an int, padded to 8. */
 const CMSG = 24;
+const CMSG_SPACE = BigInt(CMSG);
 /** Datagrams of one slot whose views are kept for reuse (a coalesced message holds at most 44 full ones). */
 const VIEWS_PER_SLOT = 48;
 const MSG_DONTWAIT = 0x40;
@@ -107,8 +108,9 @@ export class BatchReader {
   private readonly cmsgAt: number;
   private readonly flag: DataView;
   private readonly flagAt: bigint;
-  /** Whether the kernel may coalesce datagrams (UDP_GRO is on); messages asked for per call meanwhile. */
+  /** Whether the kernel may coalesce datagrams (UDP_GRO is on). */
   private coalescing = false;
+  /** Messages asked for per recvmmsg: fewer while they come coalesced. */
   private vlen = BATCH;
   /** Datagrams taken by recvmmsg, the system calls that took them, and the messages that held several. */
   datagrams = 0;
@@ -180,7 +182,7 @@ export class BatchReader {
     const before = this.datagrams;
     while (this.datagrams - before < DRAIN_LIMIT) {
       // msg_namelen and msg_controllen are in/out: the kernel writes back the lengths it used.
-      const vlen = this.vlen, control = this.coalescing ? BigInt(CMSG) : 0n;
+      const vlen = this.vlen, control = this.coalescing ? CMSG_SPACE : 0n;
       for (let i = 0; i < vlen; i++) {
         this.meta.setUint32(i * MMSGHDR + 8, SOCKADDR_IN, true);
         this.meta.setBigUint64(i * MMSGHDR + 40, control, true);

@@ -56,7 +56,12 @@ export class BatchedInput {
       const fromBatch = (b: Uint8Array, from: Endpoint): void => onMessage(b, from, port, true);
       this.readers.push(() => reader.drain(fromBatch));
       if (s.getRecvBufferSize() >= POLL_BUFFER) {
-        const polled = this.poller ? this.poller.add(s) : (this.poller = Poller.for(s, () => this.drain(), (on) => { for (const r of this.polled) r.coalesce(on); })) !== undefined;
+        let polled: boolean;
+        if (this.poller) polled = this.poller.add(s);
+        else {
+          this.poller = Poller.for(s, () => this.drain(), (on) => { for (const r of this.polled) r.coalesce(on); });
+          polled = this.poller !== undefined;
+        }
         if (polled) this.polled.push(reader);
       }
     }

@@ -24,7 +24,7 @@ export const ANNOUNCE_TRAILER = KEY_BYTES + 8 + SIGNATURE_BYTES;
 /** Bytes of one range in a REPAIR_REQUEST body. */
 export const RANGE_BYTES = 10;
 
-/** Fixed header length of each type (the hlen a version-1 sender writes, and the least a reader accepts). */
+/** Fixed header length of each type (the hlen this version's sender writes, and the least a reader accepts). */
 export const HEADER_LENGTH: Record<MsgType, number> = {
   [MsgType.Data]: 20,
   [MsgType.Ack]: 28,
