@@ -112,6 +112,15 @@ export class BatchReader {
   private coalescing = false;
   /** Messages asked for per recvmmsg: fewer while they come coalesced. */
   private vlen = BATCH;
+  /** The datagram size the kernel last reported for a coalesced message, and that message's sender. */
+  private segment = 0;
+  private segmentAddr = -1;
+  private segmentPort = -1;
+  /**
+   * Coalescing stopped and the socket was not yet found empty since: a message coalesced before it
+   * stopped may still wait, and the kernel reports datagram sizes only while UDP_GRO is on.
+   */
+  private settling = false;
   /** Datagrams taken by recvmmsg, the system calls that took them, and the messages that held several. */
   datagrams = 0;
   calls = 0;
@@ -157,14 +166,18 @@ export class BatchReader {
   /**
    * Let the kernel coalesce datagrams of one flow into one message (UDP_GRO, Linux 5.0), or stop it;
    * whether it now does. Only while nothing but this reader takes the socket's datagrams: dgram would
-   * take a coalesced message for one datagram. A message coalesced before it stops is still one: the
-   * caller drains the socket after turning it off, before dgram reads again.
+   * take a coalesced message for one datagram. A message coalesced before it stops is still one, and
+   * the kernel no longer says so: until a drain finds the socket empty, a message longer than the size
+   * last reported for its sender is cut by that size (a sender whose datagrams were coalesced sent
+   * them all of one size, save a shorter last one). The caller drains the socket after turning it
+   * off, before dgram reads again.
    */
   coalesce(on: boolean): boolean {
     if (on === this.coalescing) return on;
     this.flag.setInt32(0, on ? 1 : 0, true);
     if (this.setsockopt(this.fd, IPPROTO_UDP, UDP_GRO, this.flagAt, 4) !== 0) return this.coalescing;
     this.coalescing = on;
+    this.settling = !on && this.segment > 0;
     this.vlen = BATCH;
     return on;
   }
@@ -188,12 +201,15 @@ export class BatchReader {
         this.meta.setBigUint64(i * MMSGHDR + 40, control, true);
       }
       const got = this.call(this.fd, this.vec, vlen, MSG_DONTWAIT, 0n);
-      if (got <= 0) break; // EAGAIN: empty (any other error is dgram's to report)
+      if (got <= 0) { // EAGAIN: empty (any other error is dgram's to report)
+        this.settled();
+        break;
+      }
       this.calls++;
       let taken = 0;
       for (let i = 0; i < got; i++) {
         const len = Math.min(this.meta.getUint32(i * MMSGHDR + 56, true), SLOT), from = this.from(i);
-        const size = this.coalescing ? this.segmentSize(i, len) : len;
+        const size = this.coalescing ? this.segmentSize(i, len) : this.settling ? this.leftover(len) : len;
         if (size >= len) {
           on(this.view(i, 0, 0, len), from);
           taken++;
@@ -205,9 +221,22 @@ export class BatchReader {
       this.datagrams += taken;
       // About BATCH datagrams a call: coalesced messages hold many each.
       if (this.coalescing) this.vlen = Math.max(1, Math.min(BATCH, Math.round((BATCH * got) / taken)));
-      if (got < vlen) break;
+      if (got < vlen) {
+        this.settled();
+        break;
+      }
     }
     return this.datagrams - before;
+  }
+
+  /** The socket was found empty: nothing coalesced waits on it any more once coalescing has stopped. */
+  private settled(): void {
+    if (!this.coalescing) this.settling = false;
+  }
+
+  /** While settling: the size to cut a message of `len` bytes from the last sender by (`len`: it is one datagram). */
+  private leftover(len: number): number {
+    return len > this.segment && this.lastAddr === this.segmentAddr && this.lastPort === this.segmentPort ? this.segment : len;
   }
 
   /** The size of the datagrams coalesced into message i (UDP_GRO's control message), or `len` if it holds one. */
@@ -216,7 +245,11 @@ export class BatchReader {
     // cmsg_len (8 bytes), cmsg_level, cmsg_type, then the int.
     if (this.meta.getBigUint64(i * MMSGHDR + 40, true) < 20n || this.meta.getInt32(c + 8, true) !== IPPROTO_UDP || this.meta.getInt32(c + 12, true) !== UDP_GRO) return len;
     const size = this.meta.getInt32(c + 16, true);
-    return size > 0 ? size : len;
+    if (size <= 0 || size >= len) return len;
+    this.segment = size;
+    this.segmentAddr = this.lastAddr;
+    this.segmentPort = this.lastPort;
+    return size;
   }
 
   /**
@@ -258,8 +291,9 @@ const POLL_MS = 1;
  * and the socket's receive buffer must hold what arrives while a timer is late: the caller
  * decides whether it is large enough. Several sockets that carry one stream (add()) are
  * polled together: `read` empties them all. `coalesce` is told when polling starts (true) and
- * ends (false): only while it lasts may the kernel coalesce datagrams (BatchReader.coalesce),
- * and once it is told to stop, `read` empties the sockets once more before libuv reads again.
+ * when a tick finds the sockets empty (false): only while polling lasts may the kernel coalesce
+ * datagrams (BatchReader.coalesce). Once it is told to stop, `read` empties the sockets once
+ * more: if that finds datagrams, the stream goes on, coalesced again; if not, libuv reads.
  */
 export class Poller {
   private readonly handles: Array<{ start: () => number; stop: () => number }> = [];
@@ -303,17 +337,19 @@ export class Poller {
     this.timer = setInterval(() => {
       this.ticks++;
       if (this.read() > 0) return;
+      if (this.coalesce) {
+        // What the kernel coalesced before it stopped is taken here, not by dgram; datagrams that
+        // came meanwhile mean the stream goes on.
+        this.coalesce(false);
+        if (this.read() > 0) return void this.coalesce(true);
+      }
       this.end();
       this.resume();
     }, POLL_MS);
   }
 
-  /** libuv reads the sockets again, once nothing coalesced waits on them. */
+  /** libuv reads the sockets again. */
   private resume(): void {
-    if (this.coalesce) {
-      this.coalesce(false);
-      this.read();
-    }
     for (const h of this.handles) h.start();
   }
 

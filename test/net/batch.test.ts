@@ -253,3 +253,47 @@ test('polled receive with coalescing: datagrams sent segmented come as one messa
     await new Promise<void>((r) => rx.close(r));
   }
 });
+
+test('datagrams the kernel coalesced before coalescing stopped are still cut apart, and once the socket was empty a long datagram stays whole', { timeout: 20_000 }, async () => {
+  let { rx, tx } = await pair();
+  const reader = BatchReader.for(rx)!;
+  const FULL = 1472;
+  const writer = BatchWriter.for(tx, FULL)!;
+  const datagram = (i: number, size = FULL): Buffer => { const b = Buffer.alloc(size, (i * 29) & 255); b.writeUInt16BE(i, 0); return b; };
+  const got: Buffer[] = [];
+  const take = (b: Uint8Array): void => { got.push(Buffer.from(b)); };
+  let woken = 0;
+  rx.on('message', () => { woken++; });
+  // Sent and drained in one turn of the event loop, so that libuv reads none of them.
+  const sendAndDrain = (from: number, to: number, before: () => void = () => {}): void => {
+    for (let i = from; i < to; i++) { assert.ok(writer.ready); writer.add([datagram(i)]); }
+    assert.ok(writer.flush());
+    before();
+    while (reader.drain(take) > 0);
+  };
+  try {
+    assert.ok(reader.coalesce(true), 'the kernel refused UDP_GRO');
+    sendAndDrain(0, 300);
+    assert.ok(reader.coalesced > 0, 'the kernel coalesced nothing: UDP_GRO did not take');
+    // Coalesced while UDP_GRO is on, read after it is off: the kernel no longer gives the size.
+    const before = reader.coalesced;
+    sendAndDrain(300, 900, () => reader.coalesce(false));
+    assert.ok(reader.coalesced > before, 'nothing waited coalesced when coalescing stopped');
+    // The socket was found empty since: a datagram from the same sender longer than the last size is one
+    // datagram. (A socket of its own on the same port: the first one segments whatever is longer.)
+    const port = tx.address().port;
+    await new Promise<void>((r) => tx.close(r));
+    tx = dgram.createSocket('udp4');
+    await new Promise<void>((r) => tx.bind(port, '127.0.0.1', r));
+    await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+    tx.send(datagram(900, 3 * FULL + 5)); // connected: sent before send() returns
+    reader.drain(take);
+    assert.equal(woken, 0, 'libuv took a datagram: the test lost its grip on the socket');
+    assert.equal(got.length, 901, `${got.length} datagrams came for 901`);
+    for (let i = 0; i < 900; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} differs (${got[i]!.length} bytes)`);
+    assert.ok(got[900]!.equals(datagram(900, 3 * FULL + 5)), `the long datagram came as ${got[900]!.length} bytes`);
+  } finally {
+    tx.close();
+    await new Promise<void>((r) => rx.close(r));
+  }
+});
