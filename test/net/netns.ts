@@ -10,7 +10,7 @@ export interface NetLab {
   address(host: string): string;
   /** argv prefix that runs a command inside the host's namespace. */
   wrap(host: string): string[];
-  /** Drop this share of the UDP frames (datagrams, or their fragments) arriving at the host. */
+  /** Drop this share of the UDP frames (datagrams, or their fragments) the switch sends to the host. */
   setLoss(host: string, percent: number): void;
   /** Datagrams the loss rule dropped so far. */
   dropped(host: string): number;
@@ -54,7 +54,11 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
       ip('-n', ns(h), 'link', 'set', 'eth0', 'up');
       // A NIC without UDP segmentation offload, as most lab PCs have: a message the master hands the
       // kernel in one piece (UDP_SEGMENT) leaves as separate frames, each lost or delayed on its own.
-      inNs(ns(h), 'ethtool', ['-K', 'eth0', 'tx-udp-segmentation', 'off']);
+      // Receive offload on, as Linux's drivers for real NICs have it by default (veths have it off): the
+      // kernel may then hand a socket that asks for it (UDP_GRO) several datagrams of a flow at once.
+      inNs(ns(h), 'ethtool', ['-K', 'eth0', 'tx-udp-segmentation', 'off', 'gro', 'on']);
+      // The switch forwards frames as they came, one by one, as a real switch does.
+      inNs(sw, 'ethtool', ['-K', port, 'tso', 'off', 'gso', 'off']);
       ip('-n', ns(h), 'link', 'set', 'lo', 'up');
       ip('-n', ns(h), 'route', 'add', '224.0.0.0/4', 'dev', 'eth0');
     });
@@ -68,19 +72,23 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
     address: (h) => addr.get(h)!,
     wrap: (h) => ['ip', 'netns', 'exec', ns(h)],
     setLoss: (h, percent) => {
-      inNs(ns(h), 'nft', ['-f', '-'], [
-        'table inet must_loss', 'delete table inet must_loss',
-        // Per frame, as a bad cable loses them: before IP reassembly (a datagram larger than the MTU
-        // travels as fragments, and losing any one of them loses the datagram).
-        'table inet must_loss {',
-        '  chain pre { type filter hook prerouting priority -450; policy accept;',
+      const port = `p${hosts.indexOf(h)}`;
+      inNs(sw, 'nft', ['-f', '-'], [
+        `table netdev must_loss_${port}`, `delete table netdev must_loss_${port}`,
+        // Per frame, on the switch port's way out to the host, as a bad cable loses them: before the
+        // host's receive offload can merge frames (a loss there would take a whole merged batch) and
+        // before IP reassembly (a datagram larger than the MTU travels as fragments, and losing any one
+        // of them loses the datagram).
+        `table netdev must_loss_${port} {`,
+        `  chain out { type filter hook egress device "${port}" priority 0; policy accept;`,
         percent >= 100 ? '    ip protocol udp counter drop' : `    ip protocol udp numgen random mod 100 < ${Math.round(percent)} counter drop`,
         '  }',
         '}',
       ].join('\n'));
     },
     dropped: (h) => {
-      const m = /counter packets (\d+)/.exec(inNs(ns(h), 'nft', ['list', 'table', 'inet', 'must_loss']));
+      const port = `p${hosts.indexOf(h)}`;
+      const m = /counter packets (\d+)/.exec(inNs(sw, 'nft', ['list', 'table', 'netdev', `must_loss_${port}`]));
       return m ? Number(m[1]) : 0;
     },
     setRate: (h, mbit) => {
