@@ -6,8 +6,9 @@
 //                      [--logs DIR]   (keep every process's output there, a file per run and host)
 //
 // The lab: one sender and N receivers in network namespaces on a Linux bridge, every
-// host's link shaped to 1 Gbit/s with tc tbf (both directions), random loss by nftables
-// at the receivers, the payload and every received copy on a tmpfs this bench mounts.
+// host's link shaped to 1 Gbit/s with tc tbf (both directions) and receiving with GRO on (as
+// real NICs' drivers have it), random loss by nftables per frame where the switch port sends
+// to a receiver, the payload and every received copy on a tmpfs this bench mounts.
 // Goodput = payload bytes / wall time from the sender's start to the last receiver done.
 // CPU is user+system seconds of each tool's processes (bash `times` around them), per GiB.
 // Datagrams and bytes at the sender come from its interface counters, so every tool is
