@@ -57,7 +57,8 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
       // Receive offload on, as Linux's drivers for real NICs have it by default (veths have it off): the
       // kernel may then hand a socket that asks for it (UDP_GRO) several datagrams of a flow at once.
       inNs(ns(h), 'ethtool', ['-K', 'eth0', 'tx-udp-segmentation', 'off', 'gro', 'on']);
-      // The switch forwards frames as they came, one by one, as a real switch does.
+      // The switch forwards frames one by one, as a real switch does (and a veth hands a frame to its
+      // peer's GRO only when it does no TSO itself).
       inNs(sw, 'ethtool', ['-K', port, 'tso', 'off', 'gso', 'off']);
       ip('-n', ns(h), 'link', 'set', 'lo', 'up');
       ip('-n', ns(h), 'route', 'add', '224.0.0.0/4', 'dev', 'eth0');
