@@ -37,6 +37,8 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
   removeLab(prefix);
   const sw = `${prefix}-sw`;
   const ns = (h: string): string => `${prefix}-${h}`;
+  /** The switch's port that the host's link plugs into. */
+  const port = (h: string): string => `p${hosts.indexOf(h)}`;
   const addr = new Map(hosts.map((h, i) => [h, `${subnet}.${i + 1}`]));
   try {
     ip('netns', 'add', sw);
@@ -45,11 +47,10 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
     // A switch, not a firewall: Linux hands bridged frames to iptables by default (br_netfilter),
     // which costs the host's CPU for every frame, and no switch in a lab does that.
     for (const t of ['iptables', 'ip6tables', 'arptables']) inNs(sw, 'sysctl', ['-qw', `net.bridge.bridge-nf-call-${t}=0`]);
-    hosts.forEach((h, i) => {
-      const port = `p${i}`;
+    for (const h of hosts) {
       ip('netns', 'add', ns(h));
-      ip('-n', sw, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(h));
-      ip('-n', sw, 'link', 'set', port, 'master', 'br0', 'up');
+      ip('-n', sw, 'link', 'add', port(h), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(h));
+      ip('-n', sw, 'link', 'set', port(h), 'master', 'br0', 'up');
       ip('-n', ns(h), 'addr', 'add', `${addr.get(h)}/24`, 'broadcast', '+', 'dev', 'eth0');
       ip('-n', ns(h), 'link', 'set', 'eth0', 'up');
       // A NIC without UDP segmentation offload, as most lab PCs have: a message the master hands the
@@ -59,10 +60,10 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
       inNs(ns(h), 'ethtool', ['-K', 'eth0', 'tx-udp-segmentation', 'off', 'gro', 'on']);
       // The switch forwards frames one by one, as a real switch does (and a veth hands a frame to its
       // peer's GRO only when it does no TSO itself).
-      inNs(sw, 'ethtool', ['-K', port, 'tso', 'off', 'gso', 'off']);
+      inNs(sw, 'ethtool', ['-K', port(h), 'tso', 'off', 'gso', 'off']);
       ip('-n', ns(h), 'link', 'set', 'lo', 'up');
       ip('-n', ns(h), 'route', 'add', '224.0.0.0/4', 'dev', 'eth0');
-    });
+    }
   } catch (e) {
     removeLab(prefix);
     throw e;
@@ -73,34 +74,32 @@ export function createLab(prefix: string, hosts: string[], subnet = '10.77.0'): 
     address: (h) => addr.get(h)!,
     wrap: (h) => ['ip', 'netns', 'exec', ns(h)],
     setLoss: (h, percent) => {
-      const port = `p${hosts.indexOf(h)}`;
+      const p = port(h);
       inNs(sw, 'nft', ['-f', '-'], [
-        `table netdev must_loss_${port}`, `delete table netdev must_loss_${port}`,
+        `table netdev must_loss_${p}`, `delete table netdev must_loss_${p}`,
         // Per frame, on the switch port's way out to the host, as a bad cable loses them: before the
         // host's receive offload can merge frames (a loss there would take a whole merged batch) and
         // before IP reassembly (a datagram larger than the MTU travels as fragments, and losing any one
         // of them loses the datagram).
-        `table netdev must_loss_${port} {`,
-        `  chain out { type filter hook egress device "${port}" priority 0; policy accept;`,
+        `table netdev must_loss_${p} {`,
+        `  chain out { type filter hook egress device "${p}" priority 0; policy accept;`,
         percent >= 100 ? '    ip protocol udp counter drop' : `    ip protocol udp numgen random mod 100 < ${Math.round(percent)} counter drop`,
         '  }',
         '}',
       ].join('\n'));
     },
     dropped: (h) => {
-      const port = `p${hosts.indexOf(h)}`;
-      const m = /counter packets (\d+)/.exec(inNs(sw, 'nft', ['list', 'table', 'netdev', `must_loss_${port}`]));
+      const m = /counter packets (\d+)/.exec(inNs(sw, 'nft', ['list', 'table', 'netdev', `must_loss_${port(h)}`]));
       return m ? Number(m[1]) : 0;
     },
     setRate: (h, mbit) => {
-      const i = hosts.indexOf(h);
       const tbf = ['qdisc', 'replace', 'dev'];
       const shape = ['root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '64kb', 'latency', '20ms'];
       inNs(ns(h), 'tc', [...tbf, 'eth0', ...shape]);
-      inNs(sw, 'tc', [...tbf, `p${i}`, ...shape]);
+      inNs(sw, 'tc', [...tbf, port(h), ...shape]);
     },
     setMtu: (h, mtu) => {
-      ip('-n', sw, 'link', 'set', `p${hosts.indexOf(h)}`, 'mtu', String(mtu));
+      ip('-n', sw, 'link', 'set', port(h), 'mtu', String(mtu));
       ip('-n', ns(h), 'link', 'set', 'eth0', 'mtu', String(mtu));
     },
     destroy: () => removeLab(prefix),
