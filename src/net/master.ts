@@ -28,6 +28,8 @@ import { closeAll, groupSender, groupSocket, sendingSocket, unicastSocket } from
 
 /** Repairs whose image bytes are read at once when a repair round reads small pages. */
 const PREFETCH_REPAIRS = 64;
+/** Bytes of each slab coded repairs' payloads are cut from. */
+const CODED_SLAB = 256 << 10;
 
 /** What a master sends: a manifest and the stream it describes. */
 export interface Served {
@@ -213,16 +215,30 @@ export async function runMaster(o: MasterOptions): Promise<MasterResult> {
     else tx.send(parts, t.dest.to.port, t.dest.to.address);
   };
 
-  /** A coded repair's payload: `first`'s bytes XOR those of each range; undefined until all are read. */
+  /**
+   * A coded repair's payload: `first`'s bytes XOR those of each range; undefined until all are read.
+   * Payloads are cut from slabs, one buffer for a few hundred of them (each stays as it was made until
+   * its datagram has gone: a slab is never reused, only dropped by the last of them).
+   */
+  const codedViews: Uint8Array[][] = [];
+  let codedSlab = new Uint8Array(0), codedUsed = 0;
   const codedPayload = (first: Uint8Array[], ranges: NonNullable<Transmit['xor']>): Uint8Array | undefined => {
-    const others = ranges.map((r) => imageBytes(r.offset, r.length));
-    if (others.some((b) => !b)) return undefined;
-    const out = new Uint8Array(ranges[0]!.length);
+    codedViews.length = 0;
+    for (const r of ranges) {
+      const views = imageBytes(r.offset, r.length);
+      if (!views) return undefined;
+      codedViews.push(views);
+    }
+    const length = ranges[0]!.length;
+    if (codedUsed + length > codedSlab.length) { codedSlab = new Uint8Array(Math.max(CODED_SLAB, length)); codedUsed = 0; }
+    const out = codedSlab.subarray(codedUsed, codedUsed + length);
+    // The next payload starts on an 8-byte boundary: xorInto goes a word at a time there.
+    codedUsed += (length + 7) & ~7;
     let at = 0;
     for (const b of first) { out.set(b, at); at += b.length; }
-    for (const views of others) {
+    for (const views of codedViews) {
       at = 0;
-      for (const b of views!) { xorInto(out, at, b); at += b.length; }
+      for (const b of views) { xorInto(out, at, b); at += b.length; }
     }
     return out;
   };

@@ -50,16 +50,20 @@ export class Bitmap {
     return n;
   }
 
-  /** First index >= from (and < end) whose bit equals value, or -1. Skips whole words. */
+  /** First index >= from (and < end) whose bit equals value, or -1. A word at a time: the lowest matching bit of each. */
   find(value: boolean, from: number, end = this.size): number {
-    let i = from;
-    while (i < end) {
-      const w = this.words[i >>> 5]!;
-      if ((i & 31) === 0 && w === (value ? 0 : 0xffffffff) && i + 32 <= end) { i += 32; continue; }
-      if (((w >>> (i & 31)) & 1) === (value ? 1 : 0)) return i;
-      i++;
+    if (end > this.size) end = this.size;
+    if (from >= end) return -1;
+    const flip = value ? 0 : -1, last = (end - 1) >>> 5;
+    let w = from >>> 5;
+    // Bits that match, in the first word from `from` on.
+    let bits = (this.words[w]! ^ flip) & (-1 << (from & 31));
+    while (bits === 0) {
+      if (++w > last) return -1;
+      bits = this.words[w]! ^ flip;
     }
-    return -1;
+    const i = w * 32 + 31 - Math.clz32(bits & -bits);
+    return i < end ? i : -1;
   }
 
   /** Runs of clear bits in [from, end), in order, at most limit of them. */

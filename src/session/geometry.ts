@@ -45,6 +45,11 @@ export class Geometry {
     return { region: 'image', offset, length: Math.min(this.payloadSize, this.imageSize - offset) };
   }
 
+  /** Whether `packet` carries a whole payload's worth of image bytes (every image packet but a short last one). */
+  isFullImagePacket(packet: number): boolean {
+    return packet >= this.manifestPackets && (packet - this.manifestPackets + 1) * this.payloadSize <= this.imageSize;
+  }
+
   blockOf(packet: number): number { return Math.floor(packet / this.blockPackets); }
   blockStart(block: number): number { return block * this.blockPackets; }
   blockEnd(block: number): number { return Math.min((block + 1) * this.blockPackets, this.packets); }

@@ -524,14 +524,13 @@ export class Receiver {
    * for again. Sessions that sign or seal send none.
    */
   private onCoded(h: DataHead, bytes: Uint8Array, now: number): void {
-    const geo = this.geo!, have = this.have!, layout = this.layout, P = this.announce!.payloadSize;
+    const geo = this.geo!, have = this.have!, layout = this.layout, P = geo.payloadSize;
     const members = this.codedBuf;
     if (this.verifier || this.seal || !codedMembers(bytes, h, members)) return void countDrop(this.stats.drops, 'field');
     if (bytes.length - h.at !== P) return void countDrop(this.stats.drops, 'length');
     let missing = -1;
     for (const q of members) {
-      const span = q < geo.packets ? geo.span(q) : undefined;
-      if (span?.region !== 'image' || span.length !== P) return void countDrop(this.stats.drops, 'field');
+      if (!geo.isFullImagePacket(q)) return void countDrop(this.stats.drops, 'field');
       if (have.has(q)) continue;
       if (missing >= 0) return void countDrop(this.stats.drops, 'undecodable');
       missing = q;
@@ -543,11 +542,14 @@ export class Receiver {
     out.set(bytes.subarray(h.at));
     for (const q of members) {
       if (q === missing) continue;
-      const offset = geo.span(q).offset;
-      for (const piece of layout.pieces(offset, P)) {
-        const k = piece.chunk, held = this.storage.inMemory?.(k, offset + piece.from - layout.start(k), piece.length);
+      // The packet's stream bytes, chunk by chunk (a chunk holds its stream bytes in memory in one piece).
+      const offset = (q - geo.manifestPackets) * P;
+      for (let at = 0; at < P;) {
+        const k = layout.chunkAt(offset + at), n = Math.min(layout.end(k) - offset - at, P - at);
+        const held = this.storage.inMemory?.(k, offset + at - layout.start(k), n);
         if (!held) return void countDrop(this.stats.drops, 'undecodable');
-        xorInto(out, piece.from, held);
+        xorInto(out, at, held);
+        at += n;
       }
     }
     this.stats.decoded++;

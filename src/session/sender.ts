@@ -193,9 +193,14 @@ export class Askers {
 
   /** The slots of those who asked for `packet`; undefined if nobody did, or one the master cannot name. */
   slotsOf(packet: number): readonly number[] | undefined {
-    const k = Math.floor(packet / Askers.PAGE);
-    const a = this.pages[k]?.[packet - k * Askers.PAGE] ?? 0;
+    const a = this.slotAt(packet);
     return a === 0 ? undefined : a === SEVERAL ? this.several.get(packet) : [a];
+  }
+
+  /** The slot that asked for `packet`: 0 if nobody did, SEVERAL if more than one did (named by slotsOf, if they can be). */
+  slotAt(packet: number): number {
+    const k = Math.floor(packet / Askers.PAGE);
+    return this.pages[k]?.[packet - k * Askers.PAGE] ?? 0;
   }
 
   /** Who asked for `packet` (0: nobody), which is then nobody's. */
@@ -266,6 +271,9 @@ export class Sender {
   /** The clients by slot (1 up to SEVERAL - 1, in the order they joined); later ones have none, their repairs go to the group. */
   private readonly bySlot: ClientRecord[] = [];
   private readonly slotOf = new Map<ClientId, number>();
+  /** partners(): slotMarks[slot] === slotMark while the slot is in the repair being made. */
+  private readonly slotMarks = new Float64Array(SEVERAL);
+  private slotMark = 0;
   private repairCursor = 0;
   /** No packet below this is wanted (where a pass that holds its repairs looks for the next). */
   private lowWanted = 0;
@@ -947,12 +955,28 @@ export class Sender {
     if (span.offset + P > chunkEnd) return undefined;
     // Packets that lie wholly in the chunk: the last ends at or before its end.
     const end = Math.min(packet + CODED_SPAN + 1, this.geo.manifestPackets + Math.floor(chunkEnd / P));
-    const others: number[] = [], slots = [...askers];
-    for (let q = this.wanted.find(true, packet + 1, end); q >= 0 && others.length < MAX_CODED - 1; q = this.wanted.find(true, q + 1, end)) {
+    // The slots already in the repair, marked with this call's number (no array per packet looked at:
+    // a repair looks at tens of them).
+    // a repair looks at tens of them). Once every client's slot is in, no other packet can join.
+    const marks = this.slotMarks, mark = ++this.slotMark;
+    for (const s of askers) marks[s] = mark;
+    let covered = askers.length;
+    const others: number[] = [];
+    for (let q = this.wanted.find(true, packet + 1, end); q >= 0 && others.length < MAX_CODED - 1 && covered < this.bySlot.length; q = this.wanted.find(true, q + 1, end)) {
+      const a = this.askers!.slotAt(q);
+      if (a === 0) continue;
+      if (a !== SEVERAL) {
+        if (marks[a] === mark) continue;
+        marks[a] = mark;
+        covered++;
+        others.push(q);
+        continue;
+      }
       const theirs = this.askers!.slotsOf(q);
-      if (!theirs || theirs.some((s) => slots.includes(s))) continue;
+      if (!theirs || theirs.some((s) => marks[s] === mark)) continue;
+      for (const s of theirs) marks[s] = mark;
+      covered += theirs.length;
       others.push(q);
-      slots.push(...theirs);
     }
     return others.length > 0 ? others : undefined;
   }

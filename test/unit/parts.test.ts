@@ -19,7 +19,21 @@ test('bitmap: set, clear, count, find and runs agree with a plain array', () => 
   for (let from = 0; from < n; from += 37) {
     assert.equal(b.find(true, from), ref.indexOf(true, from));
     assert.equal(b.find(false, from), ref.indexOf(false, from));
+    // With an end: nothing at or past it, also where it cuts a word.
+    for (const end of [from, from + 1, from + 31, from + 33, n]) {
+      for (const v of [true, false]) {
+        const at = ref.indexOf(v, from);
+        assert.equal(b.find(v, from, end), at >= 0 && at < end ? at : -1, `find(${v}, ${from}, ${end})`);
+      }
+    }
   }
+  // Full and empty words are skipped whole, bits past the size never count.
+  const full = new Bitmap(70);
+  full.setRange(0, 70);
+  assert.equal(full.find(false, 0), -1);
+  assert.equal(full.find(true, 65), 65);
+  full.clear(69);
+  assert.equal(full.find(false, 3), 69);
   const runs = b.clearRuns(0, n, 1e9);
   const flat = runs.flatMap((x) => Array.from({ length: x.count }, (_, i) => x.start + i));
   assert.deepEqual(flat, ref.flatMap((v, i) => (v ? [] : [i])));
