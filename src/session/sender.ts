@@ -956,7 +956,6 @@ export class Sender {
     // Packets that lie wholly in the chunk: the last ends at or before its end.
     const end = Math.min(packet + CODED_SPAN + 1, this.geo.manifestPackets + Math.floor(chunkEnd / P));
     // The slots already in the repair, marked with this call's number (no array per packet looked at:
-    // a repair looks at tens of them).
     // a repair looks at tens of them). Once every client's slot is in, no other packet can join.
     const marks = this.slotMarks, mark = ++this.slotMark;
     for (const s of askers) marks[s] = mark;
