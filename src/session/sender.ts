@@ -949,8 +949,8 @@ export class Sender {
    * below CODED_LIMIT.
    */
   private partners(packet: number, askers: readonly number[]): number[] | undefined {
+    if (!this.geo.isFullImagePacket(packet) || packet >= CODED_LIMIT) return undefined;
     const P = this.p.payloadSize, span = this.geo.span(packet);
-    if (span.region !== 'image' || span.length !== P || packet >= CODED_LIMIT) return undefined;
     const layout = this.cfg.layout!, chunkEnd = layout.end(layout.chunkAt(span.offset));
     if (span.offset + P > chunkEnd) return undefined;
     // Packets that lie wholly in the chunk: the last ends at or before its end.
