@@ -4,7 +4,9 @@
 // once, one write per extent, and nothing is read back. That spares a write per hole filled
 // under loss and the read-back of every chunk. A chunk that cannot be held (memory is full
 // and it is the oldest, it is longer than HOLD_CHUNK, or bytes of it reached the target
-// before the manifest) takes the way below, written as its packets come and read back.
+// before the manifest) takes the way below, written as its packets come and read back;
+// when more of its bytes come and memory has room, it is read back into a buffer at once and
+// gathers there from then on, as a held chunk.
 // Writes start in the order queued, each as soon as it can grow no more, many at a time
 // (they are disjoint, a packet being offered once, but for the zeros below); a check runs
 // once every write queued before it landed (so a chunk is read back only after its bytes
@@ -25,7 +27,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import type { Chunk, Extent } from '../protocol/manifest.ts';
 import { Bitmap } from '../session/bitmap.ts';
 import type { ClientStorage } from '../session/receiver.ts';
-import { finishChunk, frontPieces, unpack, zeroExtents } from './chunks.ts';
+import { finishChunk, frontPieces, gather, unpack, zeroExtents } from './chunks.ts';
 import { DiskError, busyReason, probe } from './device.ts';
 import { holdsAppliance } from './inventory.ts';
 
@@ -182,12 +184,26 @@ interface Write {
   answer?: (error: Error | undefined) => void;
 }
 
-/** A chunk whose stream bytes gather in memory, at their offsets in `bytes`: [0, end) are those offered, or zeros where none was (yet). */
-interface Held { readonly k: number; readonly chunk: Chunk; readonly bytes: Buffer; end: number }
+/**
+ * A chunk whose stream bytes gather in memory, at their offsets in `bytes`: [0, end) are those offered, or zeros where none was (yet),
+ * or (a chunk read back from the target to be held again) what the target held there. `touched`: the offer that last brought it bytes.
+ */
+interface Held {
+  readonly k: number; readonly chunk: Chunk; readonly bytes: Buffer; end: number; touched: number;
+  /**
+   * Being read back from the target: bytes offered meanwhile wait here, and a finish waits for the read;
+   * `spill`: bytes came that the chunk cannot hold, so it goes back to the target once read.
+   */
+  loading?: { late: Late[]; finish: boolean; spill: boolean };
+}
+
+/** Bytes offered for a chunk while it was read back: a copy, its place in the stream and on the target. */
+interface Late { readonly at: number; readonly offset: number; readonly bytes: Uint8Array }
 
 /** A check, to run once the first `after` writes ever queued have landed. */
 type Check =
   | { kind: 'finish'; after: number; k: number; chunk: Chunk }
+  | { kind: 'load'; after: number; h: Held }
   | { kind: 'flush'; after: number; zeros: Extent[] };
 
 export interface WriteQueueEvents {
@@ -213,6 +229,12 @@ export class WriteQueue implements ClientStorage {
   static readonly HOLD = 64 << 20;
   /** A chunk whose stream is longer than this is not held. */
   static readonly HOLD_CHUNK = 16 << 20;
+  /**
+   * A held chunk that no offer among the last this many brought bytes is idle: it may go to the target
+   * to make room for a chunk read back (about 12 MiB of packets; the chunks of a pass in progress are
+   * all fed more often than that, so they are never swapped for one another).
+   */
+  static readonly IDLE_OFFERS = 8192;
   /** Writes not started yet, in order; and checks not started yet, in order. */
   private readonly writes: Write[] = [];
   private readonly checks: Check[] = [];
@@ -248,6 +270,8 @@ export class WriteQueue implements ClientStorage {
   private readonly spareHolds: Buffer[] = [];
   /** Chunks with bytes written to the target as they came: those are read back to be checked. */
   private onDisk = new Bitmap(0);
+  /** Chunks all of whose bytes were offered (finish was called). */
+  private finished = new Bitmap(0);
   /** Target bytes [earlyStart, earlyEnd) take in what was offered before the manifest was known. */
   private earlyStart = Infinity;
   private earlyEnd = -Infinity;
@@ -264,6 +288,10 @@ export class WriteQueue implements ClientStorage {
   checkedInMemory = 0;
   readBack = 0;
   spilled = 0;
+  /** Chunks with bytes on the target read back into memory when more of their bytes came (then checked there). */
+  reloaded = 0;
+  /** Offers made so far (Held.touched counts in them). */
+  private offers = 0;
 
   constructor(target: ByteTarget, on: WriteQueueEvents, limitBytes = 64 << 20, holdBytes = WriteQueue.HOLD) {
     this.target = target;
@@ -276,6 +304,7 @@ export class WriteQueue implements ClientStorage {
   known(chunks: readonly Chunk[]): void {
     this.chunks = chunks;
     this.onDisk = new Bitmap(chunks.length);
+    this.finished = new Bitmap(chunks.length);
     let longest = 0;
     chunks.forEach((c, k) => {
       longest = Math.max(longest, c.streamLength);
@@ -297,10 +326,17 @@ export class WriteQueue implements ClientStorage {
    */
   offer(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom = offset, k = -1, at = 0): boolean {
     if (offset + length > this.target.capacity) return false;
-    if (k >= 0 && this.hold(k, at, bytes, from, length)) return true;
+    this.offers++;
+    if (k >= 0 && this.hold(k, at, offset, bytes, from, length)) return true;
     if (this.queued + length > this.limit) return false;
     if (k >= 0) this.onDisk.set(k);
     else { this.earlyStart = Math.min(this.earlyStart, offset); this.earlyEnd = Math.max(this.earlyEnd, offset + length); }
+    this.queue(offset, bytes, from, length, holeFrom);
+    return true;
+  }
+
+  /** Queue a copy of `bytes[from, from+length)` to be written at `offset` (see offer). */
+  private queue(offset: number, bytes: Uint8Array, from: number, length: number, holeFrom: number): void {
     this.queued += length;
     this.peakQueued = Math.max(this.peakQueued, this.queued);
     // Only a write not started yet grows (a check queued since then waits for it anyway).
@@ -335,27 +371,39 @@ export class WriteQueue implements ClientStorage {
     w.bytes += length;
     w.span += length;
     this.kickWrites();
-    return true;
   }
 
   /**
-   * Copy chunk k's bytes into its buffer, or say no: the chunk has bytes on the target already,
-   * or it would need a buffer while the writes queued are at their bound. A new buffer beyond
-   * HOLD sends the oldest held chunk to the target.
+   * Copy chunk k's bytes into its buffer, or say no: it would need a buffer while the writes queued
+   * are at their bound, or the chunk has bytes on the target already and memory has no room for it.
+   * A new buffer beyond HOLD sends the oldest held chunk to the target. A chunk with bytes on the
+   * target is read back into its buffer (where the bytes that come meanwhile are put over what is
+   * read), so that the rest of it is not written packet by packet, and it is checked in memory
+   * instead of read back once more: a PC far behind the others (a slow link) has its chunks on the
+   * target, and would otherwise write its repairs a few packets at a time. It is read back only
+   * where a buffer is free or the oldest held chunk is idle (IDLE_OFFERS).
    */
-  private hold(k: number, at: number, bytes: Uint8Array, from: number, length: number): boolean {
+  private hold(k: number, at: number, offset: number, bytes: Uint8Array, from: number, length: number): boolean {
     const chunk = this.chunks[k];
-    if (this.holdSize === 0 || !chunk || this.onDisk.has(k)) return false;
+    if (this.holdSize === 0 || !chunk) return false;
     let h = this.held.get(k);
     if (at + length > chunk.streamLength) {
       // Not the chunk's bytes as the manifest lays it out: the chunk goes the way of the disk, all of it.
-      if (h) this.spill(h);
+      if (h?.loading) h.loading.spill = true;
+      else if (h) this.spill(h);
       return false;
     }
     if (!h) {
       if (this.queued + length > this.limit) return false;
-      while ((this.held.size + 1) * this.holdSize > this.holdLimit) this.spill(this.held.values().next().value!);
-      this.held.set(k, h = { k, chunk, bytes: this.spareHolds.pop() ?? Buffer.allocUnsafeSlow(this.holdSize), end: 0 });
+      // Bytes of a chunk already finished: it failed its check, and comes again.
+      this.finished.clear(k);
+      h = this.onDisk.has(k) ? this.reload(k) : this.buffer(k);
+      if (!h) return false;
+    }
+    h.touched = this.offers;
+    if (h.loading) {
+      h.loading.late.push({ at, offset, bytes: bytes.slice(from, from + length) });
+      return true;
     }
     // Zeros where packets are still to come, should the chunk go to the target before it is whole: put
     // over the gaps as they open, not over each buffer first (packets come mostly in order, and a 1 MiB
@@ -366,10 +414,51 @@ export class WriteQueue implements ClientStorage {
     return true;
   }
 
-  /** Chunk k's stream bytes [at, at+length) while the chunk is held and they were offered up to there (ClientStorage.inMemory). */
+  /** A buffer for chunk k, which makes room for it by sending the oldest held chunk to the target; undefined if it cannot. */
+  private buffer(k: number): Held | undefined {
+    while ((this.held.size + 1) * this.holdSize > this.holdLimit) {
+      const oldest = this.oldestReady();
+      if (!oldest) return undefined;
+      this.spill(oldest);
+    }
+    const h: Held = { k, chunk: this.chunks[k]!, bytes: this.spareHolds.pop() ?? Buffer.allocUnsafeSlow(this.holdSize), end: 0, touched: this.offers };
+    this.held.set(k, h);
+    return h;
+  }
+
+  /** Start reading chunk k back from the target into a buffer, if memory has room (roomToLoad). */
+  private reload(k: number): Held | undefined {
+    const h = this.roomToLoad() ? this.buffer(k) : undefined;
+    if (!h) return undefined;
+    this.onDisk.clear(k);
+    h.loading = { late: [], finish: false, spill: false };
+    this.reloaded++;
+    this.check({ kind: 'load', after: this.writesQueued, h });
+    return h;
+  }
+
+  /** The held chunk that has been held longest and is not being read back. */
+  private oldestReady(): Held | undefined {
+    for (const h of this.held.values()) if (!h.loading) return h;
+    return undefined;
+  }
+
+  /** Whether a chunk may be read back into memory: a buffer is free, or the oldest held chunk is idle. */
+  private roomToLoad(): boolean {
+    if ((this.held.size + 1) * this.holdSize <= this.holdLimit) return true;
+    const oldest = this.oldestReady();
+    return oldest !== undefined && this.offers - oldest.touched > WriteQueue.IDLE_OFFERS;
+  }
+
+  /**
+   * Chunk k's stream bytes [at, at+length) while the chunk is held and they were offered up to there, or
+   * read back (ClientStorage.inMemory). Asked for a chunk that is on the target and not finished, this
+   * reads it back into memory where there is room, for the next time.
+   */
   inMemory(k: number, at: number, length: number): Uint8Array | undefined {
     const h = this.held.get(k);
-    return h && at + length <= h.end ? h.bytes.subarray(at, at + length) : undefined;
+    if (!h && this.holdSize > 0 && this.onDisk.has(k) && !this.finished.has(k)) this.reload(k);
+    return h && !h.loading && at + length <= h.end ? h.bytes.subarray(at, at + length) : undefined;
   }
 
   /** Held chunk h's stream bytes as they stand, zeros where none was offered. */
@@ -378,7 +467,7 @@ export class WriteQueue implements ClientStorage {
     return h.bytes.subarray(0, h.chunk.streamLength);
   }
 
-  /** Held chunk h goes to the target as it stands; the rest of its bytes follow it there, and it is read back when whole. */
+  /** Held chunk h goes to the target as it stands; the rest of its bytes follow it there (or it is read back into memory when they come: reload). */
   private spill(h: Held): void {
     this.held.delete(h.k);
     this.onDisk.set(h.k);
@@ -450,10 +539,15 @@ export class WriteQueue implements ClientStorage {
   }
 
   finish(k: number, chunk: Chunk): void {
+    this.finished.set(k);
     const h = this.held.get(k);
     if (!h) {
       this.readBack++;
       return this.check({ kind: 'finish', after: this.writesQueued, k, chunk });
+    }
+    if (h.loading) {
+      h.loading.finish = true;
+      return;
     }
     this.held.delete(k);
     this.placing++;
@@ -556,6 +650,31 @@ export class WriteQueue implements ClientStorage {
     this.kickChecks();
   }
 
+  /**
+   * Read held chunk h's stream back from the target (every write queued before it has landed), put
+   * the bytes offered meanwhile over it, and hold it as any other; or, where the read fails, let it
+   * go the way of the disk again, with those bytes.
+   */
+  private async load(h: Held): Promise<void> {
+    const loading = h.loading!;
+    // Read into the buffer where the target can (a chunk of one extent), else copied there.
+    const got = await gather(this.target, h.chunk.extents, h.chunk.streamLength, h.bytes).catch(() => undefined);
+    h.loading = undefined;
+    if (got) {
+      if (got.buffer !== h.bytes.buffer) h.bytes.set(got);
+      for (const l of loading.late) h.bytes.set(l.bytes, l.at);
+      h.end = h.chunk.streamLength;
+      if (loading.spill) this.spill(h);
+    } else {
+      this.held.delete(h.k);
+      this.onDisk.set(h.k);
+      this.recycle(h.bytes);
+      // Bytes the limit refuses here are as lost on the target: the read-back check finds the chunk wrong, and it comes again.
+      for (const l of loading.late) if (this.queued + l.bytes.length <= this.limit) this.queue(l.offset, l.bytes, 0, l.bytes.length, l.offset);
+    }
+    if (loading.finish) this.finish(h.k, h.chunk);
+  }
+
   private kickChecks(): void {
     if (this.checking || !this.checks[0] || this.checks[0].after > this.writesDone) return;
     this.checking = true;
@@ -569,6 +688,8 @@ export class WriteQueue implements ClientStorage {
         if (this.scratch.length < c.chunk.streamLength) this.scratch = Buffer.allocUnsafe(c.chunk.streamLength);
         const r = await finishChunk(this.target, c.chunk, this.scratch);
         this.on.chunkChecked(c.k, r.ok, r.ok ? '' : r.reason);
+      } else if (c.kind === 'load') {
+        await this.load(c.h);
       } else {
         try {
           this.zeroed += await zeroExtents(this.target, c.zeros);

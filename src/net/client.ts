@@ -196,7 +196,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const fields = {
     client: o.name, target: target.path, seconds: seconds.toFixed(1), received: s.received, repaired: s.repaired, decoded: s.decoded, duplicates: s.duplicates,
     queueFull: s.queueFull, writes: queue.writeCount, holesFilled: queue.holesFilled,
-    checkedInMemory: queue.checkedInMemory, readBack: queue.readBack, spilled: queue.spilled, verifyFailures: s.verifyFailures, rejected: countsText(s.drops),
+    checkedInMemory: queue.checkedInMemory, readBack: queue.readBack, spilled: queue.spilled, reloaded: queue.reloaded, verifyFailures: s.verifyFailures, rejected: countsText(s.drops),
     manifest: receiver.announce ? Buffer.from(receiver.announce.manifestDigest).toString('hex').slice(0, 16) : undefined,
   };
   if (receiver.ok) log.info('verified', fields);

@@ -41,6 +41,7 @@ export interface ClientStorage {
   /**
    * Chunk k's stream bytes [at, at+length), if storage holds them in memory as offered (a coded repair
    * is decoded with them); undefined if it does not (the chunk went to the target, or was checked).
+   * Asked for a chunk on the target, storage may read it back into memory for the next time.
    * Storage that holds nothing in memory need not have it.
    */
   inMemory?(k: number, at: number, length: number): Uint8Array | undefined;

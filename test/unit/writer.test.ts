@@ -284,7 +284,7 @@ function offerStream(q: WriteQueue, chunks: Chunk[], streams: Uint8Array[], k: n
   }
 }
 
-test('write queue: once the manifest is known a chunk gathers in memory, is checked there and written once per extent, never read back; a damaged one writes nothing', async () => {
+test('write queue: once the manifest is known a chunk gathers in memory, is checked there and written once per extent; one with bytes on the target already is read back once into memory; a damaged one writes nothing', async () => {
   const SIZE = 256 << 10, PACKET = 1448;
   const target = new MemoryTarget(5 * SIZE);
   const checked: [number, boolean, string][] = [];
@@ -303,7 +303,7 @@ test('write queue: once the manifest is known a chunk gathers in memory, is chec
     stored(4, [{ offset: 4 * SIZE, length: SIZE }]),
   ];
   const streams = [raw(0), packed.stream, raw(2), raw(3), raw(4)];
-  // Chunk 4's first packets reach the storage before the manifest (an unmapped stream): it is read back.
+  // Chunk 4's first packets reach the storage before the manifest (an unmapped stream): when the rest comes it is read back into memory.
   for (let at = 0; at < 10 * PACKET; at += PACKET) assert.ok(q.offer(4 * SIZE + at, streams[4]!, at, PACKET));
   q.known(chunks);
   // Chunks 0 and 2 lose every 20th packet, which comes again after the chunk's other packets.
@@ -326,14 +326,14 @@ test('write queue: once the manifest is known a chunk gathers in memory, is chec
     assert.ok(Buffer.from(target.bytes.subarray(k * SIZE, (k + 1) * SIZE)).equals(k === 2 ? Buffer.concat([want.subarray(SIZE / 2), want.subarray(0, SIZE / 2)]) : want), `chunk ${k} on the target`);
   }
   assert.ok(target.bytes.subarray(3 * SIZE, 4 * SIZE).every((b) => b === 0), 'the damaged chunk was written');
-  // One write per extent of the chunks checked in memory; only chunk 4 was read.
-  assert.equal(target.writes - early, 4);
+  // One write per extent of the chunks checked in memory (chunk 4 among them); only chunk 4 was read, once.
+  assert.equal(target.writes - early, 5);
   assert.equal(target.reads, 1);
-  assert.deepEqual([q.checkedInMemory, q.readBack, q.spilled], [3, 1, 0]);
+  assert.deepEqual([q.checkedInMemory, q.readBack, q.spilled, q.reloaded], [4, 0, 0, 1]);
   assert.equal(q.queuedBytes, 0);
 });
 
-test('write queue: past its memory for held chunks the oldest goes to the target, zeros in its holes; its late packets land over them, and it is read back', async () => {
+test('write queue: past its memory for held chunks the oldest goes to the target, zeros in its holes; when its late packets come it is read back into memory once its write has landed, and checked there', async () => {
   const SIZE = 256 << 10, PACKET = 1448;
   // The first write (the spilled chunk) lands only once its late packets have been offered.
   const { target, release } = firstHeld(3 * SIZE);
@@ -358,11 +358,13 @@ test('write queue: past its memory for held chunks the oldest goes to the target
   q.finish(1, chunks[1]!);
   for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 2));
   assert.deepEqual(checked.filter(([k]) => k === 0), [], 'the spilled chunk was checked before it was written');
+  assert.equal(target.reads, 0, 'the spilled chunk was read back before its write landed');
+  assert.equal(q.inMemory(0, 0, PACKET), undefined, 'a chunk being read back');
   release();
   await q.drain();
   assert.deepEqual(checked.sort((a, b) => a[0] - b[0]), [[0, true], [1, true], [2, true]]);
   assert.ok(Buffer.from(target.bytes).equals(Buffer.concat(streams)), 'zeros of the spilled chunk landed over its late packet');
-  assert.deepEqual([q.checkedInMemory, q.readBack, q.spilled], [2, 1, 1]);
+  assert.deepEqual([q.checkedInMemory, q.readBack, q.spilled, q.reloaded], [3, 0, 1, 1]);
   assert.equal(target.reads, 1);
   assert.equal(q.queuedBytes, 0);
 });
@@ -394,7 +396,7 @@ test('write queue: a chunk that goes to the target before it is whole has zeros 
   assert.ok(Buffer.from(on.subarray(2 * PACKET, SIZE - PACKET)).equals(streams[1]!.subarray(2 * PACKET, SIZE - PACKET)));
 });
 
-test('write queue: bytes said to lie past the stream of a held chunk send the whole chunk to the target, where it is read back', async () => {
+test('write queue: bytes said to lie past the stream of a held chunk send the whole chunk to the target; sent again right, it is read back into memory and checked there', async () => {
   const SIZE = 64 << 10, PACKET = 1448;
   const target = new MemoryTarget(2 * SIZE);
   const checked: [number, boolean][] = [];
@@ -406,13 +408,101 @@ test('write queue: bytes said to lie past the stream of a held chunk send the wh
   // The last packet, its chunk offset wrong by a byte.
   assert.ok(q.offer(SIZE - PACKET, streams[0]!, SIZE - PACKET, PACKET, SIZE - PACKET, 0, SIZE - PACKET + 1));
   assert.equal(q.spilled, 1);
-  // Sent again right: it lands over the spilled chunk's zeros, and the chunk is read back.
+  // Sent again right: it lands over the spilled chunk's zeros as read back.
   offerStream(q, chunks, streams, 0, SIZE - PACKET, SIZE);
   q.finish(0, chunks[0]!);
   await q.drain();
   assert.deepEqual(checked, [[0, true]]);
-  assert.deepEqual([q.checkedInMemory, q.readBack], [0, 1]);
+  assert.deepEqual([q.checkedInMemory, q.readBack, q.reloaded], [1, 0, 1]);
   assert.ok(Buffer.from(target.bytes.subarray(0, SIZE)).equals(streams[0]!));
+});
+
+test('write queue: a chunk on the target is read back into memory only where a buffer is free or the oldest held chunk is idle; else its late packets are written and it is read back when whole', async () => {
+  const SIZE = 128 << 10, PACKET = 1448;
+  const target = new MemoryTarget(4 * SIZE);
+  const checked: [number, boolean][] = [];
+  const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok) => checked.push([k, ok]) }, 64 << 20, 2 * SIZE);
+  const streams = [0, 1, 2, 3].map((k) => Uint8Array.from({ length: SIZE }, (_, i) => (i * 3 + k * 17 + (i >> 10)) & 0xff));
+  const chunks: Chunk[] = streams.map((b, k) => ({ codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents: [{ offset: k * SIZE, length: SIZE }], digest: sha256(b), rawDigest: sha256(b) }));
+  // Chunk 3's first packet reaches the storage before the manifest.
+  assert.ok(q.offer(3 * SIZE, streams[3]!, 0, PACKET));
+  q.known(chunks);
+  // Chunks 0 and 1 lack their second packet; chunk 2's first packet takes the buffer of chunk 0, which goes to the target.
+  for (const k of [0, 1]) { offerStream(q, chunks, streams, k, 0, PACKET); offerStream(q, chunks, streams, k, 2 * PACKET, SIZE); }
+  offerStream(q, chunks, streams, 2, 0, PACKET);
+  assert.equal(q.spilled, 1);
+  // Chunk 0's late packet: both buffers are taken, by chunks fed a moment ago, so it goes to the target.
+  offerStream(q, chunks, streams, 0, PACKET, 2 * PACKET);
+  assert.equal(q.reloaded, 0);
+  assert.equal(q.inMemory(0, PACKET, PACKET), undefined);
+  q.finish(0, chunks[0]!);
+  // The rest of chunk 2 in 8-byte pieces: more offers than IDLE_OFFERS since chunk 1 had one.
+  assert.ok((SIZE - PACKET) / 8 > WriteQueue.IDLE_OFFERS);
+  offerStream(q, chunks, streams, 2, PACKET, SIZE, 8);
+  // Chunk 3's rest, all in one turn while it is being read: chunk 1 (idle) gives up its buffer.
+  offerStream(q, chunks, streams, 3, PACKET, SIZE);
+  assert.deepEqual([q.spilled, q.reloaded], [2, 1]);
+  assert.equal(q.inMemory(3, PACKET, PACKET), undefined, 'a chunk being read back');
+  q.finish(3, chunks[3]!);
+  // Chunk 1's late packet: chunk 2 was fed a moment ago, so this one goes to the target.
+  offerStream(q, chunks, streams, 1, PACKET, 2 * PACKET);
+  q.finish(1, chunks[1]!);
+  q.finish(2, chunks[2]!);
+  await q.drain();
+  assert.deepEqual(checked.sort((a, b) => a[0] - b[0]), [[0, true], [1, true], [2, true], [3, true]]);
+  assert.ok(Buffer.from(target.bytes).equals(Buffer.concat(streams)));
+  assert.deepEqual([q.checkedInMemory, q.readBack, q.spilled, q.reloaded], [2, 2, 2, 1]);
+  assert.equal(target.reads, 3, 'chunks 0 and 1 read back to be checked, chunk 3 to be held');
+  assert.equal(q.queuedBytes, 0);
+});
+
+test('write queue: asked for the bytes of a chunk on the target, it reads the chunk back for the next time (a coded repair is decoded with them); not once the chunk is finished', async () => {
+  const SIZE = 64 << 10, PACKET = 1448;
+  const target = new MemoryTarget(2 * SIZE);
+  const checked: [number, boolean][] = [];
+  const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok) => checked.push([k, ok]) });
+  const streams = [0, 1].map((k) => Uint8Array.from({ length: SIZE }, (_, i) => (i * 9 + k * 7 + (i >> 8)) & 0xff));
+  const chunks: Chunk[] = streams.map((b, k) => ({ codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents: [{ offset: k * SIZE, length: SIZE }], digest: sha256(b), rawDigest: sha256(b) }));
+  // Before the manifest: chunk 0 but its last packet, and chunk 1 whole.
+  for (const k of [0, 1]) for (let at = 0; at < (k === 0 ? SIZE - PACKET : SIZE); at += PACKET) assert.ok(q.offer(k * SIZE + at, streams[k]!, at, Math.min(PACKET, SIZE - at)));
+  q.known(chunks);
+  q.finish(1, chunks[1]!);
+  await q.drain();
+  assert.equal(q.inMemory(1, 0, PACKET), undefined);
+  assert.equal(q.inMemory(0, PACKET, PACKET), undefined, 'a chunk on the target');
+  await q.drain();
+  assert.equal(q.reloaded, 1, 'only the chunk not finished is read back');
+  assert.ok(Buffer.from(q.inMemory(0, PACKET, PACKET)!).equals(streams[0]!.subarray(PACKET, 2 * PACKET)));
+  offerStream(q, chunks, streams, 0, SIZE - PACKET, SIZE);
+  q.finish(0, chunks[0]!);
+  await q.drain();
+  assert.deepEqual(checked, [[1, true], [0, true]]);
+  assert.deepEqual([q.checkedInMemory, q.readBack, q.reloaded], [1, 1, 1]);
+  assert.ok(Buffer.from(target.bytes).equals(Buffer.concat(streams)));
+});
+
+test('write queue: a chunk that cannot be read back into memory goes to the target with the packets offered meanwhile, and is read back when whole', async () => {
+  const SIZE = 64 << 10, PACKET = 1448;
+  const target = new (class extends MemoryTarget {
+    override async read(offset: number, length: number): Promise<Uint8Array> {
+      if (this.reads++ === 0) throw new Error('EIO');
+      return this.bytes.slice(offset, offset + length);
+    }
+  })(SIZE);
+  const checked: [number, boolean][] = [];
+  const q = new WriteQueue(target, { ...events, chunkChecked: (k, ok) => checked.push([k, ok]) });
+  const stream = Uint8Array.from({ length: SIZE }, (_, i) => (i * 5 + (i >> 9)) & 0xff);
+  const chunks: Chunk[] = [{ codec: Codec.Stored, region: NO_REGION, streamLength: SIZE, rawLength: SIZE, extents: [{ offset: 0, length: SIZE }], digest: sha256(stream), rawDigest: sha256(stream) }];
+  assert.ok(q.offer(0, stream, 0, PACKET));
+  q.known(chunks);
+  offerStream(q, chunks, [stream], 0, PACKET, SIZE);
+  assert.equal(q.reloaded, 1);
+  q.finish(0, chunks[0]!);
+  await q.drain();
+  assert.deepEqual(checked, [[0, true]]);
+  assert.ok(Buffer.from(target.bytes).equals(stream));
+  assert.deepEqual([q.checkedInMemory, q.readBack, q.reloaded], [0, 1, 1]);
+  assert.equal(q.queuedBytes, 0);
 });
 
 test('write queue: a held chunk whose write fails is a write error naming its extent, not a check', async () => {
