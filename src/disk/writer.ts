@@ -416,7 +416,7 @@ export class WriteQueue implements ClientStorage {
 
   /** A buffer for chunk k, which makes room for it by sending the oldest held chunk to the target; undefined if it cannot. */
   private buffer(k: number): Held | undefined {
-    while ((this.held.size + 1) * this.holdSize > this.holdLimit) {
+    while (this.noFreeBuffer) {
       const oldest = this.oldestReady();
       if (!oldest) return undefined;
       this.spill(oldest);
@@ -443,9 +443,12 @@ export class WriteQueue implements ClientStorage {
     return undefined;
   }
 
+  /** Whether one more held chunk would take memory past HOLD. */
+  private get noFreeBuffer(): boolean { return (this.held.size + 1) * this.holdSize > this.holdLimit; }
+
   /** Whether a chunk may be read back into memory: a buffer is free, or the oldest held chunk is idle. */
   private roomToLoad(): boolean {
-    if ((this.held.size + 1) * this.holdSize <= this.holdLimit) return true;
+    if (!this.noFreeBuffer) return true;
     const oldest = this.oldestReady();
     return oldest !== undefined && this.offers - oldest.touched > WriteQueue.IDLE_OFFERS;
   }

@@ -294,15 +294,15 @@ const SPARSE = 32;
  * Polling while a stream lasts, as NAPI does for a network card. The first datagram of a burst
  * wakes the socket through libuv as usual; then libuv stops reading it, and a timer empties it
  * every POLL_MS with `read` (recvmmsg), in batches of about a millisecond of traffic (a slow
- * stream less often, SPARSE), where libuv would wake for every few datagrams and deliver the
- * first of them through dgram. The
- * first tick that finds the socket empty hands it back to libuv. Datagrams wait up to a tick,
- * and the socket's receive buffer must hold what arrives while a timer is late: the caller
- * decides whether it is large enough. Several sockets that carry one stream (add()) are
- * polled together: `read` empties them all. `coalesce` is told when polling starts (true) and
- * when a tick finds the sockets empty (false): only while polling lasts may the kernel coalesce
- * datagrams (BatchReader.coalesce). Once it is told to stop, `read` empties the sockets once
- * more: if that finds datagrams, the stream goes on, coalesced again; if not, libuv reads.
+ * stream less often, SPARSE), where libuv would wake for every few datagrams and deliver the first
+ * of them through dgram. The first tick that finds the socket empty hands it back to libuv.
+ * Datagrams wait up to a tick, and the socket's receive buffer must hold what arrives while a
+ * timer is late: the caller decides whether it is large enough. Several sockets that carry one
+ * stream (add()) are polled together: `read` empties them all. `coalesce` is told when polling
+ * starts (true) and when a tick finds the sockets empty (false): only while polling lasts may the
+ * kernel coalesce datagrams (BatchReader.coalesce). Once it is told to stop, `read` empties the
+ * sockets once more: if that finds datagrams, the stream goes on, coalesced again; if not, libuv
+ * reads.
  */
 export class Poller {
   private readonly handles: Array<{ start: () => number; stop: () => number }> = [];
