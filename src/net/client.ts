@@ -127,7 +127,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     ctl.send(t.parts, port, address);
     return true;
   };
-  const done = new Promise<void>((resolve) => { pump = new Pump(receiver, { send }, now, resolve); });
+  const done = new Promise<void>((resolve) => { pump = new Pump(receiver, { send }, now, resolve, () => image.catchUp()); });
 
   const capacity = (t: ClientTarget): number | string => (t.capacity === Number.MAX_SAFE_INTEGER ? 'grows' : t.capacity);
   log.info('searching', { client: o.name, id, target: o.target?.path ?? 'chosen when the master is found', capacity: o.target ? capacity(o.target) : undefined, group: o.group, port: o.port, iface: `${o.iface.name}/${o.iface.address}` });

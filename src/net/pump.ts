@@ -34,12 +34,20 @@ export class Pump {
   private scheduled = false;
   private stopped = false;
   private readonly onIdle: (() => void) | undefined;
+  private readonly catchUp: (() => void) | undefined;
+  private catching = false;
 
-  constructor(machine: Machine, out: Output, clock: () => number = () => performance.now(), onIdle?: () => void) {
+  /**
+   * `catchUp`: hands over (through input()) the datagrams that wait unread, before each run. Input
+   * that is polled waits up to a few milliseconds between reads, and the machine must not ask for a
+   * packet that has come and waits in a socket.
+   */
+  constructor(machine: Machine, out: Output, clock: () => number = () => performance.now(), onIdle?: () => void, catchUp?: () => void) {
     this.machine = machine;
     this.out = out;
     this.clock = clock;
     this.onIdle = onIdle;
+    this.catchUp = catchUp;
   }
 
   now(): number { return this.clock(); }
@@ -54,7 +62,8 @@ export class Pump {
   input(bytes: Uint8Array, from: Endpoint, port: number): void {
     if (this.stopped) return;
     this.machine.onDatagram(bytes, from, port, this.inputAt ??= this.clock());
-    this.kick();
+    // What catchUp hands over goes to the run that asked for it.
+    if (!this.catching) this.kick();
   }
 
   /** Run the machine soon (after the datagrams already waiting in this turn). */
@@ -66,6 +75,11 @@ export class Pump {
 
   run(): void {
     if (this.stopped) return;
+    if (this.catchUp) {
+      this.catching = true;
+      this.catchUp();
+      this.catching = false;
+    }
     this.inputAt = undefined;
     const start = this.clock();
     let now = start;

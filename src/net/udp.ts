@@ -72,6 +72,11 @@ export class BatchedInput {
     });
   }
 
+  /** Take what waits on the polled sockets now (Poller.catchUp). */
+  catchUp(): void {
+    this.poller?.catchUp();
+  }
+
   private drain(): number {
     let n = 0;
     for (const d of this.readers) n += d();

@@ -205,6 +205,41 @@ test('polled receive: a stream in bursts comes through recvmmsg, and libuv gets 
   assert.equal(poller.polling, false, 'still polling a closed socket');
 });
 
+test('polled receive: a slow stream is read every few milliseconds, not every one, and catchUp reads what waits at once', { timeout: 20_000 }, async () => {
+  const { rx, tx } = await pair();
+  const reader = BatchReader.for(rx)!;
+  let got = 0, woken = 0;
+  const poller = Poller.for(rx, () => reader.drain(() => { got++; }))!;
+  try {
+    rx.on('message', () => { woken++; got++; reader.drain(() => { got++; }); poller.busy(); });
+    // Four datagrams a millisecond for half a second: about 5 Mbit/s of full datagrams, or 50 Mbit/s of these.
+    const t0 = performance.now();
+    let sent = 0, caught = 0;
+    for (let turn = 1; performance.now() - t0 < 500; turn++) {
+      for (let i = 0; i < 4; i++, sent++) tx.send(Buffer.alloc(1400, sent & 255));
+      if (turn % 20 === 0 && poller.polling) {
+        // Nothing reads while this turn lasts: what was sent waits in the socket, and catchUp takes it.
+        const until = performance.now() + 0.5;
+        while (performance.now() < until) { /* the datagrams reach the socket */ }
+        const before = got;
+        poller.catchUp();
+        assert.equal(got, sent, `${got} of ${sent} datagrams read after catchUp`);
+        if (got > before) caught++;
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.ok(caught >= 3, `catchUp found datagrams waiting ${caught} times`);
+    const ms = performance.now() - t0;
+    for (let t = 0; t < 100 && got < sent; t++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(got, sent);
+    // Every millisecond, the socket would be read (by a tick, or through libuv once a tick found it empty) about as often as the sender woke.
+    assert.ok(poller.ticks + woken < ms / 2, `${poller.ticks} ticks and ${woken} wake-ups through libuv in ${ms.toFixed(0)} ms`);
+  } finally {
+    tx.close();
+    await new Promise<void>((r) => rx.close(r));
+  }
+});
+
 test('polled receive with coalescing: datagrams sent segmented come as one message each, cut apart again, and one by one once polling ends', { timeout: 20_000 }, async () => {
   const { rx, tx } = await pair();
   const reader = BatchReader.for(rx)!;

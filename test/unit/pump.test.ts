@@ -65,3 +65,39 @@ test('pump: a run stops after a few ms and goes on in the next turn, so input is
   assert.ok(inputs > 0 && turns.some((t) => t > 0 && t < 100), 'no turn of the event loop between runs');
   assert.ok(clock > firstRun, 'the run did not go on');
 });
+
+test('pump: each run first takes the datagrams that wait unread, and those start no run of their own', async (t) => {
+  let got = 0;
+  const seen: number[] = [];
+  const m: Machine = {
+    finished: false,
+    onDatagram: () => { got++; },
+    onTimer: () => { seen.push(got); },
+    poll: () => undefined,
+    nextWake: (now) => now + 30,
+  };
+  let unread = 3, catchUps = 0;
+  const from = { address: '127.0.0.1', port: 9 };
+  const pump: Pump = new Pump(m, { send: () => true }, () => performance.now(), undefined, () => {
+    catchUps++;
+    for (; unread > 0; unread--) pump.input(new Uint8Array(1), from, 5);
+  });
+  t.after(() => pump.stop());
+  pump.run();
+  // The machine saw the three waiting datagrams before it decided.
+  assert.deepEqual(seen, [3]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, [3]);
+  assert.equal(catchUps, 1);
+  // A datagram delivered as it came starts a run, which looks too.
+  unread = 1;
+  pump.input(new Uint8Array(1), from, 5);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, [3, 5]);
+  assert.equal(catchUps, 2);
+  // So does the timer's run.
+  unread = 2;
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(seen[2], 7);
+  assert.ok(catchUps >= 3);
+});
