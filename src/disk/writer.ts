@@ -315,6 +315,9 @@ export class WriteQueue implements ClientStorage {
 
   get queuedBytes(): number { return this.queued; }
 
+  /** Chunks held in memory at once, at most (0 before the manifest, or when chunks are too long to hold). */
+  get holds(): number { return this.holdSize > 0 ? Math.floor(this.holdLimit / this.holdSize) : 0; }
+
   /** Writes made so far (each a call to the thread pool). */
   get writeCount(): number { return this.writesQueued; }
 

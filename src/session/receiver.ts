@@ -45,6 +45,8 @@ export interface ClientStorage {
    * Storage that holds nothing in memory need not have it.
    */
   inMemory?(k: number, at: number, length: number): Uint8Array | undefined;
+  /** Chunks storage holds in memory at once, once it knows them (0 or absent: none). */
+  readonly holds?: number;
   /** The manifest arrived, with these chunks: from now on every offer names its chunk. */
   known(chunks: readonly Chunk[]): void;
   /**
@@ -905,9 +907,10 @@ export class Receiver {
     this.lastRequestAt = now;
     const limit = this.p.requestRanges * this.p.requestDatagrams;
     const ranges: PacketRange[] = [];
+    const stop = Math.min(end, this.heldReach(start));
     let from = start;
-    while (ranges.length < limit && from < end) {
-      const runs = this.have!.clearRuns(from, end, 64);
+    while (ranges.length < limit && from < stop) {
+      const runs = this.have!.clearRuns(from, stop, 64);
       if (runs.length === 0) break;
       // Whatever another client already asked for in this epoch is coming anyway.
       for (const r of runs) for (const piece of this.heard.subtract(r)) if (ranges.length < limit) ranges.push(piece);
@@ -915,6 +918,28 @@ export class Receiver {
       from = lastRun.start + lastRun.count;
     }
     for (let i = 0; i < ranges.length; i += this.p.requestRanges) this.sendRequest(ranges.slice(i, i + this.p.requestRanges));
+  }
+
+  /**
+   * Where a repair request from packet `from` on stops, so that it reaches over no more chunks that
+   * are neither whole nor empty here than storage holds in memory: storage lets such a chunk go to
+   * the target when it needs room, and reads it back for the repairs that come for it later (a PC
+   * far behind, such as one on a slow link, asked for hundreds at once and read each back twice).
+   * The rest is asked for in the epochs that follow, while the chunks before it are still held.
+   */
+  private heldReach(from: number): number {
+    const l = this.layout, holds = this.storage.holds ?? 0, geo = this.geo!, have = this.have!;
+    if (!l || holds === 0) return Infinity;
+    const P = geo.payloadSize, M = geo.manifestPackets;
+    let partial = 0;
+    for (let k = from < M ? 0 : l.chunkAt((from - M) * P); k < l.chunks; k++) {
+      if (this.settled(k)) continue;
+      const a = M + Math.floor(l.start(k) / P), b = Math.min(geo.packets, M + Math.ceil(l.end(k) / P));
+      if (have.find(false, a, b) < 0 || have.find(true, a, b) < 0) continue;
+      // A packet that straddles chunks k-1 and k is of use to k-1.
+      if (++partial > holds) return M + Math.ceil(l.start(k) / P);
+    }
+    return Infinity;
   }
 
   private sendRequest(ranges: PacketRange[]): void {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { manifestOfBytes } from '../../src/disk/manifest-build.ts';
-import { type DataHead, codedMembers, encode, encodeCodedHeader, readData } from '../../src/protocol/codec.ts';
+import { type DataHead, codedMembers, decode, encode, encodeCodedHeader, isData, readData } from '../../src/protocol/codec.ts';
 import { Layout } from '../../src/protocol/manifest.ts';
 import { CODED_SPAN, Caps, DataFlag, ImageKind, MAX_CODED, MsgType, NO_BLOCK } from '../../src/protocol/messages.ts';
 import { xorInto } from '../../src/protocol/xor.ts';
@@ -169,9 +169,15 @@ test('no coded repair across chunks, in a sealed session, without the layout, or
 /**
  * A master and three clients in lockstep (no sockets), each client's disk in memory (and what it holds
  * of a chunk read from there, as a client holds a chunk in memory until it is checked). `lose` decides
- * what a client loses of the master's DATA; `tamper` may replace a coded repair before it is delivered.
+ * what a client loses of the master's DATA; `tamper` may replace a coded repair before it is delivered;
+ * `holds` is the chunks the clients' storage says it holds in memory; `heard` sees what clients send.
  */
-function lockstep(lose: (pc: number, packet: number, coded: boolean) => boolean, tamper?: (b: Uint8Array, tx: Sender) => Uint8Array[]): { tx: Sender; rxs: Receiver[]; disks: Uint8Array[] } {
+function lockstep(lose: (pc: number, packet: number, coded: boolean) => boolean, o: {
+  tamper?: (b: Uint8Array, tx: Sender) => Uint8Array[];
+  holds?: number;
+  heard?: (pc: number, bytes: Uint8Array, now: number) => void;
+} = {}): { tx: Sender; rxs: Receiver[]; disks: Uint8Array[] } {
+  const { tamper, holds, heard } = o;
   const tx = master();
   const disks = pcs.map(() => new Uint8Array(image.length));
   const later: Array<() => void> = [];
@@ -181,6 +187,7 @@ function lockstep(lose: (pc: number, packet: number, coded: boolean) => boolean,
     const rx: Receiver = new Receiver({ id: pc.id, name: `pc${i + 1}`, capacity: image.length, kind: ImageKind.Disk, controlPort: 7700, autoConfirm: true }, {
       offer: (o, b, from, n) => { disk.set(b.subarray(from, from + n), o); return true; },
       inMemory: (k, at, n) => disk.subarray(k * 65536 + at, k * 65536 + at + n),
+      holds,
       known: () => {},
       finish: (k, c) => {
         const e = c.extents[0]!;
@@ -214,7 +221,11 @@ function lockstep(lose: (pc: number, packet: number, coded: boolean) => boolean,
     }
     rxs.forEach((rx, i) => {
       rx.onTimer(now);
-      for (let t = rx.poll(); t; t = rx.poll()) tx.onDatagram(Buffer.concat(t.parts), pcs[i]!.at, 7701, now);
+      for (let t = rx.poll(); t; t = rx.poll()) {
+        const b = Buffer.concat(t.parts);
+        heard?.(i, b, now);
+        tx.onDatagram(b, pcs[i]!.at, 7701, now);
+      }
     });
   }
   return { tx, rxs, disks };
@@ -243,7 +254,7 @@ test('three PCs that lost different packets take them from coded repairs and end
 
 test('a coded repair a PC cannot use is dropped and counted: it lacks two of its packets, or the list is malformed', () => {
   let forged = false;
-  const { rxs, disks } = lockstep(staggered(), (b, tx) => {
+  const { rxs, disks } = lockstep(staggered(), { tamper: (b, tx) => {
     const bad = b.slice();
     bad[17] = bad[16]!; // a repeated offset (or a second one where there was none)
     if (forged) return [bad, b];
@@ -253,7 +264,7 @@ test('a coded repair a PC cannot use is dropped and counted: it lacks two of its
     let last = tx.geo.packets - 1;
     while (last % 20 !== 0) last--;
     return [new Uint8Array([...encodeCodedHeader(SESSION, last - 20, [last]), ...new Uint8Array(P)]), bad, b];
-  });
+  } });
   for (const [i, rx] of rxs.entries()) {
     assert.ok(rx.ok, `pc${i + 1}: ${rx.reason}`);
     assert.equal(Buffer.compare(disks[i]!, image), 0);
@@ -264,15 +275,14 @@ test('a coded repair a PC cannot use is dropped and counted: it lacks two of its
 
 test('a coded repair with a wrong payload is caught by the chunk check: the chunk is fetched again, the disk ends right', () => {
   let spoiled = 0;
-  const { rxs, disks } = lockstep(
-    staggered(),
-    (b) => {
+  const { rxs, disks } = lockstep(staggered(), {
+    tamper: (b) => {
       if (spoiled++ >= 2) return [b];
       const bad = b.slice();
       bad[bad.length - 1]! ^= 0x5a;
       return [bad];
     },
-  );
+  });
   assert.ok(spoiled >= 2);
   let failures = 0;
   for (const [i, rx] of rxs.entries()) {
@@ -281,6 +291,33 @@ test('a coded repair with a wrong payload is caught by the chunk check: the chun
     failures += rx.stats.verifyFailures;
   }
   assert.ok(failures >= 2, `chunk checks that failed: ${failures}`);
+});
+
+test('a PC far behind asks, in one repair epoch, for packets of no more partly received chunks than its storage holds in memory', () => {
+  // PC 1 loses every other packet the first time it comes: each of the 7 chunks is partly there after
+  // the pass. Its storage holds 2.
+  const M = Math.ceil(built.bytes.length / P), chunkOf = (q: number): number => Math.floor(((q - M) * P) / 65536);
+  const lost = new Set<number>();
+  const byEpoch = new Map<number, Set<number>>();
+  const { rxs, disks } = lockstep((pc, packet) => pc === 0 && packet % 2 === 0 && !lost.has(packet) && lost.add(packet) !== undefined, {
+    holds: 2,
+    heard: (pc, b) => {
+      if (pc !== 0 || isData(b)) return;
+      const m = decode(b);
+      if (m.type !== MsgType.RepairRequest) return;
+      const chunks = byEpoch.get(m.epoch) ?? new Set<number>();
+      byEpoch.set(m.epoch, chunks);
+      for (const r of m.ranges) for (let q = Math.max(r.start, M); q < r.start + r.count; q++) chunks.add(chunkOf(q));
+    },
+  });
+  for (const [i, rx] of rxs.entries()) {
+    assert.ok(rx.ok, `pc${i + 1}: ${rx.reason}`);
+    assert.equal(Buffer.compare(disks[i]!, image), 0, `pc${i + 1}'s disk differs`);
+  }
+  const reach = [...byEpoch.values()].map((c) => c.size);
+  assert.ok(reach.length >= 3, `requests in ${reach.length} epochs`);
+  // A packet can straddle two chunks: the packets of two chunks hold bytes of three at most.
+  assert.ok(reach.every((n) => n <= 3), `chunks asked for in each epoch: ${reach}`);
 });
 
 // ---- the simulator --------------------------------------------------------------------------
