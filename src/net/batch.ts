@@ -289,7 +289,7 @@ const POLL_MAX_MS = 4;
  * same datagrams; one of 1 Gbit/s every millisecond.
  */
 const SPARSE = 32;
-/** Milliseconds after a tick in which catchUp() does not read again (a run right after the tick's datagrams). */
+/** Milliseconds after a read in which catchUp() does not read again (a run right after a tick's datagrams, or two runs in a row). */
 const CAUGHT_UP = 0.1;
 
 /**
@@ -345,10 +345,12 @@ export class Poller {
   /**
    * While polling, read what waits now rather than at the next tick (up to POLL_MAX_MS away): for a
    * caller about to decide from what has come (which packets to ask for again). Right after a tick
-   * (CAUGHT_UP) the sockets are not read again.
+   * or another catch-up (CAUGHT_UP) the sockets are not read again.
    */
   catchUp(): void {
-    if (this.timer && performance.now() - this.readAt >= CAUGHT_UP) this.read();
+    if (!this.timer || performance.now() - this.readAt < CAUGHT_UP) return;
+    this.read();
+    this.readAt = performance.now();
   }
 
   /** A datagram came through libuv: poll from now on, while datagrams keep coming. */

@@ -930,14 +930,14 @@ export class Receiver {
   private heldReach(from: number): number {
     const l = this.layout, holds = this.storage.holds ?? 0, geo = this.geo!, have = this.have!;
     if (!l || holds === 0) return Infinity;
-    const P = geo.payloadSize, M = geo.manifestPackets;
+    const M = geo.manifestPackets;
     let partial = 0;
-    for (let k = from < M ? 0 : l.chunkAt((from - M) * P); k < l.chunks; k++) {
+    for (let k = from < M ? 0 : l.chunkAt(geo.span(from).offset); k < l.chunks; k++) {
       if (this.settled(k)) continue;
-      const a = M + Math.floor(l.start(k) / P), b = Math.min(geo.packets, M + Math.ceil(l.end(k) / P));
-      if (have.find(false, a, b) < 0 || have.find(true, a, b) < 0) continue;
-      // A packet that straddles chunks k-1 and k is of use to k-1.
-      if (++partial > holds) return M + Math.ceil(l.start(k) / P);
+      const { first, end } = this.chunkPackets(k);
+      if (have.find(false, first, end) < 0 || have.find(true, first, end) < 0) continue;
+      // A packet that straddles chunks k-1 and k is of use to k-1: stop after the packets of [0, start(k)).
+      if (++partial > holds) return geo.imagePacketsOf(0, l.start(k)).end;
     }
     return Infinity;
   }
