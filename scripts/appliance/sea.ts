@@ -3,7 +3,7 @@
 // pinned Node binary. ESM is the entry format (SEA's "mainFormat": "module"), so
 // dependencies with top-level await bundle as they are.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -61,6 +61,12 @@ export async function buildSea(root: string, out: string): Promise<string> {
   // V8 seeds its string hashes from its random number generator, and the code cache holds them:
   // with a fixed seed two builds from the same inputs are byte-identical. The seed is the
   // building process's only; the executable's own V8 draws its seeds at each start as usual.
-  execFileSync(node, ['--random-seed=1', '--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // V8 flags in NODE_OPTIONS (--perf-basic-prof, --stack-size) would go into the code cache's flag
+  // hash too: the executable, started without them, would reject its cache and say so on stderr
+  // (a PC's screen) at every start. The build runs without them, and the result is checked.
+  const { NODE_OPTIONS: _, ...env } = process.env;
+  execFileSync(node, ['--random-seed=1', '--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  const said = spawnSync(exe, ['--version'], { env, encoding: 'utf8' });
+  if (said.status !== 0 || said.stderr !== '') throw new Error(`${exe} --version: exit ${said.status}, stderr: ${said.stderr.trim()}`);
   return exe;
 }
