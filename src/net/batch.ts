@@ -125,6 +125,8 @@ export class BatchReader {
   datagrams = 0;
   calls = 0;
   coalesced = 0;
+  /** System calls that found the socket empty. */
+  empty = 0;
 
   /** A reader for `s`, or undefined where batching is not available (dgram alone then). */
   static for(s: dgram.Socket): BatchReader | undefined {
@@ -202,6 +204,7 @@ export class BatchReader {
       }
       const got = this.call(this.fd, this.vec, vlen, MSG_DONTWAIT, 0n);
       if (got <= 0) { // EAGAIN: empty (any other error is dgram's to report)
+        this.empty++;
         this.settled();
         break;
       }
@@ -308,7 +311,8 @@ const CAUGHT_UP = 0.1;
  */
 export class Poller {
   private readonly handles: Array<{ start: () => number; stop: () => number }> = [];
-  private readonly read: () => number;
+  /** Empties the sockets (`all`: every one of them, also those a tick may pass over, for catchUp). */
+  private readonly read: (all: boolean) => number;
   private timer: NodeJS.Timeout | undefined;
   /** Milliseconds to the next tick; when the last tick read. */
   private wait = POLL_MS;
@@ -318,14 +322,14 @@ export class Poller {
   ticks = 0;
 
   /** A poller for `s`, or undefined where dgram's handle does not offer to stop and start reading. */
-  static for(s: dgram.Socket, read: () => number, coalesce?: (on: boolean) => void): Poller | undefined {
+  static for(s: dgram.Socket, read: (all: boolean) => number, coalesce?: (on: boolean) => void): Poller | undefined {
     const p = new Poller(read, coalesce);
     return p.add(s) ? p : undefined;
   }
 
   private readonly coalesce: ((on: boolean) => void) | undefined;
 
-  private constructor(read: () => number, coalesce: ((on: boolean) => void) | undefined) {
+  private constructor(read: (all: boolean) => number, coalesce: ((on: boolean) => void) | undefined) {
     this.read = read;
     this.coalesce = coalesce;
   }
@@ -349,7 +353,7 @@ export class Poller {
    */
   catchUp(): void {
     if (!this.timer || performance.now() - this.readAt < CAUGHT_UP) return;
-    this.read();
+    this.read(true);
     this.readAt = performance.now();
   }
 
@@ -365,13 +369,13 @@ export class Poller {
 
   private readonly tick = (): void => {
     this.ticks++;
-    let n = this.read();
+    let n = this.read(false);
     this.readAt = performance.now();
     if (n === 0 && this.coalesce && this.timer) {
       // What the kernel coalesced before it stopped is taken here, not by dgram; datagrams that
       // came meanwhile mean the stream goes on.
       this.coalesce(false);
-      n = this.read();
+      n = this.read(false);
       if (n > 0) this.coalesce(true);
     }
     // A read may have closed a socket, which ends polling.

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
 import { BatchReader, BatchWriter, DRAIN_LIMIT, Poller, syscalls } from '../../src/net/batch.ts';
+import { BatchedInput } from '../../src/net/udp.ts';
 
 /** A socket bound on loopback (with a large receive buffer). */
 async function bound(): Promise<dgram.Socket> {
@@ -330,5 +331,46 @@ test('datagrams the kernel coalesced before coalescing stopped are still cut apa
   } finally {
     tx.close();
     await new Promise<void>((r) => rx.close(r));
+  }
+});
+
+test('batched input: a socket that stays empty is read by one read in four, and catchUp reads it at once', { timeout: 20_000 }, async () => {
+  const busy = await pair(), idle = await pair();
+  const input = new BatchedInput();
+  const got = { busy: 0, idle: 0 };
+  const busyReader = input.add(busy.rx, 1, () => { got.busy++; })!;
+  const idleReader = input.add(idle.rx, 2, () => { got.idle++; })!;
+  assert.ok(busyReader && idleReader, 'no batched receive on the pinned Node');
+  try {
+    // Four datagrams a millisecond on one socket for 300 ms; nothing on the other.
+    let sent = 0;
+    for (const t0 = performance.now(); performance.now() - t0 < 300;) {
+      for (let i = 0; i < 4; i++, sent++) busy.tx.send(Buffer.alloc(1400, sent & 255));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    for (let t = 0; t < 100 && got.busy < sent; t++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(got.busy, sent);
+    const reads = { busy: busyReader.calls + busyReader.empty, idle: idleReader.calls + idleReader.empty };
+    assert.ok(reads.idle * 2 < reads.busy, `the empty socket was read ${reads.idle} times, the busy one ${reads.busy}`);
+    // While the stream is polled, a datagram on the quiet socket is taken by the next catchUp, each
+    // time (after 30 ms of stream, in which the socket is found empty again often enough to be passed over).
+    let caught = 0;
+    for (let i = 0; i < 20 && caught < 5; i++) {
+      for (const t0 = performance.now(); performance.now() - t0 < 30;) {
+        for (let k = 0; k < 4; k++, sent++) busy.tx.send(Buffer.alloc(1400, sent & 255));
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      if (!input.polling) continue;
+      const before = got.idle;
+      idle.tx.send(Buffer.alloc(100, 7));
+      const until = performance.now() + 0.5;
+      while (performance.now() < until) { /* the datagram reaches the socket */ }
+      input.catchUp();
+      assert.equal(got.idle, before + 1, 'catchUp left a datagram in the quiet socket');
+      caught++;
+    }
+    assert.equal(caught, 5, `the stream was polled for ${caught} of the tries`);
+  } finally {
+    for (const s of [busy.rx, busy.tx, idle.rx, idle.tx]) s.close();
   }
 });
