@@ -370,12 +370,14 @@ export class Poller {
   private readonly tick = (): void => {
     this.ticks++;
     let n = this.read(false);
+    // A tick may pass over sockets found empty of late: the stream is over only if none has datagrams.
+    if (n === 0 && this.timer) n = this.read(true);
     this.readAt = performance.now();
     if (n === 0 && this.coalesce && this.timer) {
       // What the kernel coalesced before it stopped is taken here, not by dgram; datagrams that
       // came meanwhile mean the stream goes on.
       this.coalesce(false);
-      n = this.read(false);
+      n = this.read(true);
       if (n > 0) this.coalesce(true);
     }
     // A read may have closed a socket, which ends polling.

@@ -374,3 +374,20 @@ test('batched input: a socket that stays empty is read by one read in four, and 
     for (const s of [busy.rx, busy.tx, idle.rx, idle.tx]) s.close();
   }
 });
+
+test('polled receive: a tick that finds nothing reads every socket, those it may pass over too, before it stops coalescing and before libuv reads again', { timeout: 10_000 }, async () => {
+  const { rx, tx } = await pair();
+  // The sockets hold nothing: every read comes back empty, and the calls are what is checked.
+  const calls: string[] = [];
+  const poller = Poller.for(rx, (all) => { calls.push(all ? 'read all' : 'read'); return 0; }, (on) => calls.push(on ? 'coalesce' : 'stop coalescing'))!;
+  try {
+    poller.busy();
+    for (let i = 0; i < 100 && poller.polling; i++) await new Promise((r) => setTimeout(r, 2));
+    assert.equal(poller.polling, false);
+    // A read that may pass over idle sockets, then one of them all; then, with coalescing stopped, all again.
+    assert.deepEqual(calls, ['coalesce', 'read', 'read all', 'stop coalescing', 'read all']);
+  } finally {
+    tx.close();
+    await new Promise<void>((r) => rx.close(r));
+  }
+});
