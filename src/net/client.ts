@@ -108,13 +108,14 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     pump?.input(transient && !isData(b) ? b.slice() : b, from, port);
   };
   // The unicast socket; then control/data, feedback, and the classic pair: the session's mode
-  // decides which carry traffic. Those that carry the image (the unicast socket: repairs for this
-  // PC alone) take their datagrams in batches, together.
+  // decides which carry traffic. All take their datagrams in batches, together, polled while the
+  // image streams: the other PCs' feedback too, which through libuv woke every PC for each
+  // datagram any of them sent (4,800 a GiB at 6 PCs with 5% loss).
   const sockets: dgram.Socket[] = [];
   const image = new BatchedInput();
   try {
     sockets.push(await unicastSocket(sockOpts, input, image));
-    for (let i = 0; i < 4; i++) sockets.push(await groupSocket(sockOpts, o.port + i, input, i % 2 === 0 ? image : undefined));
+    for (let i = 0; i < 4; i++) sockets.push(await groupSocket(sockOpts, o.port + i, input, image));
   } catch (e) {
     // The target is this function's to close, also when the session cannot start.
     closeAll(sockets);
