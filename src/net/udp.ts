@@ -39,18 +39,20 @@ const POLL_BUFFER = 4 << 20;
 
 /**
  * A socket that this many reads in a row found empty is read by every IDLE-th read only, until one
- * finds datagrams (or one comes through libuv); catchUp reads it always. A client's image comes on
- * one socket of three (the other mode's data socket carries nothing, the unicast socket repairs only
- * where there are): in the bench's "1, none" two of every three recvmmsg calls came back empty,
- * 25,800 a GiB, 21,500 of them on those two sockets; with this, 12,600-12,900.
+ * finds datagrams (or one comes through libuv); catchUp, and a tick that finds the others empty,
+ * read it always. Most of a client's sockets carry little or nothing (the other mode's, the unicast
+ * socket where no repair is for this PC alone): in the bench's "1, none", with three sockets read,
+ * two of every three recvmmsg calls came back empty, 25,800 a GiB, 21,500 of them on the two quiet
+ * sockets; with this, 12,600-12,900.
  */
 const IDLE = 4;
 
 /**
  * Sockets whose datagrams are taken in batches (batch.ts). After each datagram dgram delivers on
  * one of them, what waits on all of them is taken with recvmmsg; while a stream lasts they are
- * polled together (those whose receive buffer allows). A client's image comes on two: the group's
- * data socket, and its own unicast socket for the repairs the master sends to it alone.
+ * polled together (those whose receive buffer allows). A client takes all its sockets this way: its
+ * image comes on the group's data socket and on its own unicast socket (repairs for it alone), and
+ * the other PCs' feedback on the feedback socket.
  */
 export class BatchedInput {
   /** Each socket's reader, and how many reads in a row found it empty. */
