@@ -128,14 +128,23 @@ function start(lab: NetLab, host: string, argv: string[], cwd?: string): Proc {
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
   const done = new Promise<{ code: number; cpu: number; at: number }>((resolve) => {
-    child.on('exit', (code) => {
-      const at = performance.now();
+    // The tool ended at 'exit'; `times` may still wait in the pipe then, so its CPU is read at 'close'
+    // (when the output has all come), or after a grace period should something keep the pipe open.
+    let ended: { code: number; at: number } | undefined;
+    let grace: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      if (!ended) return;
+      clearTimeout(grace);
       // `times` prints the shell's own line, then its children's: "0m1.234s 0m0.567s".
-      const lines = [...out.matchAll(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/gm)];
-      const c = lines.at(-1);
+      const c = [...out.matchAll(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/gm)].at(-1);
       const cpu = c ? Number(c[1]) * 60 + Number(c[2]) + Number(c[3]) * 60 + Number(c[4]) : NaN;
-      resolve({ code: code ?? 128, cpu, at });
+      resolve({ ...ended, cpu });
+    };
+    child.on('exit', (code) => {
+      ended = { code: code ?? 128, at: performance.now() };
+      grace = setTimeout(finish, 2000);
     });
+    child.on('close', finish);
   });
   return { child, out: () => out, done, stop: () => child.kill('SIGTERM') };
 }
