@@ -21,6 +21,7 @@ import { createReadStream, mkdirSync, openSync, closeSync, readFileSync, rmSync,
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildSea } from '../scripts/appliance/sea.ts';
+import { median } from '../src/sim/sweep.ts';
 import { type NetLab, createLab, isRoot } from '../test/net/netns.ts';
 
 const { values } = parseArgs({
@@ -262,25 +263,26 @@ async function runOnce(tool: Tool, row: Row, lab: NetLab): Promise<Result> {
 
 // ---- the table ----------------------------------------------------------------
 
-const median = (xs: number[]): number => { const s = xs.filter(Number.isFinite).sort((a, b) => a - b); return s.length ? s[(s.length - 1) >> 1]! : NaN; };
+/** The median of the runs that gave a number (of two, their mean). */
+const medianOf = (xs: number[]): number => median(xs.filter(Number.isFinite));
 const GIB = 2 ** 30;
 
 interface Summary { tool: Tool; runs: Result[]; failures: number; wall: number; judgedWall: number; goodput: number; sCpu: number; rCpu: number; tx: number; fb: number; extra: number }
 
 function summarise(tool: Tool, runs: Result[]): Summary {
   const ok = runs.filter((r) => r.ok);
-  const wall = median(ok.map((r) => r.wall));
+  const wall = medianOf(ok.map((r) => r.wall));
   const perGiB = GIB / SIZE;
   return {
     tool, runs, failures: runs.length - ok.length, wall,
-    judgedWall: median(ok.map((r) => r.judgedWall)),
+    judgedWall: medianOf(ok.map((r) => r.judgedWall)),
     goodput: SIZE / wall / 1e6,
-    sCpu: median(ok.map((r) => r.senderCpu)) * perGiB,
-    rCpu: median(ok.map((r) => Math.max(...r.receiverCpu))) * perGiB,
-    tx: median(ok.map((r) => r.txPackets)),
-    fb: median(ok.map((r) => r.rxPackets)),
+    sCpu: medianOf(ok.map((r) => r.senderCpu)) * perGiB,
+    rCpu: medianOf(ok.map((r) => Math.max(...r.receiverCpu))) * perGiB,
+    tx: medianOf(ok.map((r) => r.txPackets)),
+    fb: medianOf(ok.map((r) => r.rxPackets)),
     // Bytes sent beyond one copy of the payload (headers, control, repairs), per cent of the payload.
-    extra: median(ok.map((r) => (r.txBytes - SIZE) / SIZE * 100)),
+    extra: medianOf(ok.map((r) => (r.txBytes - SIZE) / SIZE * 100)),
   };
 }
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { buildSea } from '../scripts/appliance/sea.ts';
 import { dataPayloadFor } from '../src/protocol/codec.ts';
 import { BASE, type Scenario, simulate } from '../src/sim/scenario.ts';
+import { median } from '../src/sim/sweep.ts';
 import { type NetLab, createLab, isRoot } from '../test/net/netns.ts';
 
 /** Largest relative difference (real against simulated) that counts as agreement. */
@@ -93,8 +94,6 @@ function simRun(s: Scenario, seed: number): Measured {
   const packets = Math.ceil((s.size * 2 ** 20) / (s.payload ?? dataPayloadFor(s.mtu)));
   return { done: m.done, pass: m.pass, acks: m.acks, timeouts: m.timeouts, repairs: Math.round(m.repairShare * packets) };
 }
-
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const k = s.length >> 1; return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2; };
 
 export async function compare(o: { size: number; runs: number; log?: (line: string) => void }): Promise<Comparison[]> {
   if (!isRoot()) throw new Error('the real lab needs root (network namespaces, tc, nftables)');

@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median } from '../src/sim/sweep.ts';
 import { type Campus, createCampus } from '../test/net/campus.ts';
 import { type Run, must, waitFor } from '../test/net/helpers.ts';
 import { isRoot } from '../test/net/netns.ts';
@@ -77,8 +78,6 @@ async function once(c: Campus, l: Layout): Promise<Result> {
   if (m.code !== 0) throw new Error(`master exit ${m.code}: ${m.out.slice(-1500)}`);
   return { seconds, relayStats };
 }
-
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const k = s.length >> 1; return s.length % 2 ? s[k]! : (s[k - 1]! + s[k]!) / 2; };
 
 const medians: number[] = [];
 console.log(`bench/relays: ${values.size} MiB, PCs' links ${RATE} Mbit/s, master's and relays' ${values.infra} Mbit/s, ${RUNS} run(s) per layout, ${new Date().toISOString().slice(0, 10)}`);

@@ -218,8 +218,12 @@ export async function sweep(seed: number, o: {
   };
 }
 
-/** The median of the reps: a lost ANNOUNCE costs a client up to 500 ms of the repair tail, and one such run must not move a point. */
-function median(xs: number[]): number {
+/**
+ * The median (of an even count, the mean of the middle two; NaN of none). The sweep takes it of the
+ * reps: a lost ANNOUNCE costs a client up to 500 ms of the repair tail, and one such run must not move
+ * a point. The benches take it of their runs.
+ */
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;

@@ -1,8 +1,9 @@
 // The study is reproducible: a seed gives the same numbers, on one worker or two; another
-// seed gives other runs. And every experiment's plan is well formed.
+// seed gives other runs. And every experiment's plan is well formed, and the median (the sweep's
+// and the benches') is the middle value, or the mean of the middle two.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { experiments, plan, sweep } from '../../src/sim/sweep.ts';
+import { experiments, median, plan, sweep } from '../../src/sim/sweep.ts';
 
 // The study's own classic T0 experiment, cut down: two series, three values of T0, two reps.
 const t0 = experiments().find((e) => e.id === 't0-classic')!;
@@ -27,4 +28,11 @@ test('every point of the plan has a scenario the simulator takes, seeds shared a
     assert.equal(seeds.size, e.reps, `${e.id}: ${seeds.size} seeds for ${e.reps} reps`);
   }
   for (const r of runs) assert.ok(r.scenario.clients >= 1 && r.scenario.size > 0, `${r.experiment.id}: ${JSON.stringify(r.scenario)}`);
+});
+
+test('the median: the middle value whatever the order, the mean of the two middle ones of an even count, NaN of none', () => {
+  assert.equal(median([9, 1, 5]), 5);
+  assert.equal(median([27.02, 25.07]), 26.045);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
 });
