@@ -160,6 +160,9 @@ export class Askers {
   private readonly used: Uint32Array;
   /** The slots that asked for a packet marked SEVERAL, if they are all named (coded repairs combine by them). */
   private readonly several = new Map<number, number[]>();
+  /** Packets marked with each slot (SEVERAL too), and all packets marked. */
+  private readonly perSlot = new Uint32Array(SEVERAL + 1);
+  private total = 0;
 
   constructor(packets: number) {
     const n = Math.ceil(packets / Askers.PAGE);
@@ -179,9 +182,11 @@ export class Askers {
       let used = this.used[k]!;
       for (; p < stop; p++) {
         const a = page[p - base]!;
-        if (a === 0) { page[p - base] = slot; used++; continue; }
+        if (a === 0) { page[p - base] = slot; used++; this.perSlot[slot]!++; this.total++; continue; }
         if (a === slot && slot !== SEVERAL) continue;
         page[p - base] = SEVERAL;
+        this.perSlot[a]!--;
+        this.perSlot[SEVERAL]!++;
         const named = this.several.get(p);
         if (slot === SEVERAL || (a === SEVERAL && !named)) this.several.delete(p);
         else if (!named) this.several.set(p, [a, slot]);
@@ -197,6 +202,13 @@ export class Askers {
     return a === 0 ? undefined : a === SEVERAL ? this.several.get(packet) : [a];
   }
 
+  /** Packets someone asked for that not only the clients in `slots` did (every packet marked SEVERAL counts). */
+  beyond(slots: readonly number[]): number {
+    let n = this.total;
+    for (const s of slots) if (s !== SEVERAL) n -= this.perSlot[s]!;
+    return n;
+  }
+
   /** The slot that asked for `packet`: 0 if nobody did, SEVERAL if more than one did (named by slotsOf, if they can be). */
   slotAt(packet: number): number {
     const k = Math.floor(packet / Askers.PAGE);
@@ -210,6 +222,8 @@ export class Askers {
     const i = packet - k * Askers.PAGE, a = page[i]!;
     if (a !== 0) {
       page[i] = 0;
+      this.perSlot[a]!--;
+      this.total--;
       if (--this.used[k]! === 0) this.pages[k] = undefined;
       if (a === SEVERAL) this.several.delete(packet);
     }
@@ -955,6 +969,9 @@ export class Sender {
     if (span.offset + P > chunkEnd) return undefined;
     // Packets that lie wholly in the chunk: the last ends at or before its end.
     const end = Math.min(packet + CODED_SPAN + 1, this.geo.manifestPackets + Math.floor(chunkEnd / P));
+    // Nothing another client asked for is wanted: no packet can join (a slow PC that alone takes repairs
+    // for minutes had each of them look through the 255 packets after it).
+    if (this.askers!.beyond(askers) === 0) return undefined;
     // The slots already in the repair, marked with this call's number (no array per packet looked at:
     // a repair looks at tens of them). Once every client's slot is in, no other packet can join.
     const marks = this.slotMarks, mark = ++this.slotMark;

@@ -90,12 +90,22 @@ test('who asked for what: a byte per packet, in pages held only while a packet o
   a.add(P + 1, P + 2, 2);
   a.add(P + 1, P + 2, 3);
   assert.deepEqual([P - 2, P, P + 1, P + 2, 5 * P, 6 * P].map((p) => a.slotsOf(p)), [[1], [1, 2], [1, 2, 3], [2], undefined, undefined]);
+  // What others asked for (a packet several did ask for always counts): 6 packets, 2 of slot 1's alone, 1 of slot 2's.
+  assert.deepEqual([[1], [2], [1, 2], [3], []].map((s) => a.beyond(s)), [4, 5, 3, 6, 6]);
   a.add(P, P + 1, 255);
   assert.equal(a.slotsOf(P), undefined, 'one the master cannot name asked too');
   assert.deepEqual([P - 2, P - 1, P, P + 1, P + 2, 5 * P].map((p) => a.take(p)), [1, 1, 255, 255, 2, 255]);
   assert.equal(a.take(P - 2), 0, 'a packet sent is nobody\'s');
   assert.equal(a.take(7 * P), 0, 'a packet of a page never asked for');
   assert.equal(a.held, 0, 'pages still held once every wanted packet went');
+  assert.equal(a.beyond([]), 0);
+  // One client alone wants packets: none is beyond it, until another asks for one of them.
+  a.add(3 * P, 3 * P + 5, 1);
+  assert.deepEqual([a.beyond([1]), a.beyond([2])], [0, 5]);
+  a.add(3 * P + 2, 3 * P + 3, 2);
+  assert.deepEqual([a.beyond([1]), a.beyond([1, 2]), a.beyond([2])], [1, 1, 5]);
+  for (let p = 3 * P; p < 3 * P + 5; p++) a.take(p);
+  assert.deepEqual([a.beyond([]), a.held], [0, 0]);
 });
 
 test('the ANNOUNCE carries Caps.UnicastRepairs, except in a signed session, whose repairs all go to the group', () => {
