@@ -66,12 +66,13 @@ export class PageCache {
   private lastLast = -1;
   private readonly loading = new Map<number, Promise<void>>();
   /**
-   * Memory of pages no longer in use, for the next loads. A pass reads the whole image and a
-   * repair round reads it again: a fresh buffer per page keeps V8's collector busy (in a lab run
+   * Memory of pages no longer in use, for the next loads, by page size. A pass reads the whole image
+   * and a repair round reads it again: a fresh buffer per page keeps V8's collector busy (in a lab run
    * with loss it took a quarter of the master's CPU in the repair phase), and the kernel faults
-   * in and zeroes every fresh page of memory.
+   * in and zeroes every fresh page of memory. Both sizes keep theirs: the rounds of a PC far behind
+   * go from big pages to small ones and back, nearly every round.
    */
-  private spare: Uint8Array[] = [];
+  private readonly spares = new Map<number, Uint8Array[]>([[PageCache.PAGE, []], [PageCache.SMALL, []]]);
   private readonly src: ByteSource;
   private readonly capacity: number;
   failure: Error | undefined;
@@ -85,8 +86,7 @@ export class PageCache {
   /** Forget every loaded page (and the loads under way): the next reads go to the source again, in pages of `pageSize`. */
   clear(pageSize = this.pageSize): void {
     // The bytes get() handed out last (one or two pages) may still wait in a datagram; the other pages are free.
-    if (pageSize !== this.pageSize) this.spare = [];
-    else for (const [p, page] of this.pages) if (p !== this.lastFirst && p !== this.lastLast) this.recycle(page);
+    for (const [p, page] of this.pages) if (p !== this.lastFirst && p !== this.lastLast) this.recycle(page);
     this.pages.clear();
     this.loading.clear();
     this.newest = this.lastFirst = this.lastLast = -1;
@@ -94,11 +94,10 @@ export class PageCache {
     this.generation++;
   }
 
-  /** Keep a page's memory for a later load, up to as much memory in spares as in pages. */
+  /** Keep a page's memory for a later load of its size, up to as much memory in spares of each size as in pages. */
   private recycle(page: Uint8Array): void {
-    if (page.byteOffset === 0 && page.buffer.byteLength === this.pageSize && this.spare.length < (this.capacity * PageCache.PAGE) / this.pageSize) {
-      this.spare.push(new Uint8Array(page.buffer));
-    }
+    const size = page.buffer.byteLength, spare = this.spares.get(size);
+    if (page.byteOffset === 0 && spare && spare.length < (this.capacity * PageCache.PAGE) / size) spare.push(new Uint8Array(page.buffer));
   }
 
   /** The bytes if every page they touch is loaded, as one or two views (no copy). */
@@ -141,7 +140,7 @@ export class PageCache {
     const inFlight = this.loading.get(p);
     if (inFlight) return inFlight;
     const generation = this.generation;
-    const w = this.src.read(p * this.pageSize, this.pageSize, this.spare.pop()).then((b) => {
+    const w = this.src.read(p * this.pageSize, this.pageSize, this.spares.get(this.pageSize)!.pop()).then((b) => {
       if (generation !== this.generation) return void this.recycle(b);
       this.pages.set(p, b);
       this.newest = p;

@@ -103,4 +103,13 @@ test('page cache: clear() keeps the pages\' memory for the next reads, but not t
   into.length = 0;
   await cache.load(0, 2 * PageCache.SMALL);
   assert.deepEqual(into, [undefined, undefined]);
+  // And back: the big pages' memory (all but page 3's, handed out last) waited through the small ones.
+  cache.clear(PageCache.PAGE);
+  into.length = 0;
+  await cache.load(0, 2 * P);
+  // (assert.deepEqual above narrowed `into` to undefined[]: widen it again.)
+  const reused = into as (ArrayBufferLike | undefined)[];
+  assert.equal(reused.length, 2);
+  assert.ok(reused.every((b) => b !== undefined && b.byteLength === P && b !== held[3]), 'big pages read into fresh memory after small ones');
+  for (let p = 0; p < 2; p++) assert.deepEqual(joined(cache.get(p * P + 3, 1448)!), expected(p * P + 3, 1448));
 });
