@@ -823,11 +823,20 @@ export class Receiver {
     this.send({ dest: { kind: 'group', port: a.feedbackPort }, parts: [bytes] });
   }
 
-  /** A mapped stream is useless without its manifest: ask for the missing packets of it at once, in any phase. */
+  /**
+   * A mapped stream is useless without its manifest: ask for the missing packets of it at once, in any
+   * phase. An unmapped one can be placed without it, but no chunk is held in memory (nor checked there)
+   * before it comes: ask at once for those that should have come by now (below the block before the
+   * newest heard of), whatever the loss around them. A PC that joined late, or lost much at its start,
+   * asked for nothing in the pass (PASS_REQUEST_MAX_LOSS): its chunks went to the disk in pieces, to be
+   * read back for their checks, and it could take no coded repair.
+   */
   private manifestTimer(now: number): void {
     const a = this.announce!, geo = this.geo!;
-    if (!this.mapped || this.layout || a.mode !== WireMode.Default || now < this.nextManifestAt) return;
-    const runs = this.have!.clearRuns(0, geo.manifestPackets, this.p.requestRanges);
+    if (this.layout || a.mode !== WireMode.Default || now < this.nextManifestAt) return;
+    const due = this.mapped ? geo.manifestPackets
+      : this.stats.furthest > 0 ? Math.min(geo.manifestPackets, geo.blockStart(Math.max(0, geo.blockOf(this.stats.furthest - 1) - 1))) : 0;
+    const runs = this.have!.clearRuns(0, due, this.p.requestRanges);
     if (runs.length === 0) return;
     this.nextManifestAt = now + RETRY_INTERVAL;
     this.sendRequest(runs);
