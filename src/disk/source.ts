@@ -69,10 +69,10 @@ export class PageCache {
    * Memory of pages no longer in use, for the next loads, by page size. A pass reads the whole image
    * and a repair round reads it again: a fresh buffer per page keeps V8's collector busy (in a lab run
    * with loss it took a quarter of the master's CPU in the repair phase), and the kernel faults
-   * in and zeroes every fresh page of memory. Both sizes keep theirs: the rounds of a PC far behind
-   * go from big pages to small ones and back, nearly every round.
+   * in and zeroes every fresh page of memory. Every page size used keeps its own: the rounds of a PC
+   * far behind go from big pages to small ones and back, nearly every round.
    */
-  private readonly spares = new Map<number, Uint8Array[]>([[PageCache.PAGE, []], [PageCache.SMALL, []]]);
+  private readonly spares = new Map<number, Uint8Array[]>([[PageCache.PAGE, []]]);
   private readonly src: ByteSource;
   private readonly capacity: number;
   failure: Error | undefined;
@@ -91,6 +91,7 @@ export class PageCache {
     this.loading.clear();
     this.newest = this.lastFirst = this.lastLast = -1;
     this.pageSize = pageSize;
+    if (!this.spares.has(pageSize)) this.spares.set(pageSize, []);
     this.generation++;
   }
 

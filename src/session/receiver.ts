@@ -834,12 +834,20 @@ export class Receiver {
   private manifestTimer(now: number): void {
     const a = this.announce!, geo = this.geo!;
     if (this.layout || a.mode !== WireMode.Default || now < this.nextManifestAt) return;
-    const due = this.mapped ? geo.manifestPackets
-      : this.stats.furthest > 0 ? Math.min(geo.manifestPackets, geo.blockStart(Math.max(0, geo.blockOf(this.stats.furthest - 1) - 1))) : 0;
+    const due = this.mapped ? geo.manifestPackets : Math.min(geo.manifestPackets, this.dueEdge());
     const runs = this.have!.clearRuns(0, due, this.p.requestRanges);
     if (runs.length === 0) return;
     this.nextManifestAt = now + RETRY_INTERVAL;
     this.sendRequest(runs);
+  }
+
+  /**
+   * Packets below this should have come by now: those up to the block before the newest heard of
+   * (packets that arrive out of order have that long); 0 before any has come.
+   */
+  private dueEdge(): number {
+    const geo = this.geo!, furthest = this.stats.furthest;
+    return furthest > 0 ? geo.blockStart(Math.max(0, geo.blockOf(furthest - 1) - 1)) : 0;
   }
 
   /**
@@ -856,7 +864,7 @@ export class Receiver {
     const retry = PASS_RETRY * this.p.passRequests;
     const history = this.passHistory;
     while (history.length > 1 && history[1]!.at <= now - (PASS_SWEEPS - 1) * retry) history.shift();
-    const edge = geo.blockStart(Math.max(0, geo.blockOf(this.stats.furthest - 1) - 1));
+    const edge = this.dueEdge();
     const ranges: PacketRange[] = [];
     for (let i = 0; i < PASS_SWEEPS; i++) {
       // Sweep i > 0 asks again up to where the first sweep stood i retry delays ago.
