@@ -52,20 +52,37 @@ test('a coded repair names its packets in the header: the first, then up to six 
   }
 });
 
-test('xorInto: four bytes at a time where aligned, byte by byte where not, the same result', () => {
+test('xorInto: eight bytes at a time where both sides lie alike to 8, four where alike to 4, bytes elsewhere: the same result', () => {
   const r = seeded(4);
   const a = Uint8Array.from({ length: 1451 }, () => r() * 256), b = Uint8Array.from({ length: 1451 }, () => r() * 256);
   const want = a.map((x, i) => x ^ b[i]!);
   const aligned = a.slice();
   xorInto(aligned, 0, b);
   assert.deepEqual(aligned, want);
-  const buf = new Uint8Array(1460);
-  buf.set(a, 3);
-  xorInto(buf, 3, b.slice());
-  assert.deepEqual(buf.subarray(3, 3 + 1451), want);
   // XOR twice gives the first back: how a client takes its packet out of a coded repair.
   xorInto(aligned, 0, b);
   assert.deepEqual(aligned, a);
+  // Every way two sides can lie to 8-byte boundaries, lengths around one word and a payload's,
+  // both sides in one buffer (one view of it serves both) and each in its own.
+  const dstBuf = new Uint8Array(3200), srcBuf = new Uint8Array(1600);
+  for (const n of [0, 1, 7, 8, 15, 16, 17, 31, 1452]) {
+    for (let d = 0; d < 8; d++) {
+      for (let s = 0; s < 8; s++) {
+        for (const shared of [false, true]) {
+          const dst = dstBuf.subarray(0, 1600), src = (shared ? dstBuf.subarray(1600) : srcBuf).subarray(s, s + n);
+          assert.equal(src.length, n);
+          for (let i = 0; i < dstBuf.length; i++) dstBuf[i] = r() * 256;
+          for (let i = 0; i < srcBuf.length; i++) srcBuf[i] = r() * 256;
+          const before = dst.slice(), from = src.slice();
+          xorInto(dst, d, src);
+          for (let i = 0; i < dst.length; i++) {
+            const x = i >= d && i < d + n ? before[i]! ^ from[i - d]! : before[i]!;
+            if (dst[i] !== x) assert.fail(`length ${n}, dst at ${d}, src at ${s}${shared ? ' (one buffer)' : ''}: byte ${i} is ${dst[i]}, not ${x}`);
+          }
+        }
+      }
+    }
+  }
 });
 
 // ---- the master's choice --------------------------------------------------------------------
