@@ -13,7 +13,10 @@
 // CPU is user+system seconds of each tool's processes (bash `times` around them), per GiB.
 // Datagrams and bytes at the sender come from its interface counters, so every tool is
 // counted the same way. Every received file's sha256 is checked; a run that fails,
-// times out or delivers a wrong file counts as a failure for its tool.
+// times out or delivers a wrong file counts as a failure for its tool. The rows run in rounds
+// (each row's first run, then each row's second, ...), and the bench prints what loss on every
+// receiver cost each tool against the same round's run without it, and how fast the host hashed
+// before and after (compare tables of different days with that in mind).
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -327,6 +330,54 @@ function touch(bytes: number): number {
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
 
+const HEAD = '| receivers, loss | tool | wall s | goodput MB/s | vs udpcast | vs uftp | sender CPU s/GiB | receiver CPU s/GiB | datagrams sent | feedback at sender | bytes beyond payload | failures |';
+
+const toolsOf = (row: Row): Tool[] => TOOLS.filter((t) => !row.tools || row.tools.includes(t));
+
+/** A row's lines of the table, a tool each. */
+function rowLines(row: Row, results: Map<Tool, Result[]>): string[] {
+  const sums = toolsOf(row).map((t) => summarise(t, results.get(t)!));
+  const by = (t: Tool): Summary | undefined => sums.find((s) => s.tool === t);
+  return sums.map((s) => {
+    const judged = row.judged ? s.judgedWall : s.wall;
+    const ratio = (a?: Summary): string => {
+      if (!a || s.tool !== 'must') return '';
+      const aj = row.judged ? a.judgedWall : a.wall;
+      return Number.isFinite(aj) && Number.isFinite(judged) ? `${f2(aj / judged)}x` : a.failures === a.runs.length ? 'anchor failed' : '-';
+    };
+    const wallText = row.judged ? `${f1(judged)} (all ${f1(s.wall)})` : f2(s.wall);
+    return `| ${row.name} | ${s.tool} | ${wallText} | ${f1(s.goodput)} | ${ratio(by('udpcast'))} | ${ratio(by('uftp'))} | ${f2(s.sCpu)} | ${f2(s.rCpu)} | ${s.tx} | ${s.fb} | ${f1(s.extra)}% | ${s.failures}/${s.runs.length} |`;
+  });
+}
+
+/**
+ * What loss on every receiver costs each tool, against the row without loss of as many receivers:
+ * the time of each run over that of the same round's run without loss (both verified), and their
+ * median. A line per tool and pair of rows that ran.
+ */
+function lossCosts(rows: Row[], results: Map<Row, Map<Tool, Result[]>>): string[] {
+  const lines: string[] = [];
+  for (const lossy of rows) {
+    const base = rows.find((r) => r.name === `${lossy.receivers}, none` && !r.jumbo);
+    if (!base || lossy === base || lossy.jumbo || !/ on all$/.test(lossy.name)) continue;
+    for (const tool of toolsOf(lossy).filter((t) => toolsOf(base).includes(t))) {
+      const a = results.get(lossy)!.get(tool)!, b = results.get(base)!.get(tool)!;
+      const costs = a.map((r, i) => (r.ok && b[i]?.ok ? (r.wall / b[i].wall - 1) * 100 : NaN));
+      const pct = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(1)}%` : 'failed');
+      lines.push(`  ${lossy.name} against ${base.name}, ${tool}: ${costs.map(pct).join(', ')}; median ${pct(medianOf(costs))}`);
+    }
+  }
+  return lines;
+}
+
+/** Seconds Node takes to hash 1 GiB with SHA-256 (a quarter GiB four times): how fast this host is now. */
+function hashSeconds(): number {
+  const bytes = randomFillSync(Buffer.allocUnsafe(GIB / 4));
+  const t0 = performance.now();
+  for (let i = 0; i < 4; i++) createHash('sha256').update(bytes).digest();
+  return (performance.now() - t0) / 1000;
+}
+
 async function main(): Promise<void> {
   const wanted = values.rows ? new Set(values.rows.split(';')) : values.quick ? QUICK : undefined;
   const rows = ROWS.filter((r) => !wanted || wanted.has(r.name));
@@ -353,44 +404,37 @@ async function main(): Promise<void> {
     console.log(`bench/line: ${SIZE / 2 ** 20} MiB payload on tmpfs, ${RUNS} run(s) per tool and row, medians; ${new Date().toISOString()}`);
     console.log(`machine: ${sh('nproc', []).trim()} cores, ${sh('uname', ['-r']).trim()}, node ${process.version}; udpcast ${version('udp-sender')}, uftp ${version('uftp')}`);
     console.log(`memory: the tmpfs's ${(SIZE * (maxReceivers + 1)) / 2 ** 30} GiB written at ${fresh.toFixed(0)} MB/s, then again at ${kept.toFixed(0)} MB/s`);
-    const table: string[] = [];
-    const head = '| receivers, loss | tool | wall s | goodput MB/s | vs udpcast | vs uftp | sender CPU s/GiB | receiver CPU s/GiB | datagrams sent | feedback at sender | bytes beyond payload | failures |';
-    table.push(head, `|${'---|'.repeat(12)}`);
-    for (const row of rows) {
-      lab = createLab(PREFIX, hosts.slice(0, row.receivers + 1), '10.79.0');
-      lab.hosts.forEach((h, k) => {
-        const rate = row.rate(k - 1);
-        if (rate > 0) lab!.setRate(h, rate);
-        if (k > 0) lab!.setLoss(h, row.loss(k - 1));
-        if (row.jumbo) lab!.setMtu(h, JUMBO_MTU);
-      });
-      const tools = TOOLS.filter((t) => !row.tools || row.tools.includes(t));
-      const results = new Map<Tool, Result[]>(tools.map((t) => [t, []]));
-      for (let run = 0; run < RUNS; run++) {
-        for (const tool of tools) {
+    const hashedBefore = hashSeconds();
+    console.log(`host: Node hashed 1 GiB with SHA-256 in ${f2(hashedBefore)} s`);
+    // Round by round: every row's first run, then every row's second, and so on. On a host whose
+    // speed drifts (by half within minutes on some evenings), rows compared with each other (goal 3's
+    // loss against none, goal 4's slow PC against none) then share each stretch of it.
+    const results = new Map(rows.map((row) => [row, new Map<Tool, Result[]>(toolsOf(row).map((t) => [t, []]))]));
+    for (let run = 0; run < RUNS; run++) {
+      for (const row of rows) {
+        lab = createLab(PREFIX, hosts.slice(0, row.receivers + 1), '10.79.0');
+        lab.hosts.forEach((h, k) => {
+          const rate = row.rate(k - 1);
+          if (rate > 0) lab!.setRate(h, rate);
+          if (k > 0) lab!.setLoss(h, row.loss(k - 1));
+          if (row.jumbo) lab!.setMtu(h, JUMBO_MTU);
+        });
+        for (const tool of toolsOf(row)) {
           const r = await runOnce(tool, row, lab);
-          results.get(tool)!.push(r);
+          results.get(row)!.get(tool)!.push(r);
           process.stderr.write(`  ${row.name} ${tool} run ${run + 1}: ${r.ok ? `${f2(r.wall)} s` : `FAILED ${r.why}`}\n`);
         }
+        lab.destroy();
+        lab = undefined;
+        if (run === RUNS - 1) console.log(rowLines(row, results.get(row)!).join('\n'));
       }
-      lab.destroy();
-      lab = undefined;
-      const sums = tools.map((t) => summarise(t, results.get(t)!));
-      const by = (t: Tool): Summary | undefined => sums.find((s) => s.tool === t);
-      for (const s of sums) {
-        const judged = row.judged ? s.judgedWall : s.wall;
-        const ratio = (a?: Summary): string => {
-          if (!a || s.tool !== 'must') return '';
-          const aj = row.judged ? a.judgedWall : a.wall;
-          return Number.isFinite(aj) && Number.isFinite(judged) ? `${f2(aj / judged)}x` : a.failures === a.runs.length ? 'anchor failed' : '-';
-        };
-        const wallText = row.judged ? `${f1(judged)} (all ${f1(s.wall)})` : f2(s.wall);
-        table.push(`| ${row.name} | ${s.tool} | ${wallText} | ${f1(s.goodput)} | ${ratio(by('udpcast'))} | ${ratio(by('uftp'))} | ${f2(s.sCpu)} | ${f2(s.rCpu)} | ${s.tx} | ${s.fb} | ${f1(s.extra)}% | ${s.failures}/${s.runs.length} |`);
-      }
-      console.log(table.slice(-sums.length).join('\n'));
     }
+    const table = [HEAD, `|${'---|'.repeat(12)}`, ...rows.flatMap((row) => rowLines(row, results.get(row)!))];
     console.log(`\n${table.join('\n')}`);
     console.log('\nratios: the anchor\'s time over MUST\'s (above 1: MUST is faster); rows with a slow receiver compare the time until the other receivers are done.');
+    const costs = lossCosts(rows, results);
+    if (costs.length > 0) console.log(`\nloss against none, run by run (each pair from one round; goal 3: at most +15%):\n${costs.join('\n')}`);
+    console.log(`host: Node hashed 1 GiB with SHA-256 in ${f2(hashedBefore)} s before the first run, ${f2(hashSeconds())} s after the last`);
   } finally {
     cleanUp();
   }
