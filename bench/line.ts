@@ -351,15 +351,17 @@ function rowLines(row: Row, results: Map<Tool, Result[]>): string[] {
 }
 
 /**
- * What loss on every receiver costs each tool, against the row without loss of as many receivers:
+ * What loss on every receiver costs each tool, against the same row without loss:
  * the time of each run over that of the same round's run without loss (both verified), and their
  * median. A line per tool and pair of rows that ran.
  */
 function lossCosts(rows: Row[], results: Map<Row, Map<Tool, Result[]>>): string[] {
   const lines: string[] = [];
   for (const lossy of rows) {
-    const base = rows.find((r) => r.name === `${lossy.receivers}, none` && !r.jumbo);
-    if (!base || lossy === base || lossy.jumbo || !/ on all$/.test(lossy.name)) continue;
+    // "3, 5% on all, jumbo" against "3, none, jumbo".
+    const baseName = lossy.name.replace(/, [0-9.]+% on all\b/, ', none');
+    const base = rows.find((r) => r.name === baseName);
+    if (!base || lossy === base) continue;
     for (const tool of toolsOf(lossy).filter((t) => toolsOf(base).includes(t))) {
       const a = results.get(lossy)!.get(tool)!, b = results.get(base)!.get(tool)!;
       const costs = a.map((r, i) => (r.ok && b[i]?.ok ? (r.wall / b[i].wall - 1) * 100 : NaN));
@@ -370,9 +372,10 @@ function lossCosts(rows: Row[], results: Map<Row, Map<Tool, Result[]>>): string[
   return lines;
 }
 
-/** Seconds Node takes to hash 1 GiB with SHA-256 (a quarter GiB four times): how fast this host is now. */
+/** Seconds Node takes to hash 1 GiB with SHA-256 (a quarter GiB four times, after one untimed): how fast this host is now. */
 function hashSeconds(): number {
   const bytes = randomFillSync(Buffer.allocUnsafe(GIB / 4));
+  createHash('sha256').update(bytes).digest();
   const t0 = performance.now();
   for (let i = 0; i < 4; i++) createHash('sha256').update(bytes).digest();
   return (performance.now() - t0) / 1000;
