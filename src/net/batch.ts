@@ -91,6 +91,9 @@ function descriptor(s: dgram.Socket): number {
  */
 export type BatchReceive = (bytes: Uint8Array, from: Endpoint) => void;
 
+/** Whether a datagram of `length` bytes could begin at `bytes[at]` (a protocol's magic, say). */
+export type Begins = (bytes: Uint8Array, at: number, length: number) => boolean;
+
 export class BatchReader {
   private readonly fd: number;
   private readonly call: RecvMmsg;
@@ -128,14 +131,21 @@ export class BatchReader {
   /** System calls that found the socket empty. */
   empty = 0;
 
+  /**
+   * Tells a datagram that came while coalescing stopped from several coalesced before (see coalesce);
+   * without it, a message longer than the last size reported is always cut.
+   */
+  private readonly begins: Begins | undefined;
+
   /** A reader for `s`, or undefined where batching is not available (dgram alone then). */
-  static for(s: dgram.Socket): BatchReader | undefined {
+  static for(s: dgram.Socket, begins?: Begins): BatchReader | undefined {
     const f = syscalls();
     const fd = descriptor(s);
-    return f && fd >= 0 ? new BatchReader(fd, f) : undefined;
+    return f && fd >= 0 ? new BatchReader(fd, f, begins) : undefined;
   }
 
-  private constructor(fd: number, f: Ffi) {
+  private constructor(fd: number, f: Ffi, begins: Begins | undefined) {
+    this.begins = begins;
     this.fd = fd;
     this.call = f.recvmmsg;
     this.setsockopt = f.setsockopt;
@@ -171,8 +181,9 @@ export class BatchReader {
    * take a coalesced message for one datagram. A message coalesced before it stops is still one, and
    * the kernel no longer says so: until a drain finds the socket empty, a message longer than the size
    * last reported for its sender is cut by that size (a sender whose datagrams were coalesced sent
-   * them all of one size, save a shorter last one). The caller drains the socket after turning it
-   * off, before dgram reads again.
+   * them all of one size, save a shorter last one), where `begins` finds a datagram's start at every
+   * cut (a longer datagram of another kind from the same sender, such as a coded repair after DATA,
+   * is one). The caller drains the socket after turning it off, before dgram reads again.
    */
   coalesce(on: boolean): boolean {
     if (on === this.coalescing) return on;
@@ -212,7 +223,7 @@ export class BatchReader {
       let taken = 0;
       for (let i = 0; i < got; i++) {
         const len = Math.min(this.meta.getUint32(i * MMSGHDR + 56, true), SLOT), from = this.from(i);
-        const size = this.coalescing ? this.segmentSize(i, len) : this.settling ? this.leftover(len) : len;
+        const size = this.coalescing ? this.segmentSize(i, len) : this.settling ? this.leftover(i, len) : len;
         if (size >= len) {
           on(this.view(i, 0, 0, len), from);
           taken++;
@@ -237,9 +248,12 @@ export class BatchReader {
     if (!this.coalescing) this.settling = false;
   }
 
-  /** While settling: the size to cut a message of `len` bytes from the last sender by (`len`: it is one datagram). */
-  private leftover(len: number): number {
-    return len > this.segment && this.lastAddr === this.segmentAddr && this.lastPort === this.segmentPort ? this.segment : len;
+  /** While settling: the size to cut message i, of `len` bytes, by (`len`: it is one datagram). */
+  private leftover(i: number, len: number): number {
+    const size = this.segment;
+    if (len <= size || this.lastAddr !== this.segmentAddr || this.lastPort !== this.segmentPort) return len;
+    if (this.begins) for (let at = size; at < len; at += size) if (!this.begins(this.data, i * SLOT + at, Math.min(size, len - at))) return len;
+    return size;
   }
 
   /** The size of the datagrams coalesced into message i (UDP_GRO's control message), or `len` if it holds one. */
@@ -257,14 +271,16 @@ export class BatchReader {
 
   /**
    * Datagram k of slot i: its `len` bytes from `at`. A stream's datagrams are mostly of one size, so
-   * each place keeps its last view and hands it out again while the size holds (a view per datagram
-   * was a typed-array allocation for the collector, 741,000 per GiB).
+   * each place keeps its last view and hands it out again while it starts and ends there (a view per
+   * datagram was a typed-array allocation for the collector, 741,000 per GiB). Where coalesced
+   * datagrams change size (the NAKs of another PC), the last of a message may be as long as a view
+   * kept for that place and start elsewhere.
    */
   private view(i: number, k: number, at: number, len: number): Uint8Array {
     const start = i * SLOT + at;
     if (k >= VIEWS_PER_SLOT) return this.data.subarray(start, start + len);
     const j = i * VIEWS_PER_SLOT + k, v = this.views[j];
-    if (v !== undefined && v.length === len) return v;
+    if (v !== undefined && v.length === len && v.byteOffset === start) return v;
     return this.views[j] = this.data.subarray(start, start + len);
   }
 

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
 import { BatchReader, BatchWriter, DRAIN_LIMIT, Poller, syscalls } from '../../src/net/batch.ts';
-import { BatchedInput } from '../../src/net/udp.ts';
+import { BatchedInput, datagramBegins } from '../../src/net/udp.ts';
+import { Top, encodeClassicHeader } from '../../src/protocol/classic.ts';
+import { encodeDataHeader } from '../../src/protocol/codec.ts';
 
 /** A socket bound on loopback (with a large receive buffer). */
 async function bound(): Promise<dgram.Socket> {
@@ -332,6 +334,87 @@ test('datagrams the kernel coalesced before coalescing stopped are still cut apa
     tx.close();
     await new Promise<void>((r) => rx.close(r));
   }
+});
+
+test('while coalescing stops, a longer datagram from the same sender stays whole where `begins` tells it from coalesced ones, which are still cut apart', { timeout: 20_000 }, async () => {
+  let { rx, tx } = await pair();
+  // Every datagram of this stream begins with 0xAB; the long one holds 0x11 where a cut would fall.
+  const reader = BatchReader.for(rx, (b, at) => b[at] === 0xab)!;
+  const FULL = 1472;
+  const writer = BatchWriter.for(tx, FULL)!;
+  const datagram = (i: number, size = FULL): Buffer => { const b = Buffer.alloc(size, 0x11); b[0] = 0xab; b.writeUInt16BE(i, 1); return b; };
+  const got: Buffer[] = [];
+  const take = (b: Uint8Array): void => { got.push(Buffer.from(b)); };
+  let woken = 0;
+  rx.on('message', () => { woken++; });
+  const send = (from: number, to: number): void => {
+    for (let i = from; i < to; i++) { assert.ok(writer.ready); writer.add([datagram(i)]); }
+    assert.ok(writer.flush());
+  };
+  try {
+    assert.ok(reader.coalesce(true), 'the kernel refused UDP_GRO');
+    send(0, 300);
+    while (reader.drain(take) > 0);
+    assert.ok(reader.coalesced > 0, 'the kernel coalesced nothing: UDP_GRO did not take');
+    // Coalesced while UDP_GRO is on; then, from the same address and port (a socket of its own: the
+    // first one segments whatever is longer), one longer datagram; all read after UDP_GRO is off.
+    send(300, 600);
+    const before = reader.coalesced;
+    const port = tx.address().port;
+    await new Promise<void>((r) => tx.close(r));
+    tx = dgram.createSocket('udp4');
+    await new Promise<void>((r) => tx.bind(port, '127.0.0.1', r));
+    await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+    tx.send(datagram(600, 2 * FULL + 100)); // connected: sent before send() returns
+    reader.coalesce(false);
+    while (reader.drain(take) > 0);
+    assert.equal(woken, 0, 'libuv took a datagram: the test lost its grip on the socket');
+    assert.ok(reader.coalesced > before, 'nothing waited coalesced when coalescing stopped');
+    assert.equal(got.length, 601, `${got.length} datagrams came for 601`);
+    for (let i = 0; i < 600; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} differs (${got[i]!.length} bytes)`);
+    assert.ok(got[600]!.equals(datagram(600, 2 * FULL + 100)), `the long datagram came as ${got[600]!.length} bytes`);
+  } finally {
+    tx.close();
+    await new Promise<void>((r) => rx.close(r));
+  }
+});
+
+test('coalesced datagrams of another size in a message slot read before come whole, the last one too', { timeout: 20_000 }, async () => {
+  const { rx, tx } = await pair();
+  const reader = BatchReader.for(rx)!;
+  const got: Buffer[] = [];
+  const take = (b: Uint8Array): void => { got.push(Buffer.from(b)); };
+  rx.on('message', (msg) => { got.push(msg); });
+  const datagram = (i: number, size: number): Buffer => Buffer.alloc(size, i + 1);
+  try {
+    assert.ok(reader.coalesce(true), 'the kernel refused UDP_GRO');
+    // Each message a full datagram and a short one of the same length; the full ones differ in size.
+    for (const [i, full] of [[0, 1000], [2, 1200], [4, 1000]] as const) {
+      const writer = BatchWriter.for(tx, full)!;
+      assert.ok(writer.segmenting > 1, 'the kernel refused UDP_SEGMENT');
+      writer.add([datagram(i, full)]);
+      writer.add([datagram(i + 1, 300)]);
+      assert.ok(writer.flush());
+      while (reader.drain(take) > 0);
+    }
+    assert.ok(reader.coalesced > 0, 'the kernel coalesced nothing: UDP_GRO did not take');
+    assert.deepEqual(got.map((b) => b.length), [1000, 300, 1200, 300, 1000, 300]);
+    got.forEach((b, i) => assert.ok(b.every((x) => x === i + 1), `datagram ${i} holds bytes of another`));
+  } finally {
+    tx.close();
+    await new Promise<void>((r) => rx.close(r));
+  }
+});
+
+test('a datagram of ours begins with MUST\'s magic, or is a classic packet whose PL is its length', () => {
+  const must = Buffer.concat([Buffer.alloc(7, 0x11), encodeDataHeader(9, 0, 3, 0), Buffer.alloc(1448, 0x11)]);
+  assert.ok(datagramBegins(must, 7, must.length - 7));
+  assert.ok(!datagramBegins(must, 8, must.length - 8));
+  assert.ok(!datagramBegins(must, 0, must.length));
+  const classic = Buffer.concat([Buffer.alloc(3, 0x11), encodeClassicHeader(77, Top.Information, false, 512), Buffer.alloc(512, 0x11)]);
+  assert.ok(datagramBegins(classic, 3, 518));
+  assert.ok(!datagramBegins(classic, 3, 517));
+  assert.ok(!datagramBegins(classic, 3, 4), 'shorter than a classic header');
 });
 
 test('batched input: a socket that stays empty is read by one read in four, and catchUp reads it at once', { timeout: 20_000 }, async () => {
