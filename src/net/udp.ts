@@ -54,7 +54,7 @@ const IDLE = 4;
  * classic packet (its PL, the packet's length). Among datagrams coalesced before coalescing stopped,
  * every one does; a longer datagram from the same sender (a coded repair after a run of DATA, another
  * PC's wider NAK) is cut as if coalesced unless told apart (BatchReader.coalesce): in 36 PC runs of
- * the bench's "6, 5% on all" (a GiB each), 21 datagrams were cut so and dropped as malformed.
+ * the bench's "6, 5% on all" (a GiB each), about 20 were cut so, their pieces dropped as malformed.
  */
 export const datagramBegins = (b: Uint8Array, at: number, length: number): boolean =>
   (length >= 2 && b[at] === MAGIC >> 8 && b[at + 1] === (MAGIC & 0xff)) ||
