@@ -24,6 +24,23 @@ function collect(rx: dgram.Socket, n: number): { got: Buffer[]; all: Promise<voi
   return { got, all };
 }
 
+/** A socket of its own on `tx`'s port (tx closes), connected to `rx`: it sends a long datagram whole, where tx segments it. */
+async function samePort(tx: dgram.Socket, rx: dgram.Socket): Promise<dgram.Socket> {
+  const port = tx.address().port;
+  await new Promise<void>((r) => tx.close(r));
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(port, '127.0.0.1', r));
+  await new Promise<void>((r) => s.connect(rx.address().port, '127.0.0.1', r));
+  return s;
+}
+
+/** `got` holds datagrams 0 to n-1 as `datagram` makes them, then `long`, each whole. */
+function cameWhole(got: Buffer[], n: number, datagram: (i: number) => Buffer, long: Buffer): void {
+  assert.equal(got.length, n + 1, `${got.length} datagrams came for ${n + 1}`);
+  for (let i = 0; i < n; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} differs (${got[i]!.length} bytes)`);
+  assert.ok(got[n]!.equals(long), `the long datagram came as ${got[n]!.length} bytes`);
+}
+
 /** A receiver, and a sender connected to it. */
 async function pair(): Promise<{ rx: dgram.Socket; tx: dgram.Socket }> {
   const rx = await bound(), tx = await bound();
@@ -317,19 +334,12 @@ test('datagrams the kernel coalesced before coalescing stopped are still cut apa
     const before = reader.coalesced;
     sendAndDrain(300, 900, () => reader.coalesce(false));
     assert.ok(reader.coalesced > before, 'nothing waited coalesced when coalescing stopped');
-    // The socket was found empty since: a datagram from the same sender longer than the last size is one
-    // datagram. (A socket of its own on the same port: the first one segments whatever is longer.)
-    const port = tx.address().port;
-    await new Promise<void>((r) => tx.close(r));
-    tx = dgram.createSocket('udp4');
-    await new Promise<void>((r) => tx.bind(port, '127.0.0.1', r));
-    await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+    // The socket was found empty since: a datagram from the same sender longer than the last size is one datagram.
+    tx = await samePort(tx, rx);
     tx.send(datagram(900, 3 * FULL + 5)); // connected: sent before send() returns
     reader.drain(take);
     assert.equal(woken, 0, 'libuv took a datagram: the test lost its grip on the socket');
-    assert.equal(got.length, 901, `${got.length} datagrams came for 901`);
-    for (let i = 0; i < 900; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} differs (${got[i]!.length} bytes)`);
-    assert.ok(got[900]!.equals(datagram(900, 3 * FULL + 5)), `the long datagram came as ${got[900]!.length} bytes`);
+    cameWhole(got, 900, datagram, datagram(900, 3 * FULL + 5));
   } finally {
     tx.close();
     await new Promise<void>((r) => rx.close(r));
@@ -356,23 +366,16 @@ test('while coalescing stops, a longer datagram from the same sender stays whole
     send(0, 300);
     while (reader.drain(take) > 0);
     assert.ok(reader.coalesced > 0, 'the kernel coalesced nothing: UDP_GRO did not take');
-    // Coalesced while UDP_GRO is on; then, from the same address and port (a socket of its own: the
-    // first one segments whatever is longer), one longer datagram; all read after UDP_GRO is off.
+    // Coalesced while UDP_GRO is on; then, from the same address and port, one longer datagram; all read after UDP_GRO is off.
     send(300, 600);
     const before = reader.coalesced;
-    const port = tx.address().port;
-    await new Promise<void>((r) => tx.close(r));
-    tx = dgram.createSocket('udp4');
-    await new Promise<void>((r) => tx.bind(port, '127.0.0.1', r));
-    await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', r));
+    tx = await samePort(tx, rx);
     tx.send(datagram(600, 2 * FULL + 100)); // connected: sent before send() returns
     reader.coalesce(false);
     while (reader.drain(take) > 0);
     assert.equal(woken, 0, 'libuv took a datagram: the test lost its grip on the socket');
     assert.ok(reader.coalesced > before, 'nothing waited coalesced when coalescing stopped');
-    assert.equal(got.length, 601, `${got.length} datagrams came for 601`);
-    for (let i = 0; i < 600; i++) assert.ok(got[i]!.equals(datagram(i)), `datagram ${i} differs (${got[i]!.length} bytes)`);
-    assert.ok(got[600]!.equals(datagram(600, 2 * FULL + 100)), `the long datagram came as ${got[600]!.length} bytes`);
+    cameWhole(got, 600, datagram, datagram(600, 2 * FULL + 100));
   } finally {
     tx.close();
     await new Promise<void>((r) => rx.close(r));
