@@ -4,7 +4,7 @@
 // one that sends, so multicast leaves by the chosen interface with the chosen TTL.
 
 import dgram from 'node:dgram';
-import { CLASSIC_HEADER } from '../protocol/classic.ts';
+import { CLASSIC_HEADER, plOf } from '../protocol/classic.ts';
 import { MAGIC } from '../protocol/codec.ts';
 import type { Endpoint } from '../session/types.ts';
 import { BatchReader, Poller } from './batch.ts';
@@ -58,7 +58,7 @@ const IDLE = 4;
  */
 export const datagramBegins = (b: Uint8Array, at: number, length: number): boolean =>
   (length >= 2 && b[at] === MAGIC >> 8 && b[at + 1] === (MAGIC & 0xff)) ||
-  (length >= CLASSIC_HEADER && ((((b[at + 4]! << 8) | b[at + 5]!) >>> 3) & 0x3ff) === length);
+  (length >= CLASSIC_HEADER && plOf((b[at + 4]! << 8) | b[at + 5]!) === length);
 
 /**
  * Sockets whose datagrams are taken in batches (batch.ts). After each datagram dgram delivers on

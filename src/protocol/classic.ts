@@ -36,13 +36,16 @@ export function encodeClassicHeader(sn: number, top: Top, bp: boolean, payloadLe
   return b;
 }
 
+/** PL, the packet's length, from the header word after SN (TOP, BP, PL, three zero bits). */
+export const plOf = (word: number): number => (word >>> 3) & 0x3ff;
+
 export function decodeClassic(bytes: Uint8Array): ClassicPacket {
   const r = new Reader(bytes);
   const sn = r.u32('SN');
   const word = r.u16('TOP/BP/PL');
   const top = (word >>> 14) as Top;
   const bp = ((word >>> 13) & 1) === 1;
-  const pl = (word >>> 3) & 0x3ff;
+  const pl = plOf(word);
   if ((word & 0x7) !== 0) throw new DecodeError('field', 'reserved bits set');
   if (pl !== bytes.length) throw new DecodeError('length', `PL says ${pl} bytes, datagram has ${bytes.length}`);
   const payload = bytes.subarray(CLASSIC_HEADER);
