@@ -13,7 +13,7 @@ import { Receiver } from '../session/receiver.ts';
 import { type Transmit, countsText } from '../session/types.ts';
 import type { Iface } from './iface.ts';
 import { Pump } from './pump.ts';
-import { BatchedInput, closeAll, groupSocket, unicastSocket } from './udp.ts';
+import { BatchedInput, classicBegins, closeAll, groupSocket, mustBegins, unicastSocket } from './udp.ts';
 import type dgram from 'node:dgram';
 
 /** A target to write, and how a growable file learns the image's size. */
@@ -115,7 +115,8 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const image = new BatchedInput();
   try {
     sockets.push(await unicastSocket(sockOpts, input, image));
-    for (let i = 0; i < 4; i++) sockets.push(await groupSocket(sockOpts, o.port + i, input, image));
+    // p and p+1 carry MUST's datagrams, p+2 and p+3 classic packets (docs/PROTOCOL.md, section 2).
+    for (let i = 0; i < 4; i++) sockets.push(await groupSocket(sockOpts, o.port + i, input, image, i < 2 ? mustBegins : classicBegins));
   } catch (e) {
     // The target is this function's to close, also when the session cannot start.
     closeAll(sockets);

@@ -5,9 +5,9 @@
 
 import dgram from 'node:dgram';
 import { CLASSIC_HEADER, plOf } from '../protocol/classic.ts';
-import { MAGIC } from '../protocol/codec.ts';
+import { COMMON_HEADER, MAGIC, VERSION } from '../protocol/codec.ts';
 import type { Endpoint } from '../session/types.ts';
-import { BatchReader, Poller } from './batch.ts';
+import { BatchReader, type Begins, Poller } from './batch.ts';
 
 export interface SocketOptions {
   group: string;
@@ -50,15 +50,24 @@ const POLL_BUFFER = 4 << 20;
 const IDLE = 4;
 
 /**
- * Whether a datagram of `length` bytes could begin at `b[at]`: a MUST datagram (its magic), or a
- * classic packet (its PL, the packet's length). Among datagrams coalesced before coalescing stopped,
- * every one does; a longer datagram from the same sender (a coded repair after a run of DATA, another
- * PC's wider NAK) is cut as if coalesced unless told apart (BatchReader.coalesce): in 36 PC runs of
- * the bench's "6, 5% on all" (a GiB each), about 20 were cut so, their pieces dropped as malformed.
+ * Whether a datagram of `length` bytes could begin at `b[at]`, on a socket of MUST's own datagrams
+ * (ports p and p+1, the unicast socket): a common header of this version. Among datagrams coalesced
+ * before coalescing stopped, every one does; a longer datagram from the same sender (another PC's
+ * REPAIR_REQUEST after its ACKs, say) is cut as if coalesced unless told apart (BatchReader.coalesce):
+ * in 36 PC runs of the bench's "6, 5% on all" (a GiB each) without such a test, about 20 were cut so,
+ * their pieces dropped as malformed. A classic packet's length field is no test on these sockets: a
+ * REPAIR_REQUEST of two ranges cut after its 28-byte header has one wherever its first range starts
+ * at a packet number of the right low bits (about 1 in 1,000).
  */
-export const datagramBegins = (b: Uint8Array, at: number, length: number): boolean =>
-  (length >= 2 && b[at] === MAGIC >> 8 && b[at + 1] === (MAGIC & 0xff)) ||
-  (length >= CLASSIC_HEADER && plOf((b[at + 4]! << 8) | b[at + 5]!) === length);
+export const mustBegins: Begins = (b, at, length) =>
+  length >= COMMON_HEADER && b[at] === MAGIC >> 8 && b[at + 1] === (MAGIC & 0xff) && b[at + 2] === VERSION;
+
+/** The same on the classic ports (p+2, p+3): a classic packet whose PL is `length`, its reserved bits zero. */
+export const classicBegins: Begins = (b, at, length) => {
+  if (length < CLASSIC_HEADER) return false;
+  const word = (b[at + 4]! << 8) | b[at + 5]!;
+  return (word & 0x7) === 0 && plOf(word) === length;
+};
 
 /**
  * Sockets whose datagrams are taken in batches (batch.ts). After each datagram dgram delivers on
@@ -75,9 +84,12 @@ export class BatchedInput {
   private readonly polled: BatchReader[] = [];
   private poller: Poller | undefined;
 
-  /** Take `s`'s datagrams, as those of `port`, in batches where the platform allows (its reader, if so). */
-  add(s: dgram.Socket, port: number, onMessage: Receive): BatchReader | undefined {
-    const reader = BatchReader.for(s, datagramBegins);
+  /**
+   * Take `s`'s datagrams, as those of `port`, in batches where the platform allows (its reader, if so).
+   * `begins`: where one of the datagrams `s` carries may begin (mustBegins, classicBegins).
+   */
+  add(s: dgram.Socket, port: number, onMessage: Receive, begins?: Begins): BatchReader | undefined {
+    const reader = BatchReader.for(s, begins);
     const fromBatch = (b: Uint8Array, from: Endpoint): void => onMessage(b, from, port, true);
     const read = reader && { drain: (): number => reader.drain(fromBatch), empty: 0 };
     if (reader && read) {
@@ -123,19 +135,22 @@ export class BatchedInput {
   }
 }
 
-/** `batched`: the datagrams are taken in batches, with those of the other sockets of that input. */
-export async function groupSocket(o: SocketOptions, port: number, onMessage: Receive, batched?: BatchedInput): Promise<dgram.Socket> {
+/**
+ * `batched`: the datagrams are taken in batches, with those of the other sockets of that input;
+ * `begins`: where one of them may begin (BatchedInput.add).
+ */
+export async function groupSocket(o: SocketOptions, port: number, onMessage: Receive, batched?: BatchedInput, begins: Begins = mustBegins): Promise<dgram.Socket> {
   const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
   await bound(s, port, o.group);
   s.addMembership(o.group, o.iface);
   trySize(() => s.setRecvBufferSize(o.rcvbuf));
-  listen(s, port, onMessage, batched);
+  listen(s, port, onMessage, batched, begins);
   return s;
 }
 
 /** `s`'s datagrams go to `onMessage` as those of `port`: in batches with `batched`'s other sockets, or one by one. */
-function listen(s: dgram.Socket, port: number, onMessage: Receive, batched: BatchedInput | undefined): void {
-  if (batched) batched.add(s, port, onMessage);
+function listen(s: dgram.Socket, port: number, onMessage: Receive, batched: BatchedInput | undefined, begins: Begins): void {
+  if (batched) batched.add(s, port, onMessage, begins);
   else s.on('message', (msg, r) => onMessage(msg, { address: r.address, port: r.port }, port, false));
 }
 
@@ -154,7 +169,7 @@ export async function sendingSocket(o: SocketOptions): Promise<dgram.Socket> {
 export async function unicastSocket(o: SocketOptions, onMessage: Receive, batched?: BatchedInput): Promise<dgram.Socket> {
   const s = await sendingSocket(o);
   trySize(() => s.setRecvBufferSize(o.rcvbuf));
-  listen(s, 0, onMessage, batched);
+  listen(s, 0, onMessage, batched, mustBegins);
   return s;
 }
 

@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
 import { BatchReader, BatchWriter, DRAIN_LIMIT, Poller, syscalls } from '../../src/net/batch.ts';
-import { BatchedInput, datagramBegins } from '../../src/net/udp.ts';
+import { BatchedInput, classicBegins, mustBegins } from '../../src/net/udp.ts';
 import { Top, encodeClassicHeader } from '../../src/protocol/classic.ts';
-import { encodeDataHeader } from '../../src/protocol/codec.ts';
+import { COMMON_HEADER, HEADER_LENGTH, VERSION, encode, encodeDataHeader } from '../../src/protocol/codec.ts';
+import { MsgType } from '../../src/protocol/messages.ts';
 
 /** A socket bound on loopback (with a large receive buffer). */
 async function bound(): Promise<dgram.Socket> {
@@ -409,15 +410,30 @@ test('coalesced datagrams of another size in a message slot read before come who
   }
 });
 
-test('a datagram of ours begins with MUST\'s magic, or is a classic packet whose PL is its length', () => {
-  const must = Buffer.concat([Buffer.alloc(7, 0x11), encodeDataHeader(9, 0, 3, 0), Buffer.alloc(1448, 0x11)]);
-  assert.ok(datagramBegins(must, 7, must.length - 7));
-  assert.ok(!datagramBegins(must, 8, must.length - 8));
-  assert.ok(!datagramBegins(must, 0, must.length));
+test('a datagram begins as its socket\'s kind does: a MUST header of this version on MUST\'s sockets, a classic packet whose PL is its length on the classic ones', () => {
+  const must = Buffer.concat([Buffer.alloc(7, 0x11), encodeDataHeader(9, 0, 3, 0), Buffer.alloc(1452, 0x11)]);
+  assert.ok(mustBegins(must, 7, must.length - 7));
+  assert.ok(!mustBegins(must, 8, must.length - 8));
+  assert.ok(!mustBegins(must, 0, must.length));
+  assert.ok(!mustBegins(must, 7, COMMON_HEADER - 1), 'shorter than a common header');
+  const other = Buffer.from(must);
+  other[7 + 2] = VERSION + 1;
+  assert.ok(!mustBegins(other, 7, other.length - 7), 'another wire version');
   const classic = Buffer.concat([Buffer.alloc(3, 0x11), encodeClassicHeader(77, Top.Information, false, 512), Buffer.alloc(512, 0x11)]);
-  assert.ok(datagramBegins(classic, 3, 518));
-  assert.ok(!datagramBegins(classic, 3, 517));
-  assert.ok(!datagramBegins(classic, 3, 4), 'shorter than a classic header');
+  assert.ok(classicBegins(classic, 3, 518));
+  assert.ok(!classicBegins(classic, 3, 517));
+  assert.ok(!classicBegins(classic, 3, 4), 'shorter than a classic header');
+  assert.ok(!mustBegins(classic, 3, 518));
+  const reserved = Buffer.from(classic);
+  reserved[3 + 5]! |= 1;
+  assert.ok(!classicBegins(reserved, 3, 518), 'reserved bits set');
+  // Another PC's REPAIR_REQUEST of two ranges, cut after its header as if coalesced with its ACKs: the
+  // first range starts at a packet whose low bits read as a classic PL of 20, the rest of its length.
+  const request = encode({ type: MsgType.RepairRequest, session: 9, client: '0123456789abcdef', epoch: 1, ranges: [{ start: 0x1_00a0, count: 4 }, { start: 0x2_0000, count: 1 }] });
+  const cut = HEADER_LENGTH[MsgType.RepairRequest];
+  assert.equal(request.length, cut + 20);
+  assert.ok(classicBegins(request, cut, 20), 'the range does not read as a classic packet: the case is not made');
+  assert.ok(!mustBegins(request, cut, 20), 'a REPAIR_REQUEST\'s ranges taken for a datagram on MUST\'s feedback socket');
 });
 
 test('batched input: a socket that stays empty is read by one read in four, and catchUp reads it at once', { timeout: 20_000 }, async () => {
