@@ -4,7 +4,7 @@
 // one that sends, so multicast leaves by the chosen interface with the chosen TTL.
 
 import dgram from 'node:dgram';
-import { CLASSIC_HEADER, plOf } from '../protocol/classic.ts';
+import { CLASSIC_HEADER, plOf, reservedClear } from '../protocol/classic.ts';
 import { COMMON_HEADER, MAGIC, VERSION } from '../protocol/codec.ts';
 import type { Endpoint } from '../session/types.ts';
 import { BatchReader, type Begins, Poller } from './batch.ts';
@@ -66,7 +66,7 @@ export const mustBegins: Begins = (b, at, length) =>
 export const classicBegins: Begins = (b, at, length) => {
   if (length < CLASSIC_HEADER) return false;
   const word = (b[at + 4]! << 8) | b[at + 5]!;
-  return (word & 0x7) === 0 && plOf(word) === length;
+  return reservedClear(word) && plOf(word) === length;
 };
 
 /**

@@ -38,6 +38,8 @@ export function encodeClassicHeader(sn: number, top: Top, bp: boolean, payloadLe
 
 /** PL, the packet's length, from the header word after SN (TOP, BP, PL, three zero bits). */
 export const plOf = (word: number): number => (word >>> 3) & 0x3ff;
+/** Whether the header word's three reserved bits are zero, as they must be. */
+export const reservedClear = (word: number): boolean => (word & 0x7) === 0;
 
 export function decodeClassic(bytes: Uint8Array): ClassicPacket {
   const r = new Reader(bytes);
@@ -46,7 +48,7 @@ export function decodeClassic(bytes: Uint8Array): ClassicPacket {
   const top = (word >>> 14) as Top;
   const bp = ((word >>> 13) & 1) === 1;
   const pl = plOf(word);
-  if ((word & 0x7) !== 0) throw new DecodeError('field', 'reserved bits set');
+  if (!reservedClear(word)) throw new DecodeError('field', 'reserved bits set');
   if (pl !== bytes.length) throw new DecodeError('length', `PL says ${pl} bytes, datagram has ${bytes.length}`);
   const payload = bytes.subarray(CLASSIC_HEADER);
   const carriesData = top === Top.Information || top === Top.RepairResponse;
