@@ -5,7 +5,8 @@
 
 import dgram from 'node:dgram';
 import { CLASSIC_HEADER, plOf, reservedClear } from '../protocol/classic.ts';
-import { COMMON_HEADER, MAGIC, VERSION } from '../protocol/codec.ts';
+import { ANNOUNCE_MAPPED_HLEN, COMMON_HEADER, HEADER_LENGTH, MAGIC, VERSION } from '../protocol/codec.ts';
+import { MsgType } from '../protocol/messages.ts';
 import type { Endpoint } from '../session/types.ts';
 import { BatchReader, type Begins, Poller } from './batch.ts';
 
@@ -49,18 +50,29 @@ const POLL_BUFFER = 4 << 20;
  */
 const IDLE = 4;
 
+/** Each type's header length as this version writes it, by type (0: no such type). */
+const HLEN = new Uint8Array(256);
+for (const [type, hlen] of Object.entries(HEADER_LENGTH)) HLEN[Number(type)] = hlen;
+
 /**
  * Whether a datagram of `length` bytes could begin at `b[at]`, on a socket of MUST's own datagrams
- * (ports p and p+1, the unicast socket): a common header of this version. Among datagrams coalesced
- * before coalescing stopped, every one does; a longer datagram from the same sender (another PC's
- * REPAIR_REQUEST after its ACKs, say) is cut as if coalesced unless told apart (BatchReader.coalesce):
- * in 36 PC runs of the bench's "6, 5% on all" (a GiB each) without such a test, about 20 were cut so,
- * their pieces dropped as malformed. A classic packet's length field is no test on these sockets: a
+ * (ports p and p+1, the unicast socket): a common header of this version, of a known type, with the
+ * header length this version writes for it. Among datagrams coalesced before coalescing stopped,
+ * every one does; a longer datagram from the same sender (another PC's REPAIR_REQUEST after its
+ * ACKs, say) is cut as if coalesced unless told apart (BatchReader.coalesce): in 36 PC runs of the
+ * bench's "6, 5% on all" (a GiB each) without such a test, about 20 were cut so, their pieces dropped
+ * as malformed. The reader also searches for the size of datagrams coalesced at a size it was never
+ * told, so a datagram's payload must not pass for a header: with the magic and version alone, one in
+ * 30 PC runs of that row had a DATA datagram cut where its payload held them (2026-12-07); type and
+ * header length add about 12 bits. A classic packet's length field is no test on these sockets: a
  * REPAIR_REQUEST of two ranges cut after its 28-byte header has one wherever its first range starts
  * at a packet number of the right low bits (about 1 in 1,000).
  */
-export const mustBegins: Begins = (b, at, length) =>
-  length >= COMMON_HEADER && b[at] === MAGIC >> 8 && b[at + 1] === (MAGIC & 0xff) && b[at + 2] === VERSION;
+export const mustBegins: Begins = (b, at, length) => {
+  if (length < COMMON_HEADER || b[at] !== MAGIC >> 8 || b[at + 1] !== (MAGIC & 0xff) || b[at + 2] !== VERSION) return false;
+  const type = b[at + 3]!, hlen = b[at + 4]!;
+  return hlen <= length && HLEN[type] !== 0 && (hlen === HLEN[type] || (type === MsgType.Announce && hlen === ANNOUNCE_MAPPED_HLEN));
+};
 
 /** The same on the classic ports (p+2, p+3): a classic packet whose PL is `length`, its reserved bits zero. */
 export const classicBegins: Begins = (b, at, length) => {

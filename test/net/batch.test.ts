@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { BatchReader, BatchWriter, DRAIN_LIMIT, Poller, syscalls } from '../../src/net/batch.ts';
 import { BatchedInput, classicBegins, mustBegins } from '../../src/net/udp.ts';
 import { Top, encodeClassicHeader } from '../../src/protocol/classic.ts';
-import { COMMON_HEADER, HEADER_LENGTH, VERSION, encode, encodeDataHeader } from '../../src/protocol/codec.ts';
-import { MsgType } from '../../src/protocol/messages.ts';
+import { COMMON_HEADER, HEADER_LENGTH, MAGIC, VERSION, encode, encodeDataHeader } from '../../src/protocol/codec.ts';
+import { Caps, MsgType } from '../../src/protocol/messages.ts';
 
 /** A socket bound on loopback (with a large receive buffer). */
 async function bound(): Promise<dgram.Socket> {
@@ -383,6 +383,46 @@ test('while coalescing stops, a longer datagram from the same sender stays whole
   }
 });
 
+test('while coalescing stops, datagrams coalesced at a size never reported, from the last sender or another, are cut where `begins` finds each one', { timeout: 20_000 }, async () => {
+  const { rx, tx } = await pair();
+  const other = await bound();
+  await new Promise<void>((r) => other.connect(rx.address().port, '127.0.0.1', r));
+  // Every datagram of these streams begins with 0xAB and holds none elsewhere.
+  const reader = BatchReader.for(rx, (b, at) => b[at] === 0xab)!;
+  const datagram = (i: number, size: number): Buffer => { const b = Buffer.alloc(size, 0x11); b[0] = 0xab; b.writeUInt16BE(i, 1); return b; };
+  const got: Buffer[] = [];
+  const take = (b: Uint8Array): void => { got.push(Buffer.from(b)); };
+  let woken = 0;
+  rx.on('message', () => { woken++; });
+  const send = (s: dgram.Socket, full: number, sizes: number[], first: number): Buffer[] => {
+    const writer = BatchWriter.for(s, full)!;
+    assert.ok(writer.segmenting > 1, 'the kernel refused UDP_SEGMENT');
+    const sent = sizes.map((size, k) => datagram(first + k, size));
+    for (const d of sent) { assert.ok(writer.ready); writer.add([d]); }
+    assert.ok(writer.flush());
+    return sent;
+  };
+  try {
+    assert.ok(reader.coalesce(true), 'the kernel refused UDP_GRO');
+    // The size the kernel reports: 1000, from tx.
+    const want = send(tx, 1000, [1000, 1000, 1000, 400], 0);
+    while (reader.drain(take) > 0);
+    assert.ok(reader.coalesced > 0, 'the kernel coalesced nothing: UDP_GRO did not take');
+    // Then, coalesced and left waiting as coalescing stops: tx's datagrams of 1200 (coded repairs after
+    // DATA, say), and another sender's of 48 (another PC's REPAIR_REQUESTs).
+    want.push(...send(tx, 1200, [1200, 1200, 1200, 700], 4), ...send(other, 48, [48, 48, 48, 48, 48], 8));
+    const before = reader.coalesced;
+    reader.coalesce(false);
+    while (reader.drain(take) > 0);
+    assert.equal(woken, 0, 'libuv took a datagram: the test lost its grip on the socket');
+    assert.deepEqual(got.map((b) => b.length), want.map((b) => b.length));
+    assert.equal(reader.coalesced, before + 2, 'the two messages did not wait coalesced');
+    got.forEach((b, i) => assert.ok(b.equals(want[i]!), `datagram ${i} differs`));
+  } finally {
+    for (const s of [tx, other, rx]) s.close();
+  }
+});
+
 test('coalesced datagrams of another size in a message slot read before come whole, the last one too', { timeout: 20_000 }, async () => {
   const { rx, tx } = await pair();
   const reader = BatchReader.for(rx)!;
@@ -419,6 +459,24 @@ test('a datagram begins as its socket\'s kind does: a MUST header of this versio
   const other = Buffer.from(must);
   other[7 + 2] = VERSION + 1;
   assert.ok(!mustBegins(other, 7, other.length - 7), 'another wire version');
+  // A payload that holds the magic and the version, as one DATA datagram of the bench's did where a cut was sought.
+  const inPayload = Buffer.from(must);
+  inPayload.set([MAGIC >> 8, MAGIC & 0xff, VERSION, 0x77, 0x06], 800);
+  assert.ok(!mustBegins(inPayload, 800, inPayload.length - 800), 'no such type');
+  inPayload[803] = MsgType.Ack;
+  assert.ok(!mustBegins(inPayload, 800, inPayload.length - 800), 'a header length this version does not write');
+  inPayload[804] = HEADER_LENGTH[MsgType.Ack];
+  assert.ok(mustBegins(inPayload, 800, inPayload.length - 800));
+  assert.ok(!mustBegins(inPayload, 800, HEADER_LENGTH[MsgType.Ack] - 1), 'a header longer than the datagram');
+  // Both header lengths of an ANNOUNCE: with and without the target size (Caps.Mapped).
+  for (const caps of [0, Caps.Mapped]) {
+    const announce = encode({
+      type: MsgType.Announce, session: 9, phase: 1, mode: 1, kind: 1, caps, imageSize: 1 << 20, targetSize: caps ? 2 << 20 : 1 << 20, sectorSize: 512,
+      payloadSize: 1452, blockPackets: 64, manifestLength: 100, manifestDigest: new Uint8Array(32), epoch: 1, segment: 0,
+      segmentPackets: 0, dataPort: 7700, feedbackPort: 7701, clients: 1, ttl: 1, name: 'lab',
+    });
+    assert.ok(mustBegins(announce, 0, announce.length), `an ANNOUNCE of caps ${caps}`);
+  }
   const classic = Buffer.concat([Buffer.alloc(3, 0x11), encodeClassicHeader(77, Top.Information, false, 512), Buffer.alloc(512, 0x11)]);
   assert.ok(classicBegins(classic, 3, 518));
   assert.ok(!classicBegins(classic, 3, 517));
