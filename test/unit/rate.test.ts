@@ -50,6 +50,33 @@ test('random loss between the thresholds changes nothing', () => {
   assert.equal(r.rate, MAX);
 });
 
+test('a pace cut by a burst of loss comes back to the top under random loss between the thresholds', () => {
+  const r = fresh();
+  // A start that loses 30% at every client for 300 ms (their code still compiling), then 5-7% for good.
+  const now = feed(r, { a: 0.3, b: 0.3, c: 0.3 }, 0, 300);
+  feed(r, { a: 0.05, b: 0.06, c: 0.07 }, now, 1000);
+  assert.ok(r.rate < 0.6 * MAX, `pace ${r.rate} after the burst`);
+  feed(r, { a: 0.05, b: 0.06, c: 0.07 }, now + 1000, 3000);
+  assert.equal(r.rate, MAX);
+});
+
+test('behind a bottleneck the steps up between the thresholds stop where the loss grows: the pace settles', () => {
+  for (const CAP of [100, 400, 700]) {
+    const r = fresh();
+    // Every client loses what the pace sends beyond CAP.
+    let cuts = 0, highest = 0, before = r.rate;
+    for (let now = 0; now < 30_000; now += INTERVAL) {
+      const lost = Math.max(0, 1 - CAP / r.rate);
+      for (const client of ['a', 'b', 'c']) r.sample(client, lost, now);
+      if (now >= 10_000) { highest = Math.max(highest, r.rate); if (r.rate < before) cuts++; }
+      before = r.rate;
+    }
+    // From 10 s on: about HIGH of loss at most (a pace of CAP / (1 - HIGH), 1.136 CAP), and no step up that runs into it and is cut again.
+    assert.ok(highest <= 1.15 * CAP, `the pace reached ${highest.toFixed(0)} behind a bottleneck of ${CAP}`);
+    assert.equal(cuts, 0, `the pace was cut ${cuts} times in 20 s behind a bottleneck of ${CAP}`);
+  }
+});
+
 test('repair epochs: a whole epoch\'s loss cuts the pace to what got through, while clients that are gone no longer count', () => {
   const r = fresh();
   feed(r, { a: 0, b: 0, slow: 0.9 }, 0, 200);
