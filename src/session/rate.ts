@@ -132,4 +132,3 @@ export class RateController {
     this.lastAdjust = now;
   }
 }
-
