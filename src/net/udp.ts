@@ -5,8 +5,7 @@
 
 import dgram from 'node:dgram';
 import { CLASSIC_HEADER, plOf, reservedClear } from '../protocol/classic.ts';
-import { ANNOUNCE_MAPPED_HLEN, COMMON_HEADER, HEADER_LENGTH, MAGIC, VERSION } from '../protocol/codec.ts';
-import { MsgType } from '../protocol/messages.ts';
+import { COMMON_HEADER, MAGIC, VERSION, writesHeader } from '../protocol/codec.ts';
 import type { Endpoint } from '../session/types.ts';
 import { BatchReader, type Begins, Poller } from './batch.ts';
 
@@ -50,10 +49,6 @@ const POLL_BUFFER = 4 << 20;
  */
 const IDLE = 4;
 
-/** Each type's header length as this version writes it, by type (0: no such type). */
-const HLEN = new Uint8Array(256);
-for (const [type, hlen] of Object.entries(HEADER_LENGTH)) HLEN[Number(type)] = hlen;
-
 /**
  * Whether a datagram of `length` bytes could begin at `b[at]`, on a socket of MUST's own datagrams
  * (ports p and p+1, the unicast socket): a common header of this version, of a known type, with the
@@ -71,7 +66,7 @@ for (const [type, hlen] of Object.entries(HEADER_LENGTH)) HLEN[Number(type)] = h
 export const mustBegins: Begins = (b, at, length) => {
   if (length < COMMON_HEADER || b[at] !== MAGIC >> 8 || b[at + 1] !== (MAGIC & 0xff) || b[at + 2] !== VERSION) return false;
   const type = b[at + 3]!, hlen = b[at + 4]!;
-  return hlen <= length && HLEN[type] !== 0 && (hlen === HLEN[type] || (type === MsgType.Announce && hlen === ANNOUNCE_MAPPED_HLEN));
+  return hlen <= length && writesHeader(type, hlen);
 };
 
 /** The same on the classic ports (p+2, p+3): a classic packet whose PL is `length`, its reserved bits zero. */

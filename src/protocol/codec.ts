@@ -40,6 +40,14 @@ export const HEADER_LENGTH: Record<MsgType, number> = {
   [MsgType.Solicit]: 20,
 };
 
+/** Each type's header length as written, by type (0: no such type); a mapped ANNOUNCE's is ANNOUNCE_MAPPED_HLEN. */
+const WRITTEN = new Uint8Array(256);
+for (const [type, hlen] of Object.entries(HEADER_LENGTH)) WRITTEN[Number(type)] = hlen;
+
+/** Whether this version writes `hlen` as the header length of a message of `type` (false for an unknown type). */
+export const writesHeader = (type: number, hlen: number): boolean =>
+  WRITTEN[type] !== 0 && (hlen === WRITTEN[type] || (type === MsgType.Announce && hlen === ANNOUNCE_MAPPED_HLEN));
+
 /** Largest UDP payload for a path MTU (IPv4 20 + UDP 8). */
 export const udpPayloadFor = (mtu: number): number => mtu - 28;
 /** Data payload per packet that fills one datagram at this MTU. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { DecodeError } from '../../src/protocol/bytes.ts';
-import { ANNOUNCE_MAPPED_HLEN, HEADER_LENGTH, VERSION, decode, encode, encodeDataHeader, rangesPerRequest } from '../../src/protocol/codec.ts';
+import { ANNOUNCE_MAPPED_HLEN, HEADER_LENGTH, VERSION, decode, encode, encodeDataHeader, rangesPerRequest, writesHeader } from '../../src/protocol/codec.ts';
 import { type DataMsg, type Message, DataFlag, MsgType, NO_BLOCK } from '../../src/protocol/messages.ts';
 import { seeded } from '../../src/session/rng.ts';
 
@@ -44,6 +44,18 @@ const samples: Array<Exclude<Message, DataMsg>> = [
 
 test('every message survives encode then decode', () => {
   for (const m of samples) assert.deepEqual(decode(encode(m)), m, `type ${m.type}`);
+});
+
+test('writesHeader holds for the header length of every message encoded, and for no other', () => {
+  const written = [...samples.map((m) => encode(m)), encodeDataHeader(1, 0, 3, NO_BLOCK)];
+  for (const b of written) assert.ok(writesHeader(b[3]!, b[4]!), `type ${b[3]}, hlen ${b[4]}`);
+  // Both ANNOUNCE lengths occur among the samples (caps 0x8003 has Caps.Mapped).
+  assert.deepEqual(new Set(written.filter((b) => b[3] === MsgType.Announce).map((b) => b[4])), new Set([HEADER_LENGTH[MsgType.Announce], ANNOUNCE_MAPPED_HLEN]));
+  for (let type = 0; type < 256; type++) for (let hlen = 0; hlen < 256; hlen++) {
+    const known = type in HEADER_LENGTH;
+    const expected = known && (hlen === HEADER_LENGTH[type as MsgType] || (type === MsgType.Announce && hlen === ANNOUNCE_MAPPED_HLEN));
+    assert.equal(writesHeader(type, hlen), expected, `type ${type}, hlen ${hlen}`);
+  }
 });
 
 test('DATA: header and payload round trip, payload is a view', () => {
